@@ -1,0 +1,210 @@
+"""Command line: `tyk-inspector [serve]` runs the inspector, `tyk-inspector send` talks to any Dispatcher.
+
+Flags win over TYK_INSPECTOR_* environment variables, which win over the defaults.
+The CLI only builds Settings and hands them on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from app.config import Settings
+
+ENV_PREFIX = "TYK_INSPECTOR_"
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"k": 1000, "ki": 1024, "m": 1000**2, "mi": 1024**2, "g": 1000**3, "gi": 1024**3}
+
+
+def byte_size(text: str) -> int:
+    """'67108864', '64MiB', '100MB', '512k' -> bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (examples: 1048576, 64MiB, 100MB)")
+    number, unit = match.groups()
+    return int(number) * (_UNITS[unit.lower().rstrip("b")] if unit else 1)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+class _EnvDefaults:
+    """Reads TYK_INSPECTOR_<NAME> for an option's default, with the option's own validation."""
+
+    def __init__(self, environ: dict[str, str]) -> None:
+        self.environ = environ
+        self.errors: list[str] = []
+
+    def __call__(self, name: str, convert: Callable[[str], Any], default: Any) -> Any:
+        raw = self.environ.get(ENV_PREFIX + name)
+        if raw is None:
+            return default
+        try:
+            return convert(raw)
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            self.errors.append(f"{ENV_PREFIX}{name}: {exc}")
+            return default
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text not in options:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(options)}")
+        return text
+
+    return convert
+
+
+def build_parser(environ: dict[str, str]) -> tuple[argparse.ArgumentParser, _EnvDefaults]:
+    env = _EnvDefaults(environ)
+    parser = argparse.ArgumentParser(
+        prog="tyk-inspector",
+        description="A Tyk Gateway gRPC plugin server that captures every hook call and shows it live.",
+        epilog="Every serve option can also be set as TYK_INSPECTOR_<OPTION>, e.g. TYK_INSPECTOR_HTTP_PORT=9000.",
+    )
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the inspector (the default command)")
+    _add_serve_options(serve, env)
+
+    send = commands.add_parser("send", help="send a Dispatch or DispatchEvent from a JSON file and print the reply")
+    send.add_argument("file", help="protobuf JSON of an Object or Event, or an export document; - for stdin")
+    send.add_argument("--to", default="localhost:50051", help="Dispatcher address (default: %(default)s)")
+    kind = send.add_mutually_exclusive_group()
+    kind.add_argument("--event", action="store_true", help="send as DispatchEvent (default: guessed from the file)")
+    kind.add_argument("--dispatch", action="store_true", help="send as Dispatch (default: guessed from the file)")
+    send.add_argument("--timeout", type=seconds, default=10.0, help="seconds per call (default: %(default)s)")
+    return parser, env
+
+
+def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> None:
+    default = Settings()
+    parser.add_argument(
+        "--grpc-address",
+        default=env("GRPC_ADDRESS", str, default.grpc_address),
+        help="TCP address for the Dispatcher service; '' for the unix socket only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grpc-unix",
+        default=env("GRPC_UNIX", str, None),
+        metavar="PATH",
+        help="also listen on this unix socket (tyk.conf: coprocess_grpc_server unix:///PATH)",
+    )
+    parser.add_argument("--http-host", default=env("HTTP_HOST", str, default.http_host), help="(default: %(default)s)")
+    parser.add_argument(
+        "--http-port", type=port, default=env("HTTP_PORT", port, default.http_port), help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--buffer-items",
+        type=positive_int,
+        default=env("BUFFER_ITEMS", positive_int, default.buffer_items),
+        help="captures kept at most (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--buffer-bytes",
+        type=byte_size,
+        default=env("BUFFER_BYTES", byte_size, default.buffer_bytes),
+        help="bytes of captures kept at most, e.g. 256MiB (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=byte_size,
+        default=env("MAX_MESSAGE_BYTES", byte_size, default.max_message_bytes),
+        help="largest gRPC message received or sent (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-format",
+        type=_choice("text", "json"),
+        default=env("LOG_FORMAT", _choice("text", "json"), default.log_format),
+        help="text or json (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=_choice("DEBUG", "INFO", "WARNING", "ERROR"),
+        default=env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), default.log_level),
+        help="(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--capture-log",
+        type=_choice("off", "line", "json"),
+        default=env("CAPTURE_LOG", _choice("off", "line", "json"), default.capture_log),
+        help="per capture on the console: off, line, or json (the full Object) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=seconds,
+        default=env("SHUTDOWN_GRACE", seconds, default.shutdown_grace_seconds),
+        help="seconds in-flight calls get on shutdown (default: %(default)s)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        grpc_address=args.grpc_address,
+        grpc_unix_socket=args.grpc_unix or None,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        buffer_items=args.buffer_items,
+        buffer_bytes=args.buffer_bytes,
+        max_message_bytes=args.max_message_bytes,
+        log_format=args.log_format,
+        log_level=args.log_level,
+        capture_log=args.capture_log,
+        shutdown_grace_seconds=args.shutdown_grace,
+    )
+
+
+def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    parser, env = build_parser(dict(os.environ) if environ is None else environ)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("serve", "send", "-h", "--help"):
+        argv.insert(0, "serve")  # `tyk-inspector --http-port 9000` means serve
+    args = parser.parse_args(argv)
+    if env.errors:
+        parser.error("; ".join(env.errors))
+    if args.command == "send":
+        from app.send import send_file
+
+        return send_file(args.file, args.to, event=args.event, dispatch=args.dispatch, timeout=args.timeout)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    from app.logs import configure_logging
+    from app.server import serve
+
+    configure_logging(settings.log_format, settings.log_level)
+    return asyncio.run(serve(settings))
+

@@ -1,0 +1,54 @@
+"""Settings: one frozen value object, built by the CLI and passed down explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MiB = 1024 * 1024
+
+LogFormat = Literal["text", "json"]
+CaptureLog = Literal["off", "line", "json"]
+
+DEFAULT_GRPC_ADDRESS = "[::]:50051"
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8000
+DEFAULT_BUFFER_ITEMS = 10_000
+DEFAULT_BUFFER_BYTES = 256 * MiB
+# Request and response bodies travel inside the Object, and tens of MiB happen;
+# Tyk's own tests run with 100,000,000 bytes on both sides.
+DEFAULT_MAX_MESSAGE_BYTES = 100_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the inspector needs to run; defaults suit a developer's laptop."""
+
+    grpc_address: str = DEFAULT_GRPC_ADDRESS
+    """TCP address of the Dispatcher service; empty to listen on the unix socket only."""
+    grpc_unix_socket: str | None = None
+    """Optional unix socket path, for tyk.conf `coprocess_grpc_server: unix:///path`."""
+    http_host: str = DEFAULT_HTTP_HOST
+    http_port: int = DEFAULT_HTTP_PORT
+    buffer_items: int = DEFAULT_BUFFER_ITEMS
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    log_format: LogFormat = "text"
+    log_level: str = "INFO"
+    capture_log: CaptureLog = "line"
+    """Console output per capture: nothing, one summary line, or the full protobuf JSON."""
+    sse_queue_size: int = 1_000
+    """Captures queued per browser before it is treated as lagging and resynced from the buffer."""
+    sse_ping_seconds: float = 15.0
+    sse_send_timeout_seconds: float = 30.0
+    shutdown_grace_seconds: float = 5.0
+    max_import_bytes: int = 512 * MiB
+
+    def __post_init__(self) -> None:
+        if not self.grpc_address and not self.grpc_unix_socket:
+            raise ValueError("set --grpc-address or --grpc-unix: the Dispatcher needs somewhere to listen")
+        for name in ("buffer_items", "buffer_bytes", "max_message_bytes", "sse_queue_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name.replace('_', '-')} must be positive")
+        if not 0 <= self.http_port <= 65535:
+            raise ValueError("http-port must be between 0 and 65535")

@@ -1,0 +1,55 @@
+"""Which captures a list, a stream or an export shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from app.store import Capture, Kind
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureFilter:
+    """Every field set must match; text matches summary fields and the raw message bytes."""
+
+    kind: Kind | None = None
+    hook_type: str | None = None
+    hook_name: str | None = None
+    api_id: str | None = None
+    method: str | None = None
+    status: int | None = None
+    modified: bool | None = None
+    errors: bool | None = None
+    text: str | None = None
+
+    def matches(self, capture: Capture) -> bool:
+        if self.kind is not None and capture.kind != self.kind:
+            return False
+        if self.hook_type and capture.hook_type.lower() != self.hook_type.lower():
+            return False
+        if self.hook_name and capture.hook_name != self.hook_name:
+            return False
+        if self.api_id and capture.api_id != self.api_id:
+            return False
+        if self.method and capture.method.upper() != self.method.upper():
+            return False
+        if self.status is not None and capture.status != self.status:
+            return False
+        if self.modified is not None and capture.modified != self.modified:
+            return False
+        if self.errors is not None and (capture.error is not None) != self.errors:
+            return False
+        return not self.text or _contains_text(capture, self.text)
+
+    def apply(self, captures: Iterable[Capture]) -> Iterator[Capture]:
+        return (c for c in captures if self.matches(c))
+
+
+def _contains_text(capture: Capture, text: str) -> bool:
+    needle = text.lower()
+    fields = (capture.hook_type, capture.hook_name, capture.api_id, capture.org_id, capture.method, capture.path)
+    if any(needle in field.lower() for field in fields):
+        return True
+    # Header values, bodies, session fields: all are in the wire bytes as UTF-8.
+    encoded = text.encode("utf-8")
+    return encoded in capture.request or (capture.reply is not None and encoded in capture.reply)

@@ -1,0 +1,143 @@
+"""The coprocess.Dispatcher service Tyk Gateway calls, and the gRPC server that hosts it.
+
+Dispatch is on the gateway's request path, so it does as little as possible:
+the handler receives the raw request bytes (no deserializer), parses them once
+with the C protobuf parser to read a few summary fields, hands a Capture to the
+recorder and returns the very same bytes. Nothing is re-serialized, converted to
+JSON or written anywhere before the gateway has its answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.message import DecodeError
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from app.config import Settings
+from app.protocol import summarize_event, summarize_object
+from app.store import Capture
+from protogen import coprocess_object_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Dispatcher"].full_name  # "coprocess.Dispatcher"
+EMPTY_EVENT_REPLY = pb.EventReply().SerializeToString()
+
+Recorder = Callable[[Capture], None]
+
+
+class DispatcherService:
+    """Answers Dispatch and DispatchEvent and records every call."""
+
+    def __init__(self, record: Recorder) -> None:
+        self._record = record
+
+    async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        started = time.perf_counter_ns()
+        capture = Capture(
+            kind="dispatch",
+            request=request,
+            reply=request,
+            peer=context.peer(),
+            metadata=tuple(context.invocation_metadata() or ()),
+        )
+        try:
+            obj = pb.Object.FromString(request)
+        except DecodeError as exc:
+            await self._reject(capture, context, started, f"request is not a coprocess.Object: {exc}")
+        summarize_object(capture, obj)
+        capture.duration_ns = time.perf_counter_ns() - started
+        self._record(capture)
+        return request
+
+    async def dispatch_event(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        # The gateway fires events from a goroutine and ignores the reply, so
+        # reading the JSON payload here costs no API request any latency.
+        started = time.perf_counter_ns()
+        capture = Capture(
+            kind="event",
+            request=request,
+            reply=EMPTY_EVENT_REPLY,
+            peer=context.peer(),
+            metadata=tuple(context.invocation_metadata() or ()),
+        )
+        try:
+            event = pb.Event.FromString(request)
+        except DecodeError as exc:
+            await self._reject(capture, context, started, f"request is not a coprocess.Event: {exc}")
+        summarize_event(capture, event)
+        capture.duration_ns = time.perf_counter_ns() - started
+        self._record(capture)
+        return EMPTY_EVENT_REPLY
+
+    async def _reject(
+        self, capture: Capture, context: grpc.aio.ServicerContext, started: int, details: str
+    ) -> None:
+        """Keep the undecodable bytes for the user to look at, then fail the call."""
+        capture.reply = None
+        capture.error = details
+        capture.duration_ns = time.perf_counter_ns() - started
+        self._record(capture)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, details)
+
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        # No (de)serializers: handlers see and return wire bytes.
+        return {
+            "Dispatch": grpc.unary_unary_rpc_method_handler(self.dispatch),
+            "DispatchEvent": grpc.unary_unary_rpc_method_handler(self.dispatch_event),
+        }
+
+
+class BindError(RuntimeError):
+    """A listener could not be opened; the message names the setting to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcListener:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int | None
+    """The bound TCP port (useful with port 0), or None when only a unix socket is used."""
+
+
+def create_grpc_server(settings: Settings, service: DispatcherService) -> GrpcListener:
+    """Build the gRPC server: Dispatcher, health and reflection, bound but not started.
+
+    Call inside the running event loop (grpc.aio servers belong to the loop they are made in).
+    """
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    server.add_registered_method_handlers(SERVICE_NAME, service.method_handlers())
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    port = None
+    if settings.grpc_address:
+        port = _bind(server, settings.grpc_address, "--grpc-address / TYK_INSPECTOR_GRPC_ADDRESS")
+    if settings.grpc_unix_socket:
+        _bind(server, f"unix:{settings.grpc_unix_socket}", "--grpc-unix / TYK_INSPECTOR_GRPC_UNIX")
+    return GrpcListener(server=server, health=health_servicer, port=port)
+
+
+def _bind(server: grpc.aio.Server, address: str, setting: str) -> int:
+    try:
+        port: int = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise BindError(f"cannot listen for gRPC on {address} ({exc}); change {setting}") from None
+    if port == 0 and not address.startswith("unix:"):
+        raise BindError(f"cannot listen for gRPC on {address}; change {setting}")
+    return port

@@ -1,0 +1,163 @@
+"""Run the gRPC Dispatcher and the web app on one event loop; stop both cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Generator
+
+import uvicorn
+from grpc_health.v1 import health_pb2
+
+from app.broadcast import Broadcaster
+from app.capture_log import run_capture_log
+from app.config import Settings
+from app.grpc_service import SERVICE_NAME, BindError, DispatcherService, GrpcListener, create_grpc_server
+from app.store import Capture, RingBuffer
+from app.web import create_app
+from app.web.context import WebContext
+
+log = logging.getLogger("tyk_inspector")
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn.Server that leaves the signals to us.
+
+    Server.serve() installs its own SIGINT/SIGTERM handlers and re-raises the signal
+    after it returns, which would kill the process before our cleanup runs.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Inspector:
+    """The whole inspector: capture store, broadcaster, gRPC server and web server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = RingBuffer(settings.buffer_items, settings.buffer_bytes)
+        self.broadcaster = Broadcaster(settings.sse_queue_size)
+        self.service = DispatcherService(self.record)
+        self.grpc: GrpcListener | None = None
+        self.http_port = 0
+        self._http: _UvicornServer | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._log_task: asyncio.Task[None] | None = None
+
+    def record(self, capture: Capture) -> None:
+        """Keep a capture and tell the live views. Called on the Dispatch path: never blocks."""
+        self.store.add(capture)
+        self.broadcaster.publish(capture)
+
+    @property
+    def grpc_port(self) -> int | None:
+        return self.grpc.port if self.grpc else None
+
+    @property
+    def http_url(self) -> str:
+        host = self.settings.http_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.http_port}"
+
+    async def start(self) -> None:
+        """Bind both listeners and start serving. Raises BindError naming the setting to change."""
+        settings = self.settings
+        http_socket = _listen_http(settings.http_host, settings.http_port)
+        self.http_port = http_socket.getsockname()[1]
+        try:
+            self.grpc = create_grpc_server(settings, self.service)
+        except BindError:
+            http_socket.close()
+            raise
+        await self.grpc.server.start()
+        for service in ("", SERVICE_NAME):
+            await self.grpc.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+        context = WebContext(self.store, self.broadcaster, settings, grpc_port=self.grpc.port)
+        config = uvicorn.Config(
+            create_app(context),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
+        self._http = _UvicornServer(config)
+        # The socket is already listening, so connections made before uvicorn's
+        # first turn simply wait in the backlog.
+        self._http_task = asyncio.create_task(self._http.serve(sockets=[http_socket]), name="http")
+        self._log_task = asyncio.create_task(run_capture_log(self.broadcaster, settings.capture_log), name="log")
+        where = f"{settings.grpc_address.rsplit(':', 1)[0]}:{self.grpc.port}" if self.grpc.port else ""
+        if settings.grpc_unix_socket:
+            where = " and ".join(filter(None, [where, f"unix://{settings.grpc_unix_socket}"]))
+        log.info("Tyk Inspector: gRPC Dispatcher on %s, dashboard at %s", where, self.http_url)
+
+    async def wait_http_closed(self) -> None:
+        if self._http_task is not None:
+            await self._http_task
+
+    async def stop(self) -> None:
+        """Stop taking calls, let in-flight ones finish, end SSE streams, close both servers."""
+        grace = self.settings.shutdown_grace_seconds
+        if self.grpc is not None:
+            await self.grpc.health.enter_graceful_shutdown()
+        # Ending the streams first lets uvicorn's graceful shutdown see idle connections.
+        self.broadcaster.close()
+        if self._http is not None:
+            self._http.should_exit = True
+        stops = [asyncio.ensure_future(self.grpc.server.stop(grace))] if self.grpc is not None else []
+        tasks = [t for t in (self._http_task, self._log_task) if t is not None]
+        await asyncio.gather(*stops, *tasks)
+        if self.settings.grpc_unix_socket:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.settings.grpc_unix_socket)
+
+
+def _listen_http(host: str, port: int) -> socket.socket:
+    setting = "--http-host / --http-port (TYK_INSPECTOR_HTTP_HOST / TYK_INSPECTOR_HTTP_PORT)"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise BindError(f"cannot listen for HTTP on {host}:{port} ({exc}); change {setting}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise BindError(f"cannot listen for HTTP on {host}:{port} ({exc.strerror}); change {setting}") from None
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGINT or SIGTERM; return the process exit code."""
+    inspector = Inspector(settings)
+    try:
+        await inspector.start()
+    except BindError as exc:
+        log.error("%s", exc)
+        return 2
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_requested.set)
+    http_closed = asyncio.ensure_future(inspector.wait_http_closed())
+    waiter = asyncio.ensure_future(stop_requested.wait())
+    await asyncio.wait({waiter, http_closed}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    log.info("shutting down: finishing in-flight calls (up to %ss)", settings.shutdown_grace_seconds)
+    await inspector.stop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)
+    stats = inspector.store.stats()
+    log.info("Tyk Inspector stopped after %d captures", stats.total)
+    return 0

@@ -1,0 +1,100 @@
+"""JSON API: list, inspect and clear captures; buffer stats."""
+
+from __future__ import annotations
+
+import time
+from itertools import islice
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from app.filters import CaptureFilter
+from app.store import Capture
+from app.web.context import Context
+
+router = APIRouter(prefix="/api", tags=["captures"])
+
+
+def capture_filter(
+    kind: Annotated[Literal["dispatch", "event"] | None, Query(description="dispatch or event")] = None,
+    hook_type: Annotated[str | None, Query(description="Pre, CustomKeyCheck, PostKeyAuth, Post, Response")] = None,
+    hook_name: Annotated[str | None, Query()] = None,
+    api_id: Annotated[str | None, Query()] = None,
+    method: Annotated[str | None, Query()] = None,
+    status: Annotated[int | None, Query(description="Response hook upstream status")] = None,
+    modified: Annotated[bool | None, Query(description="only replies that differ (true) or echoes (false)")] = None,
+    errors: Annotated[bool | None, Query(description="only failed calls (true) or successful ones (false)")] = None,
+    q: Annotated[str | None, Query(max_length=1000, description="text in any field, header or body")] = None,
+) -> CaptureFilter:
+    return CaptureFilter(
+        kind=kind,
+        hook_type=hook_type,
+        hook_name=hook_name,
+        api_id=api_id,
+        method=method,
+        status=status,
+        modified=modified,
+        errors=errors,
+        text=q,
+    )
+
+
+Filter = Annotated[CaptureFilter, Depends(capture_filter)]
+
+
+def get_capture(context: Context, capture_id: int) -> Capture:
+    capture = context.store.get(capture_id)
+    if capture is None:
+        raise HTTPException(404, f"capture {capture_id} is not in the buffer (never captured, evicted or cleared)")
+    return capture
+
+
+@router.get("/captures")
+def list_captures(
+    context: Context,
+    capture_filter: Filter,
+    before: Annotated[int | None, Query(ge=1, description="newest first, ids below this one")] = None,
+    after: Annotated[int | None, Query(ge=0, description="oldest first, ids above this one")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    """Capture summaries, newest first (or oldest first with `after`), `limit` at a time."""
+    if before is not None and after is not None:
+        raise HTTPException(400, "use either before (newest first) or after (oldest first), not both")
+    source = context.store.oldest_first(after) if after is not None else context.store.newest_first(before)
+    page = list(islice(capture_filter.apply(source), limit + 1))
+    more = len(page) > limit
+    items = [c.summary() for c in page[:limit]]
+    cursor_name = "next_after" if after is not None else "next_before"
+    return {"items": items, cursor_name: items[-1]["id"] if more else None, "last_id": context.store.last_id}
+
+
+@router.get("/captures/{capture_id}")
+def capture_detail(context: Context, capture_id: int) -> dict[str, Any]:
+    """One capture in full: protobuf JSON of request and reply, decoded bodies, event payload."""
+    return context.details.get(get_capture(context, capture_id))
+
+
+@router.delete("/captures")
+def clear_captures(context: Context) -> dict[str, int]:
+    """Empty the buffer. Ids keep counting up."""
+    return {"cleared": context.clear(), "last_id": context.store.last_id}
+
+
+@router.get("/stats")
+def stats(context: Context) -> dict[str, Any]:
+    s = context.store.stats()
+    return {
+        "count": s.count,
+        "bytes": s.bytes,
+        "max_items": s.max_items,
+        "max_bytes": s.max_bytes,
+        "total": s.total,
+        "evicted": s.evicted,
+        "first_id": s.first_id,
+        "last_id": s.last_id,
+        "subscribers": context.broadcaster.subscriber_count,
+        "uptime_seconds": round(time.time() - context.started_at, 3),
+        "grpc_address": context.settings.grpc_address,
+        "grpc_port": context.grpc_port,
+        "grpc_unix_socket": context.settings.grpc_unix_socket,
+    }

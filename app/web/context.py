@@ -1,0 +1,45 @@
+"""What every route needs, handed to the app once instead of living in module globals."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.broadcast import Broadcaster, Cleared
+from app.config import Settings
+from app.store import Capture, CaptureStore
+from app.views import DetailCache
+
+
+@dataclass
+class WebContext:
+    store: CaptureStore
+    broadcaster: Broadcaster
+    settings: Settings
+    grpc_port: int | None = None
+    details: DetailCache = field(default_factory=DetailCache)
+    started_at: float = field(default_factory=time.time)
+
+    def add(self, captures: list[Capture]) -> list[Capture]:
+        """Store captures (e.g. imported ones) and tell live subscribers."""
+        added = self.store.add_many(captures)
+        for capture in added:
+            self.broadcaster.publish(capture)
+        return added
+
+    def clear(self) -> int:
+        removed = self.store.clear()
+        self.details.clear()
+        self.broadcaster.publish(Cleared(last_id=self.store.last_id))
+        return removed
+
+
+def _context(request: Request) -> WebContext:
+    context: WebContext = request.app.state.inspector
+    return context
+
+
+Context = Annotated[WebContext, Depends(_context)]

@@ -1,0 +1,1 @@
+"""Generated Tyk coprocess protocol modules. Do not edit: run `make build`."""

@@ -1,0 +1,120 @@
+"""Fixtures: a real inspector on loopback ephemeral ports, real gRPC and HTTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import json_format
+
+from app.config import Settings
+from app.server import Inspector
+from protogen import coprocess_object_pb2 as pb
+
+DATA = Path(__file__).parent / "data"
+DISPATCH = "/coprocess.Dispatcher/Dispatch"
+DISPATCH_EVENT = "/coprocess.Dispatcher/DispatchEvent"
+T = TypeVar("T")
+
+TEST_SETTINGS = Settings(grpc_address="127.0.0.1:0", http_port=0, capture_log="off", shutdown_grace_seconds=2)
+
+
+def load_object(name: str) -> pb.Object:
+    return json_format.Parse((DATA / name).read_text(), pb.Object())
+
+
+def load_event(name: str) -> pb.Event:
+    return json_format.Parse((DATA / name).read_text(), pb.Event())
+
+
+HOOK_PAYLOADS = [
+    "pre.json",
+    "custom-key-check.json",
+    "post-key-auth.json",
+    "post-json-body.json",
+    "response-gzip.json",
+    "response-petstore-301.json",
+]
+
+
+async def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
+    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Client:
+    """Raw-bytes gRPC calls to the Dispatcher, as the gateway makes them."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.channel = channel
+        self._dispatch = channel.unary_unary(DISPATCH)
+        self._event = channel.unary_unary(DISPATCH_EVENT)
+
+    async def dispatch_bytes(self, data: bytes, **kwargs: Any) -> bytes:
+        reply: bytes = await self._dispatch(data, **kwargs)
+        return reply
+
+    async def dispatch(self, obj: pb.Object, **kwargs: Any) -> pb.Object:
+        return pb.Object.FromString(await self.dispatch_bytes(obj.SerializeToString(), **kwargs))
+
+    async def event_bytes(self, data: bytes, **kwargs: Any) -> bytes:
+        reply: bytes = await self._event(data, **kwargs)
+        return reply
+
+    async def event(self, payload: str) -> bytes:
+        return await self.event_bytes(pb.Event(payload=payload).SerializeToString())
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Override in a test module to run the inspector with other settings."""
+    return TEST_SETTINGS
+
+
+@pytest.fixture
+async def inspector(settings: Settings) -> AsyncIterator[Inspector]:
+    server = Inspector(settings)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def client(inspector: Inspector) -> AsyncIterator[Client]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
+        yield Client(channel)
+
+
+@pytest.fixture
+async def http(inspector: Inspector) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=inspector.http_url, timeout=10) as session:
+        yield session
+
+
+def with_settings(**changes: Any) -> Callable[[], Settings]:
+    """A `settings` fixture body for modules that need other limits."""
+
+    def make() -> Settings:
+        return replace(TEST_SETTINGS, **changes)
+
+    return make
+
+
+async def gather_all(*calls: Awaitable[T]) -> list[T]:
+    return list(await asyncio.gather(*calls))

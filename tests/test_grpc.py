@@ -1,0 +1,168 @@
+"""The Dispatcher as Tyk Gateway sees it: echo, events, reflection, health, bad input, unix socket."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from app.config import Settings
+from app.server import Inspector
+from protogen import coprocess_object_pb2 as pb
+from tests.conftest import DATA, HOOK_PAYLOADS, TEST_SETTINGS, Client, load_event, load_object
+
+
+@pytest.mark.parametrize("payload", HOOK_PAYLOADS)
+async def test_dispatch_echoes_every_hook_byte_for_byte(inspector: Inspector, client: Client, payload: str) -> None:
+    sent = load_object(payload).SerializeToString()
+    assert await client.dispatch_bytes(sent) == sent
+    capture = inspector.store.get(inspector.store.last_id)
+    assert capture is not None
+    assert capture.request == sent
+    assert capture.reply is capture.request
+
+
+@pytest.mark.parametrize("payload", HOOK_PAYLOADS)
+async def test_capture_summary_fields_come_from_the_object(
+    inspector: Inspector, client: Client, payload: str
+) -> None:
+    obj = load_object(payload)
+    await client.dispatch(obj, metadata=(("x-trace", "abc"),))
+    capture = inspector.store.get(inspector.store.last_id)
+    assert capture is not None
+    assert capture.kind == "dispatch"
+    assert capture.hook_type == json.loads((DATA / payload).read_text())["hookType"]
+    assert capture.hook_name == obj.hook_name
+    assert capture.api_id == obj.spec["APIID"]
+    assert capture.org_id == obj.spec["OrgID"]
+    assert capture.method == obj.request.method
+    assert capture.path == obj.request.url
+    assert capture.status == (obj.response.status_code if obj.HasField("response") else None)
+    assert ("x-trace", "abc") in capture.metadata
+    assert capture.peer.startswith("ipv4:127.0.0.1:")
+    assert capture.duration_ns > 0
+    assert capture.error is None
+
+
+async def test_event_reply_and_capture(inspector: Inspector, client: Client) -> None:
+    event = load_event("event-auth-failure.json")
+    reply = await client.event_bytes(event.SerializeToString())
+    assert pb.EventReply.FromString(reply) == pb.EventReply()
+    capture = inspector.store.get(inspector.store.last_id)
+    assert capture is not None
+    assert (capture.kind, capture.hook_type, capture.hook_name) == ("event", "AuthFailure", "my_event_handler")
+    assert capture.api_id == "b84fe1a04e5648927971c0557971565c"
+    assert capture.path == "/orders-api/v1/orders/1234"
+
+
+@pytest.mark.parametrize("payload", ["not json at all", "[1, 2]", '"a string"', '{"message": 5}', ""])
+async def test_events_that_are_not_tyk_json_are_kept_not_refused(
+    inspector: Inspector, client: Client, payload: str
+) -> None:
+    await client.event(payload)
+    capture = inspector.store.get(inspector.store.last_id)
+    assert capture is not None
+    assert capture.error is None
+    assert pb.Event.FromString(capture.request).payload == payload
+
+
+@pytest.mark.parametrize("method", ["Dispatch", "DispatchEvent"])
+async def test_undecodable_bytes_get_invalid_argument_and_are_still_captured(
+    inspector: Inspector, client: Client, method: str
+) -> None:
+    garbage = b"\xff\xff\xff\xff\x0f-not-protobuf"
+    call = client.dispatch_bytes if method == "Dispatch" else client.event_bytes
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await call(garbage)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a coprocess." in (failure.value.details() or "")
+    capture = inspector.store.get(inspector.store.last_id)
+    assert capture is not None
+    assert capture.request == garbage
+    assert capture.reply is None
+    assert capture.error is not None
+    # ...and the server keeps serving.
+    sent = load_object("pre.json").SerializeToString()
+    assert await client.dispatch_bytes(sent) == sent
+
+
+async def test_reflection_lists_the_dispatcher(client: Client) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)
+    requests = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    services = set()
+    async for response in stub.ServerReflectionInfo(requests):
+        services.update(s.name for s in response.list_services_response.service)
+    assert "coprocess.Dispatcher" in services
+    assert "grpc.health.v1.Health" in services
+
+    requests = iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol="coprocess.Dispatcher")])
+    async for response in stub.ServerReflectionInfo(requests):
+        assert response.file_descriptor_response.file_descriptor_proto, "Dispatcher descriptor is served"
+
+
+async def test_health_reports_serving(client: Client) -> None:
+    stub = health_pb2_grpc.HealthStub(client.channel)
+    for service in ("", "coprocess.Dispatcher"):
+        response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_large_bodies_within_the_message_limit_pass(inspector: Inspector) -> None:
+    obj = load_object("post-json-body.json")
+    obj.request.raw_body = b"\x00" * (20 * 1024 * 1024)  # Tyk's own tests pass a 20 MB body
+    sent = obj.SerializeToString()
+    # Like a gateway with grpc_recv_max_size raised: the client's default is 4 MiB.
+    options = [("grpc.max_receive_message_length", 100_000_000)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}", options=options) as channel:
+        assert await Client(channel).dispatch_bytes(sent) == sent
+
+
+async def test_messages_over_the_limit_get_resource_exhausted(inspector: Inspector, client: Client) -> None:
+    from dataclasses import replace
+
+    small = Inspector(replace(TEST_SETTINGS, max_message_bytes=1024))
+    await small.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{small.grpc_port}") as channel:
+            obj = load_object("pre.json")
+            obj.request.raw_body = b"x" * 2048
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                await Client(channel).dispatch(obj)
+            assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert await Client(channel).dispatch(load_object("pre.json")) == load_object("pre.json")
+    finally:
+        await small.stop()
+
+
+async def test_unix_socket(tmp_path: Path) -> None:
+    path = tmp_path / "dispatcher.sock"
+    settings = Settings(
+        grpc_address="", grpc_unix_socket=str(path), http_port=0, capture_log="off", shutdown_grace_seconds=1
+    )
+    inspector = Inspector(settings)
+    await inspector.start()
+    try:
+        async with grpc.aio.insecure_channel(f"unix://{path}") as channel:
+            sent = load_object("pre.json").SerializeToString()
+            assert await Client(channel).dispatch_bytes(sent) == sent
+        assert inspector.store.stats().count == 1
+    finally:
+        await inspector.stop()
+    assert not path.exists()
+
+
+async def test_bind_error_names_the_setting(inspector: Inspector) -> None:
+    from dataclasses import replace
+
+    from app.grpc_service import BindError
+
+    taken = replace(TEST_SETTINGS, grpc_address=f"127.0.0.1:{inspector.grpc_port}")
+    with pytest.raises(BindError, match="--grpc-address"):
+        await Inspector(taken).start()
+    taken = replace(TEST_SETTINGS, http_port=inspector.http_port)
+    with pytest.raises(BindError, match="--http-port"):
+        await Inspector(taken).start()
