@@ -43,12 +43,17 @@ class Subscription:
         """Set when messages were dropped for this subscriber; it must resync from the store."""
         self.dropped = 0
 
-    def offer(self, message: Message) -> None:
-        if self.lagging or self._queue.qsize() >= self.limit:
+    def offer(self, message: Message) -> bool:
+        """Queue a message; False when the subscriber just started lagging."""
+        if self.lagging:
+            self.dropped += 1
+            return True
+        if self._queue.qsize() >= self.limit:
             self.lagging = True
             self.dropped += 1
-            return
+            return False
         self._queue.put_nowait(message)
+        return True
 
     async def get(self) -> Message | _Closed:
         return await self._queue.get()
@@ -76,6 +81,8 @@ class Broadcaster:
         self._queue_limit = queue_limit
         self._subscribers: set[Subscription] = set()
         self.closed = False
+        self.lag_count = 0
+        """How often a subscriber fell behind and had to catch up from the store."""
 
     def subscribe(self) -> Subscription:
         subscription = Subscription(self._queue_limit)
@@ -94,7 +101,8 @@ class Broadcaster:
 
     def publish(self, message: Message) -> None:
         for subscription in self._subscribers:
-            subscription.offer(message)
+            if not subscription.offer(message):
+                self.lag_count += 1
 
     def close(self) -> None:
         """End every stream: each subscriber's next `get()` returns CLOSED."""

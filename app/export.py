@@ -20,6 +20,7 @@ from app.protocol import Event, EventReply, Object, summarize_event, summarize_o
 from app.store import Capture, Kind
 from app.views import iso_time, message_to_json, metadata_pairs
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FORMAT = "tyk-inspector-export"
 VERSION = 1
 
@@ -34,7 +35,7 @@ def capture_record(capture: Capture) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": capture.id,
         "kind": capture.kind,
-        "received_at": iso_time(capture.received_at),
+        "received_at": iso_time(capture.received_us),
         "peer": capture.peer,
         "metadata": metadata_pairs(capture.metadata),
         "duration_ms": capture.duration_ns / 1e6,
@@ -55,11 +56,11 @@ def capture_record(capture: Capture) -> dict[str, Any]:
     return record
 
 
-def export_chunks(captures: Iterable[Capture], exported_at: float) -> Iterator[str]:
+def export_chunks(captures: Iterable[Capture], exported_at_us: int) -> Iterator[str]:
     """The export document in pieces, one record at a time, so a large export needs little memory."""
     yield (
         f'{{"format": "{FORMAT}", "version": {VERSION}, '
-        f'"exported_at": "{iso_time(exported_at)}", "captures": ['
+        f'"exported_at": "{iso_time(exported_at_us)}", "captures": ['
     )
     separator = "\n"
     for capture in captures:
@@ -111,7 +112,7 @@ def capture_from_record(record: Any) -> Capture:
         kind=kind,
         request=request,
         reply=reply,
-        received_at=_timestamp(_field(record, "received_at", str)),
+        received_us=_timestamp_us(_field(record, "received_at", str)),
         peer=str(record.get("peer") or ""),
         metadata=_metadata(record.get("metadata") or []),
         duration_ns=int(float(record.get("duration_ms") or 0) * 1e6),
@@ -156,14 +157,14 @@ def _field(record: dict[str, Any], name: str, expected: type) -> Any:
     return value
 
 
-def _timestamp(text: str) -> float:
+def _timestamp_us(text: str) -> int:
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ImportFormatError(f'"received_at" is not an ISO 8601 time: {text!r}') from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
+    return (parsed - EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _metadata(value: Any) -> tuple[tuple[str, str], ...]:

@@ -29,7 +29,8 @@ class Capture:
     """The message exactly as received (serialized Object or Event)."""
     reply: bytes | None
     """The message returned; the very same object as `request` for an echo; None when the call failed."""
-    received_at: float = field(default_factory=time.time)
+    received_us: int = field(default_factory=lambda: time.time_ns() // 1000)
+    """When the call arrived, in microseconds since the epoch (UTC): exact through export and import."""
     peer: str = ""
     metadata: tuple[tuple[str, str], ...] = ()
     hook_type: str = ""
@@ -65,7 +66,7 @@ class Capture:
         return {
             "id": self.id,
             "kind": self.kind,
-            "received_at": self.received_at,
+            "received_at": self.received_us / 1e6,
             "hook_type": self.hook_type,
             "hook_name": self.hook_name,
             "api_id": self.api_id,

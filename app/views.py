@@ -31,10 +31,10 @@ IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
-def iso_time(epoch_seconds: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_seconds, dt.UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z"
-    )
+def iso_time(epoch_us: int) -> str:
+    """'2026-11-23T18:10:48.123456Z' from microseconds since the epoch."""
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=epoch_us)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def message_to_json(message: Message) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def _object_bodies(prefix: str, obj: Any) -> dict[str, dict[str, Any]]:
 def capture_detail(capture: Capture) -> dict[str, Any]:
     """Everything about one capture: summary, messages in protobuf JSON, decoded bodies."""
     detail = capture.summary()
-    detail["received_at_iso"] = iso_time(capture.received_at)
+    detail["received_at_iso"] = iso_time(capture.received_us)
     detail["metadata"] = metadata_pairs(capture.metadata)
     detail["echo"] = capture.reply is capture.request
     detail["request"] = None

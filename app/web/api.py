@@ -93,6 +93,7 @@ def stats(context: Context) -> dict[str, Any]:
         "first_id": s.first_id,
         "last_id": s.last_id,
         "subscribers": context.broadcaster.subscriber_count,
+        "subscriber_lags": context.broadcaster.lag_count,
         "uptime_seconds": round(time.time() - context.started_at, 3),
         "grpc_address": context.settings.grpc_address,
         "grpc_port": context.grpc_port,

@@ -34,10 +34,10 @@ def export_capture(context: Context, capture_id: int) -> StreamingResponse:
 
 
 def _download(captures: Iterable[Capture], stem: str) -> StreamingResponse:
-    now = time.time()
-    filename = f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}.json"
+    now_us = time.time_ns() // 1000
+    filename = f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now_us / 1e6))}.json"
     return StreamingResponse(
-        _in_chunks(export_chunks(captures, now)),
+        _in_chunks(export_chunks(captures, now_us)),
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

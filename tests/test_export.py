@@ -1,0 +1,134 @@
+"""Export and import: a versioned document, lossless round trip, atomic and clear on bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from google.protobuf import json_format
+
+from app.server import Inspector
+from protogen import coprocess_object_pb2 as pb
+from app.config import Settings
+from tests.conftest import HOOK_PAYLOADS, Client, load_event, load_object, with_settings
+
+
+async def fill(client: Client) -> None:
+    for payload in HOOK_PAYLOADS:
+        await client.dispatch(load_object(payload), metadata=(("x-tenant", "acme"),))
+    await client.event_bytes(load_event("event-auth-failure.json").SerializeToString())
+    await client.event("plain text, not JSON")
+    obj = load_object("pre.json")
+    obj.request.raw_body = bytes(range(256))  # every byte value
+    await client.dispatch(obj)
+    with pytest.raises(Exception, match="INVALID_ARGUMENT"):
+        await client.dispatch_bytes(b"\xff\x00 not protobuf")
+
+
+def comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without what an import legitimately changes (its id and the imported flag)."""
+    return {k: v for k, v in record.items() if k not in ("id", "imported")}
+
+
+async def test_export_import_export_is_lossless(
+    inspector: Inspector, client: Client, http: httpx.AsyncClient
+) -> None:
+    await fill(client)
+    originals = list(inspector.store.oldest_first())
+    first = await http.get("/api/export")
+    assert first.status_code == 200
+    assert first.headers["content-disposition"].startswith('attachment; filename="tyk-inspector-')
+    document = first.json()
+    assert (document["format"], document["version"]) == ("tyk-inspector-export", 1)
+    assert len(document["captures"]) == len(originals) == 10
+
+    await http.delete("/api/captures")
+    imported = await http.post("/api/import", content=first.content)
+    assert imported.status_code == 201 and imported.json()["imported"] == 10
+
+    copies = list(inspector.store.oldest_first())
+    for original, copy in zip(originals, copies, strict=True):
+        assert copy.imported and copy.kind == original.kind
+        message_type = pb.Object if original.kind == "dispatch" else pb.Event
+        if original.error is None:
+            assert message_type.FromString(copy.request) == message_type.FromString(original.request)
+        else:
+            assert copy.request == original.request  # undecodable bytes survive as they arrived
+        assert copy.reply is None if original.reply is None else copy.reply is not None
+        assert (copy.reply is copy.request) == (original.reply is original.request)
+        assert copy.summary() | {"id": 0, "imported": False} == original.summary() | {"id": 0, "imported": False}
+    binary = pb.Object.FromString(copies[-2].request)
+    assert binary.request.raw_body == bytes(range(256))
+
+    second = (await http.get("/api/export")).json()
+    assert [comparable(r) for r in second["captures"]] == [comparable(r) for r in document["captures"]]
+
+
+async def test_exported_request_can_be_parsed_and_sent_again(client: Client, http: httpx.AsyncClient) -> None:
+    await client.dispatch(load_object("post-key-auth.json"))
+    record = (await http.get("/api/captures/1/export")).json()["captures"][0]
+    obj = json_format.ParseDict(record["request"], pb.Object())
+    assert obj == load_object("post-key-auth.json")
+    assert await client.dispatch(obj) == obj
+
+
+async def test_filtered_export(client: Client, http: httpx.AsyncClient) -> None:
+    await fill(client)
+    document = (await http.get("/api/export", params={"hook_type": "Response"})).json()
+    assert [r["request"]["hookName"] for r in document["captures"]] == ["MyResponseHook", "MyResponsePlugin"]
+    assert (await http.get("/api/captures/999/export")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty body"),
+        (b"not json", "not a JSON document"),
+        (b'{"format": "tyk-inspector-export", "version": 1, "captures": [', "not a JSON document"),
+        (b"[1, 2]", "not a Tyk Inspector export"),
+        (b'{"format": "something-else"}', "not a Tyk Inspector export"),
+        (b'{"format": "tyk-inspector-export", "version": 99, "captures": []}', "unsupported export version"),
+        (b'{"format": "tyk-inspector-export", "version": 1, "captures": {}}', '"captures" must be a list'),
+        (b'{"format": "tyk-inspector-export", "version": 1, "captures": [7]}', "capture #0: must be an object"),
+    ],
+)
+async def test_invalid_import_is_400_and_changes_nothing(
+    inspector: Inspector, client: Client, http: httpx.AsyncClient, body: bytes, message: str
+) -> None:
+    await fill(client)
+    before = [c.id for c in inspector.store.oldest_first()]
+    response = await http.post("/api/import", content=body)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    assert [c.id for c in inspector.store.oldest_first()] == before
+
+
+async def test_import_is_all_or_nothing(inspector: Inspector, client: Client, http: httpx.AsyncClient) -> None:
+    await fill(client)
+    document = (await http.get("/api/export")).json()
+    document["captures"][5]["request"] = {"hookType": "NoSuchHook"}
+    response = await http.post("/api/import", content=json.dumps(document))
+    assert response.status_code == 400
+    assert "capture #5" in response.json()["detail"] and "coprocess.Object" in response.json()["detail"]
+    assert inspector.store.stats().count == 10
+
+
+class TestImportLimit:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(max_import_bytes=1000)()
+
+    async def test_oversized_import_is_413(self, http: httpx.AsyncClient) -> None:
+        response = await http.post("/api/import", content=b" " * 1001)
+        assert response.status_code == 413
+        assert "1000-byte limit" in response.json()["detail"]
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: the limit holds while reading
+            for _ in range(20):
+                yield b" " * 100
+
+        response = await http.post("/api/import", content=chunked())
+        assert response.status_code == 413

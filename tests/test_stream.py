@@ -1,0 +1,181 @@
+"""GET /api/stream over a real uvicorn: order, resume with Last-Event-ID, gaps, lagging clients, clear."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import ServerSentEvent, aconnect_sse
+
+from app.config import Settings
+from app.server import Inspector
+from tests.conftest import Client, load_object, wait_until, with_settings
+
+
+class Stream:
+    """An SSE connection read by a background task, so the test can send meanwhile."""
+
+    def __init__(self) -> None:
+        self.events: list[ServerSentEvent] = []
+        self.ended = asyncio.Event()
+
+    def named(self, name: str) -> list[ServerSentEvent]:
+        return [e for e in self.events if e.event == name]
+
+    def capture_ids(self) -> list[int]:
+        return [int(e.id) for e in self.named("capture")]
+
+    async def wait_for_ids(self, count: int) -> list[int]:
+        await wait_until(lambda: len(self.named("capture")) >= count, what=f"{count} capture events")
+        return self.capture_ids()
+
+
+@asynccontextmanager
+async def open_stream(http: httpx.AsyncClient, **params: Any) -> AsyncIterator[Stream]:
+    headers = {}
+    if "last_event_id" in params:
+        headers["Last-Event-ID"] = str(params.pop("last_event_id"))
+    stream = Stream()
+
+    async def read() -> None:
+        try:
+            async with aconnect_sse(http, "GET", "/api/stream", params=params, headers=headers) as source:
+                async for event in source.aiter_sse():
+                    stream.events.append(event)
+        finally:
+            stream.ended.set()
+
+    task = asyncio.create_task(read())
+    try:
+        await wait_until(lambda: stream.named("ready") or stream.ended.is_set(), what="the stream to be live")
+        yield stream
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def dispatch_n(client: Client, n: int) -> None:
+    obj = load_object("pre.json")
+    for _ in range(n):
+        await client.dispatch(obj)
+
+
+async def test_live_captures_arrive_in_order_with_ids(client: Client, http: httpx.AsyncClient) -> None:
+    async with open_stream(http) as stream:
+        await dispatch_n(client, 20)
+        assert await stream.wait_for_ids(20) == list(range(1, 21))
+        first = json.loads(stream.named("capture")[0].data)
+        assert (first["hook_type"], first["hook_name"], first["id"]) == ("Pre", "MyPreHook", 1)
+
+
+async def test_every_event_is_valid_json(client: Client, http: httpx.AsyncClient) -> None:
+    async with open_stream(http) as stream:
+        await dispatch_n(client, 3)
+        await client.event("not json")
+        await stream.wait_for_ids(4)
+        await http.delete("/api/captures")
+        await wait_until(lambda: stream.named("clear"), what="clear event")
+        for event in stream.events:
+            json.loads(event.data)
+
+
+async def test_after_sends_the_backlog_first(client: Client, http: httpx.AsyncClient) -> None:
+    await dispatch_n(client, 5)
+    async with open_stream(http, after=2) as stream:
+        assert stream.capture_ids() == [3, 4, 5]
+        assert json.loads(stream.named("ready")[0].data) == {"last_id": 5}
+        await dispatch_n(client, 1)
+        assert await stream.wait_for_ids(4) == [3, 4, 5, 6]
+
+
+async def test_no_resume_point_means_live_only(client: Client, http: httpx.AsyncClient) -> None:
+    await dispatch_n(client, 3)
+    async with open_stream(http) as stream:
+        assert stream.capture_ids() == []
+        await dispatch_n(client, 1)
+        assert await stream.wait_for_ids(1) == [4]
+
+
+async def test_reconnect_with_last_event_id_loses_nothing(client: Client, http: httpx.AsyncClient) -> None:
+    async with open_stream(http) as first:
+        await dispatch_n(client, 5)
+        seen = await first.wait_for_ids(5)
+    await dispatch_n(client, 7)  # while disconnected
+    async with open_stream(http, last_event_id=seen[-1], after=0) as second:
+        await dispatch_n(client, 3)
+        resumed = await second.wait_for_ids(10)
+    assert seen + resumed == list(range(1, 16))
+    assert second.named("gap") == []
+
+
+async def test_stream_ends_when_the_server_shuts_down(inspector: Inspector, http: httpx.AsyncClient) -> None:
+    async with open_stream(http) as stream:
+        inspector.broadcaster.close()
+        await asyncio.wait_for(stream.ended.wait(), 5)
+
+
+class TestEvictedWhileAway:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(buffer_items=5)()
+
+    async def test_gap_notice_for_captures_evicted_before_resume(
+        self, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await dispatch_n(client, 12)  # ids 8..12 remain
+        async with open_stream(http, last_event_id=3) as stream:
+            gap = json.loads(stream.named("gap")[0].data)
+            assert gap == {"from": 4, "to": 7, "missed": 4}
+            assert stream.capture_ids() == [8, 9, 10, 11, 12]
+            gap_index = stream.events.index(stream.named("gap")[0])
+            assert stream.events[gap_index + 1].id == "8"  # the notice comes right before the jump
+
+
+class TestLaggingClient:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(sse_queue_size=2, buffer_items=100_000)()
+
+    async def test_lagging_client_resyncs_from_the_buffer_without_loss(
+        self, inspector: Inspector, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await dispatch_n(client, 1)
+        export = (await http.get("/api/export")).json()
+        export["captures"] *= 200
+        async with open_stream(http) as stream:
+            # An import publishes 200 captures in one loop turn: far more than a 2-message queue.
+            assert (await http.post("/api/import", json=export)).status_code == 201
+            assert await stream.wait_for_ids(200) == list(range(2, 202))
+            assert stream.named("gap") == []
+            stats = (await http.get("/api/stats")).json()
+            assert stats["subscriber_lags"] >= 1, "the client should have lagged in this test"
+
+
+async def test_client_from_an_earlier_run_starts_afresh(client: Client, http: httpx.AsyncClient) -> None:
+    await dispatch_n(client, 2)
+    async with open_stream(http, last_event_id=5000) as stream:
+        assert stream.named("clear") and stream.capture_ids() == [1, 2]
+
+
+async def test_stalled_client_does_not_slow_dispatch_or_others(
+    inspector: Inspector, client: Client, http: httpx.AsyncClient
+) -> None:
+    # A raw socket that asks for the stream and never reads a byte.
+    host, port = "127.0.0.1", inspector.http_port
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET /api/stream?after=0 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    await writer.drain()
+    try:
+        await wait_until(lambda: inspector.broadcaster.subscriber_count >= 1, what="stalled subscriber")
+        async with open_stream(http) as healthy:
+            obj = load_object("response-gzip.json")
+            obj.response.raw_body = b"z" * 200_000  # fill the stalled socket's buffers quickly
+            await asyncio.gather(*(client.dispatch(obj) for _ in range(300)))
+            assert len(await healthy.wait_for_ids(300)) == 300
+    finally:
+        writer.close()
