@@ -207,4 +207,3 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
 
     configure_logging(settings.log_format, settings.log_level)
     return asyncio.run(serve(settings))
-

@@ -58,10 +58,7 @@ def capture_record(capture: Capture) -> dict[str, Any]:
 
 def export_chunks(captures: Iterable[Capture], exported_at_us: int) -> Iterator[str]:
     """The export document in pieces, one record at a time, so a large export needs little memory."""
-    yield (
-        f'{{"format": "{FORMAT}", "version": {VERSION}, '
-        f'"exported_at": "{iso_time(exported_at_us)}", "captures": ['
-    )
+    yield (f'{{"format": "{FORMAT}", "version": {VERSION}, "exported_at": "{iso_time(exported_at_us)}", "captures": [')
     separator = "\n"
     for capture in captures:
         yield separator + json.dumps(capture_record(capture), ensure_ascii=False)
@@ -169,8 +166,7 @@ def _timestamp_us(text: str) -> int:
 
 def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, list) or not all(
-        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
-        for pair in value
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair) for pair in value
     ):
         raise ImportFormatError('"metadata" must be a list of [key, value] string pairs')
     return tuple((key, val) for key, val in value)

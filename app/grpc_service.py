@@ -76,9 +76,7 @@ class DispatcherService:
         self._record(capture)
         return EMPTY_EVENT_REPLY
 
-    async def _reject(
-        self, capture: Capture, context: grpc.aio.ServicerContext, started: int, details: str
-    ) -> None:
+    async def _reject(self, capture: Capture, context: grpc.aio.ServicerContext, started: int, details: str) -> None:
         """Keep the undecodable bytes for the user to look at, then fail the call."""
         capture.reply = None
         capture.error = details

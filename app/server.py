@@ -85,7 +85,7 @@ class Inspector:
             log_config=None,
             access_log=False,
             lifespan="off",
-            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )
         self._http = _UvicornServer(config)
         # The socket is already listening, so connections made before uvicorn's
@@ -103,16 +103,15 @@ class Inspector:
 
     async def stop(self) -> None:
         """Stop taking calls, let in-flight ones finish, end SSE streams, close both servers."""
-        grace = self.settings.shutdown_grace_seconds
         if self.grpc is not None:
             await self.grpc.health.enter_graceful_shutdown()
-        # Ending the streams first lets uvicorn's graceful shutdown see idle connections.
+            # New calls are refused from here; calls already in a handler finish and are captured.
+            await self.grpc.server.stop(self.settings.shutdown_grace_seconds)
+        # Ending the streams lets uvicorn's graceful shutdown find idle connections.
         self.broadcaster.close()
         if self._http is not None:
             self._http.should_exit = True
-        stops = [asyncio.ensure_future(self.grpc.server.stop(grace))] if self.grpc is not None else []
-        tasks = [t for t in (self._http_task, self._log_task) if t is not None]
-        await asyncio.gather(*stops, *tasks)
+        await asyncio.gather(*(t for t in (self._http_task, self._log_task) if t is not None))
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)

@@ -59,7 +59,12 @@ class Capture:
     @property
     def modified(self) -> bool:
         """Whether a Dispatch reply differs from what was received (never, in echo mode)."""
-        return self.kind == "dispatch" and self.reply is not None and self.reply is not self.request and self.reply != self.request
+        return (
+            self.kind == "dispatch"
+            and self.reply is not None
+            and self.reply is not self.request
+            and self.reply != self.request
+        )
 
     def summary(self) -> dict[str, Any]:
         """The fields a list row shows, as plain data."""

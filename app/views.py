@@ -45,8 +45,7 @@ def message_to_json(message: Message) -> dict[str, Any]:
 def metadata_pairs(metadata: tuple[tuple[str, str | bytes], ...]) -> list[list[str]]:
     """gRPC metadata as [key, value] pairs; binary (-bin) values as base64."""
     return [
-        [key, value if isinstance(value, str) else base64.b64encode(value).decode("ascii")]
-        for key, value in metadata
+        [key, value if isinstance(value, str) else base64.b64encode(value).decode("ascii")] for key, value in metadata
     ]
 
 
@@ -121,21 +120,22 @@ def capture_detail(capture: Capture) -> dict[str, Any]:
     detail["request"] = None
     detail["reply"] = None
     detail["bodies"] = {}
-    message_type = Object if capture.kind == "dispatch" else Event
     try:
-        request = message_type.FromString(capture.request)
+        if capture.kind == "event":
+            event = Event.FromString(capture.request)
+            detail["request"] = message_to_json(event)
+            detail["event"] = event_view(event.payload)
+            return detail
+        obj = Object.FromString(capture.request)
     except DecodeError:
         detail["request_base64"] = base64.b64encode(capture.request).decode("ascii")
         return detail
-    detail["request"] = message_to_json(request)
-    if capture.kind == "dispatch":
-        detail["bodies"].update(_object_bodies("", request))
-        if capture.reply is not None and not detail["echo"]:
-            reply = Object.FromString(capture.reply)
-            detail["reply"] = message_to_json(reply)
-            detail["bodies"].update(_object_bodies("reply.", reply))
-    else:
-        detail["event"] = event_view(request.payload)
+    detail["request"] = message_to_json(obj)
+    detail["bodies"].update(_object_bodies("", obj))
+    if capture.reply is not None and not detail["echo"]:
+        reply = Object.FromString(capture.reply)
+        detail["reply"] = message_to_json(reply)
+        detail["bodies"].update(_object_bodies("reply.", reply))
     return detail
 
 
@@ -181,4 +181,3 @@ class DetailCache:
 
     def clear(self) -> None:
         self._items.clear()
-

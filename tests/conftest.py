@@ -44,15 +44,15 @@ HOOK_PAYLOADS = [
 ]
 
 
-async def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
-    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: Callable[[], T], within: float = 5.0, what: str = "condition") -> T:
+    """Poll `predicate` until it returns something truthy, or fail after `within` seconds."""
+    deadline = time.monotonic() + within
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.01)
 
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
+from app.config import Settings
 from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
-from app.config import Settings
 from tests.conftest import HOOK_PAYLOADS, Client, load_event, load_object, with_settings
 
 
@@ -33,9 +33,7 @@ def comparable(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in ("id", "imported")}
 
 
-async def test_export_import_export_is_lossless(
-    inspector: Inspector, client: Client, http: httpx.AsyncClient
-) -> None:
+async def test_export_import_export_is_lossless(inspector: Inspector, client: Client, http: httpx.AsyncClient) -> None:
     await fill(client)
     originals = list(inspector.store.oldest_first())
     first = await http.get("/api/export")

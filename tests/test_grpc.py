@@ -27,9 +27,7 @@ async def test_dispatch_echoes_every_hook_byte_for_byte(inspector: Inspector, cl
 
 
 @pytest.mark.parametrize("payload", HOOK_PAYLOADS)
-async def test_capture_summary_fields_come_from_the_object(
-    inspector: Inspector, client: Client, payload: str
-) -> None:
+async def test_capture_summary_fields_come_from_the_object(inspector: Inspector, client: Client, payload: str) -> None:
     obj = load_object(payload)
     await client.dispatch(obj, metadata=(("x-trace", "abc"),))
     capture = inspector.store.get(inspector.store.last_id)

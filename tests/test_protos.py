@@ -74,8 +74,12 @@ def f_map(number: int, entries: dict[str, Any]) -> bytes:
 
 
 # (field number, field name, wire encoder, value): SessionState, all 34 fields.
-ACCESS_DEFINITION = f_bytes(1, "Orders") + f_bytes(2, "api-1") + f_bytes(3, "v1") + f_bytes(3, "v2") + f_bytes(
-    4, f_bytes(1, "/orders") + f_bytes(2, "GET") + f_bytes(2, "POST")
+ACCESS_DEFINITION = (
+    f_bytes(1, "Orders")
+    + f_bytes(2, "api-1")
+    + f_bytes(3, "v1")
+    + f_bytes(3, "v2")
+    + f_bytes(4, f_bytes(1, "/orders") + f_bytes(2, "GET") + f_bytes(2, "POST"))
 )
 SESSION_FIELDS: list[tuple[int, str, bytes, Any]] = [
     (1, "last_check", f_varint(1, 11), 11),

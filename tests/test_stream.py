@@ -124,9 +124,7 @@ class TestEvictedWhileAway:
     def settings(self) -> Settings:
         return with_settings(buffer_items=5)()
 
-    async def test_gap_notice_for_captures_evicted_before_resume(
-        self, client: Client, http: httpx.AsyncClient
-    ) -> None:
+    async def test_gap_notice_for_captures_evicted_before_resume(self, client: Client, http: httpx.AsyncClient) -> None:
         await dispatch_n(client, 12)  # ids 8..12 remain
         async with open_stream(http, last_event_id=3) as stream:
             gap = json.loads(stream.named("gap")[0].data)
@@ -167,7 +165,7 @@ async def test_stalled_client_does_not_slow_dispatch_or_others(
 ) -> None:
     # A raw socket that asks for the stream and never reads a byte.
     host, port = "127.0.0.1", inspector.http_port
-    reader, writer = await asyncio.open_connection(host, port)
+    _reader, writer = await asyncio.open_connection(host, port)
     writer.write(f"GET /api/stream?after=0 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     await writer.drain()
     try:
