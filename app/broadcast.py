@@ -58,6 +58,10 @@ class Subscription:
     async def get(self) -> Message | _Closed:
         return await self._queue.get()
 
+    def get_nowait(self) -> Message | _Closed | None:
+        """The next queued message, or None when the queue is empty."""
+        return None if self._queue.empty() else self._queue.get_nowait()
+
     def resync(self) -> None:
         """Forget what is queued; the caller re-reads the store from its last id."""
         while not self._queue.empty():

@@ -83,7 +83,7 @@ def parse_document(data: bytes | str) -> list[Capture]:
     for index, record in enumerate(records):
         try:
             captures.append(capture_from_record(record))
-        except ImportFormatError as exc:
+        except (ValueError, TypeError) as exc:  # ImportFormatError, or a field of the wrong type
             raise ImportFormatError(f"capture #{index}: {exc}") from None
     return captures
 
@@ -112,7 +112,7 @@ def capture_from_record(record: Any) -> Capture:
         received_us=_timestamp_us(_field(record, "received_at", str)),
         peer=str(record.get("peer") or ""),
         metadata=_metadata(record.get("metadata") or []),
-        duration_ns=int(float(record.get("duration_ms") or 0) * 1e6),
+        duration_ns=round(float(record.get("duration_ms") or 0) * 1e6),
         error=record.get("error") if isinstance(record.get("error"), str) else None,
         imported=True,
         truncated=bool(record.get("truncated", False)),

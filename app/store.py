@@ -47,8 +47,8 @@ class Capture:
     truncated: bool = False
     id: int = 0
     """Assigned by the store: increasing, never reused, also after a clear."""
-    summary_json: str | None = None
-    """Filled on first use by the web layer, so N browsers encode it once."""
+    sse_event: bytes | None = None
+    """The encoded SSE event, filled on first use by the web layer so N browsers encode it once."""
 
     @property
     def size(self) -> int:

@@ -91,6 +91,16 @@ async def test_filtered_export(client: Client, http: httpx.AsyncClient) -> None:
         (b'{"format": "tyk-inspector-export", "version": 99, "captures": []}', "unsupported export version"),
         (b'{"format": "tyk-inspector-export", "version": 1, "captures": {}}', '"captures" must be a list'),
         (b'{"format": "tyk-inspector-export", "version": 1, "captures": [7]}', "capture #0: must be an object"),
+        (
+            b'{"format": "tyk-inspector-export", "version": 1, "captures": [{"kind": "event", '
+            b'"received_at": "2026-01-01T00:00:00Z", "request": {"payload": ""}, "duration_ms": "slow"}]}',
+            "capture #0: could not convert",
+        ),
+        (
+            b'{"format": "tyk-inspector-export", "version": 1, "captures": [{"kind": "event", '
+            b'"received_at": "yesterday", "request": {"payload": ""}}]}',
+            'capture #0: "received_at" is not an ISO 8601 time',
+        ),
     ],
 )
 async def test_invalid_import_is_400_and_changes_nothing(
