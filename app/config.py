@@ -39,6 +39,8 @@ class Settings:
     """Console output per capture: nothing, one summary line, or the full protobuf JSON."""
     sse_queue_size: int = 1_000
     """Captures queued per browser before it is treated as lagging and resynced from the buffer."""
+    sse_batch_seconds: float = 0.01
+    """Captures arriving within this window after a write go out together in the next one."""
     sse_ping_seconds: float = 15.0
     sse_send_timeout_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0

@@ -1,0 +1,39 @@
+"""`make bench-quick` as a smoke test: it completes and writes well-formed results. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_run_produces_results(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert results["quick"] is True and results["machine"]["cpus"] >= 1
+
+    servers = {cell["server"] for cell in results["dispatch"]["cells"]}
+    assert servers == {"baseline-raw", "baseline-typed", "inspector", "inspector+2sse"}
+    for cell in results["dispatch"]["cells"]:
+        assert cell["calls"] > 0 and cell["errors"] == 0 and cell["qps"] > 0
+    for ratio in results["dispatch"]["ratios"]:
+        assert ratio["qps_vs_typed"] > 0 and ratio["qps_vs_raw"] > 0
+    assert all(client["complete"] for client in results["dispatch"]["sse_clients"])
+
+    for run in results["sse"]["runs"]:
+        assert run["complete"], "every capture reached every SSE client"
+    memory = results["memory"]
+    assert memory["captures_sent"] > 0 and memory["buffered_bytes"] <= memory["buffer_bytes"]
+    assert results["export"]["bytes"] > 0
+    assert "x typed" in done.stdout  # the printed table carries the ratios
