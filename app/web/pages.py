@@ -17,12 +17,10 @@ templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, context: Context) -> HTMLResponse:
     settings = context.settings
+    port = context.grpc_port
+    listen = f"{settings.grpc_address.rsplit(':', 1)[0]}:{port}" if port else "(unix socket only)"
     return templates.TemplateResponse(
         request,
         "index.html",
-        {
-            "grpc_address": settings.grpc_address,
-            "grpc_port": context.grpc_port,
-            "grpc_unix_socket": settings.grpc_unix_socket,
-        },
+        {"grpc_listen": listen, "grpc_port": port or 50051, "grpc_unix_socket": settings.grpc_unix_socket},
     )

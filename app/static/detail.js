@@ -1,0 +1,219 @@
+// The detail view of one capture: request, session, response, spec and metadata, raw JSON, event.
+import { bodyViewer, jsonTree } from "./body.js";
+import { button, copyText, el, formatBytes, kvTable, section, text } from "./dom.js";
+
+const SESSION_EPOCH_FIELDS = ["expires", "quotaRenews", "lastCheck", "dataExpires", "idExtractorDeadline", "lastUpdated"];
+const SESSION_FIRST = [
+  ["alias", "key alias"], ["keyId", "key ID"], ["orgId", "org"], ["rate", "rate"], ["per", "per (s)"],
+  ["allowance", "allowance"], ["quotaMax", "quota max"], ["quotaRemaining", "quota remaining"],
+  ["quotaRenews", "quota renews"], ["quotaRenewalRate", "quota renewal rate (s)"], ["expires", "expires"],
+  ["applyPolicyId", "policy"], ["isInactive", "inactive"], ["idExtractorDeadline", "ID extractor deadline"],
+  ["lastUpdated", "last updated"], ["lastCheck", "last check"], ["dataExpires", "data expires"],
+  ["sessionLifetime", "session lifetime (s)"], ["postExpiryAction", "post-expiry action"],
+  ["postExpiryGracePeriod", "post-expiry grace (s)"], ["enableDetailedRecording", "detailed recording"],
+  ["hmacEnabled", "HMAC enabled"], ["oauthClientId", "OAuth client"],
+];
+
+/** Render a capture's detail (the /api/captures/{id} JSON) into `root`. */
+export function renderDetail(root, detail) {
+  const tabs = [];
+  if (detail.kind === "event") {
+    tabs.push(["Event", () => eventTab(detail)]);
+  } else if (detail.request) {
+    const obj = detail.request;
+    tabs.push(["Request", () => requestTab(detail, obj)]);
+    if (obj.session) tabs.push(["Session", () => sessionTab(obj.session)]);
+    if (obj.response) tabs.push(["Response", () => responseTab(detail, obj.response)]);
+    tabs.push(["Spec & metadata", () => specTab(detail, obj)]);
+  }
+  if (!detail.request) tabs.push(["Raw bytes", () => rawBytesTab(detail)]);
+  tabs.push(["Raw JSON", () => rawTab(detail)]);
+
+  const bar = el("div", { class: "tabs", role: "tablist" });
+  const panel = el("div", { class: "tab-panel", role: "tabpanel" });
+  const buttons = tabs.map(([name, render], index) => {
+    const tab = button(name, () => select(index), { role: "tab", "data-tab": name });
+    return [tab, render];
+  });
+  function select(index) {
+    buttons.forEach(([tab], i) => tab.setAttribute("aria-selected", String(i === index)));
+    panel.replaceChildren(buttons[index][1]());
+    root.dataset.tab = tabs[index][0];
+  }
+  bar.append(...buttons.map(([tab]) => tab));
+  root.replaceChildren(header(detail), bar, panel);
+  const previous = tabs.findIndex(([name]) => name === root.dataset.tab);
+  select(previous >= 0 ? previous : 0);
+}
+
+function header(detail) {
+  const title = detail.kind === "event"
+    ? `Event ${detail.hook_type || "(unrecognised payload)"}`
+    : `${detail.hook_type} · ${detail.hook_name || "(no hook name)"}`;
+  const facts = [
+    `#${detail.id}`, detail.received_at_iso, `${formatBytes(detail.size)}`, `${detail.duration_ms} ms`,
+    detail.peer, detail.imported ? "imported" : null, detail.echo ? "echoed unchanged" : null,
+  ].filter(Boolean);
+  return el("header", { class: "detail-head" },
+    text("h2", title),
+    text("p", facts.join(" · "), { class: "muted small" }),
+    detail.error ? text("p", detail.error, { class: "error-text" }) : null);
+}
+
+function headersTable(map) {
+  return kvTable(Object.entries(map || {}).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+function listOrNone(values) {
+  return values && values.length ? values.join(", ") : undefined;
+}
+
+function requestTab(detail, obj) {
+  const req = obj.request || {};
+  const overrides = req.returnOverrides || {};
+  const parts = [
+    section("Request", kvTable([
+      ["method", req.method], ["url", req.url], ["request URI", req.requestUri], ["scheme", req.scheme],
+    ])),
+    section("Headers", headersTable(req.headers)),
+    section("Query parameters", headersTable(req.params)),
+    section("Plugin changes", el("div", { class: "changes" }, kvTable([
+      ["set headers", Object.keys(req.setHeaders || {}).length ? headersTable(req.setHeaders) : undefined],
+      ["delete headers", listOrNone(req.deleteHeaders)],
+      ["add params", Object.keys(req.addParams || {}).length ? headersTable(req.addParams) : undefined],
+      ["extended params", Object.keys(req.extendedParams || {}).length ? headersTable(req.extendedParams) : undefined],
+      ["delete params", listOrNone(req.deleteParams)],
+      ["return overrides", overridesView(overrides)],
+    ], { empty: "none: the object carries no header, parameter or response changes" }))),
+  ];
+  const body = detail.bodies["request.rawBody"];
+  if (body) parts.push(section("Body", bodyViewer("request body", body, req.rawBody)));
+  else if (req.body) parts.push(section("Body", text("pre", req.body, { class: "body-text" })));
+  if (detail.reply) parts.push(section("Plugin reply", el("div", { class: "json-tree" }, jsonTree(detail.reply, 0))));
+  return el("div", {}, parts);
+}
+
+function overridesView(o) {
+  const code = o.responseCode ?? 0;
+  if (code <= 0 && !o.responseError && !o.responseBody && !Object.keys(o.headers || {}).length) return undefined;
+  return kvTable([
+    ["response code", code], ["response error", o.responseError], ["response body", o.responseBody],
+    ["override error", o.overrideError ? "true" : undefined],
+    ["headers", Object.keys(o.headers || {}).length ? headersTable(o.headers) : undefined],
+  ]);
+}
+
+function epoch(value) {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) return String(value);
+  const date = new Date(seconds * 1000);
+  return el("span", { class: "epoch" }, text("span", date.toISOString().replace(".000Z", "Z")),
+    text("span", ` (${value})`, { class: "muted" }));
+}
+
+function secret(value) {
+  if (!value) return undefined;
+  const shown = text("code", "••••••••", { class: "secret", "data-revealed": "false" });
+  const toggle = button("reveal", () => {
+    const revealed = shown.dataset.revealed === "true";
+    shown.textContent = revealed ? "••••••••" : value;
+    shown.dataset.revealed = String(!revealed);
+    toggle.textContent = revealed ? "reveal" : "hide";
+  }, { class: "link" });
+  return el("span", {}, shown, " ", toggle);
+}
+
+function sessionTab(session) {
+  const first = SESSION_FIRST
+    .filter(([key]) => session[key] !== undefined)
+    .map(([key, label]) => [label, SESSION_EPOCH_FIELDS.includes(key) ? epoch(session[key]) : String(session[key])]);
+  const parts = [
+    section("Key", kvTable(first, { empty: "an empty session (keyless API)" })),
+    section("Policies and tags", kvTable([
+      ["policies", listOrNone(session.applyPolicies)], ["tags", listOrNone(session.tags)],
+    ])),
+    section("Metadata", headersTable(session.metadata)),
+    section("Access rights", accessRights(session.accessRights || {})),
+    section("Secrets", kvTable([
+      ["basic auth password", secret(session.basicAuthData?.password)],
+      ["basic auth hash", secret(session.basicAuthData?.hash)],
+      ["JWT secret", secret(session.jwtData?.secret)],
+      ["HMAC secret", secret(session.hmacSecret)],
+      ["certificate", session.certificate],
+    ])),
+  ];
+  if (session.monitor?.triggerLimits?.length) {
+    parts.push(section("Monitor", kvTable([["trigger limits", session.monitor.triggerLimits.join(", ")]])));
+  }
+  if (Object.keys(session.oauthKeys || {}).length) parts.push(section("OAuth keys", headersTable(session.oauthKeys)));
+  return el("div", {}, parts);
+}
+
+function accessRights(rights) {
+  const entries = Object.entries(rights);
+  if (!entries.length) return text("p", "none", { class: "muted small" });
+  const rows = [];
+  for (const [apiId, def] of entries) {
+    const urls = (def.allowedUrls || []).map((u) => `${(u.methods || []).join(",") || "*"} ${u.url || ""}`);
+    rows.push(el("tr", {}, text("td", def.apiName || ""), text("td", def.apiId || apiId, { class: "mono" }),
+      text("td", (def.versions || []).join(", ")), text("td", urls.join("\n") || "all", { class: "pre" })));
+  }
+  return el("table", { class: "grid" },
+    el("thead", {}, el("tr", {}, text("th", "API"), text("th", "API ID"), text("th", "versions"), text("th", "allowed URLs"))),
+    el("tbody", {}, rows));
+}
+
+function responseTab(detail, response) {
+  const multi = (response.multivalueHeaders || []).map((h) => el("tr", {}, text("th", h.key), text("td", (h.values || []).join("\n"), { class: "pre" })));
+  const parts = [
+    section("Response", kvTable([["status", response.statusCode ?? 0]])),
+    section("Headers", headersTable(response.headers)),
+    section("Multi-value headers", multi.length ? el("table", { class: "kv" }, el("tbody", {}, multi)) : text("p", "none", { class: "muted small" })),
+  ];
+  const body = detail.bodies["response.rawBody"];
+  if (body) parts.push(section("Body", bodyViewer("response body", body, response.rawBody)));
+  else if (response.body) parts.push(section("Body", text("pre", response.body, { class: "body-text" })));
+  return el("div", {}, parts);
+}
+
+function specTab(detail, obj) {
+  const spec = { ...(obj.spec || {}) };
+  const configData = spec.config_data;
+  delete spec.config_data;
+  const parts = [
+    section("API", kvTable([["API ID", spec.APIID], ["org ID", spec.OrgID], ["bundle hash", spec.bundle_hash],
+      ...Object.entries(spec).filter(([k]) => !["APIID", "OrgID", "bundle_hash"].includes(k))])),
+  ];
+  if (configData !== undefined) {
+    let parsed = null;
+    try { parsed = JSON.parse(configData); } catch { /* shown as text */ }
+    parts.push(section("config_data", parsed !== null ? el("div", { class: "json-tree" }, jsonTree(parsed, 0)) : text("pre", configData)));
+  }
+  parts.push(section("Object metadata", headersTable(obj.metadata)));
+  parts.push(section("gRPC metadata", kvTable(detail.metadata.map(([k, v]) => [k, v]))));
+  return el("div", {}, parts);
+}
+
+function eventTab(detail) {
+  const event = detail.event;
+  if (!event) return text("p", "undecodable event", { class: "muted" });
+  const parts = [];
+  if (event.payload_error) parts.push(text("p", event.payload_error, { class: "error-text" }));
+  parts.push(section("Payload", typeof event.payload === "string"
+    ? text("pre", event.payload, { class: "body-text" })
+    : el("div", { class: "json-tree" }, jsonTree(event.payload, 0))));
+  if (event.originating_request) parts.push(section("Originating request", text("pre", event.originating_request, { class: "body-text" })));
+  return el("div", {}, parts);
+}
+
+function rawBytesTab(detail) {
+  return section("Received bytes (not a valid message)", text("pre", detail.request_base64 || "", { class: "body-text" }));
+}
+
+function rawTab(detail) {
+  const json = JSON.stringify(detail.request, null, 2);
+  const copy = button("Copy", (e) => copyText(json, e.currentTarget));
+  const parts = [section("Protobuf JSON", el("div", { class: "toolbar" }, copy), text("pre", json, { class: "raw-json" }))];
+  if (detail.reply) parts.push(section("Reply", text("pre", JSON.stringify(detail.reply, null, 2), { class: "raw-json" })));
+  return el("div", {}, parts);
+}
