@@ -108,9 +108,13 @@ class Broadcaster:
             if not subscription.offer(message):
                 self.lag_count += 1
 
-    def close(self) -> None:
-        """End every stream: each subscriber's next `get()` returns CLOSED."""
-        self.closed = True
+    def end_streams(self) -> None:
+        """End every current stream; browsers reconnect by themselves and resume from their last id."""
         for subscription in self._subscribers:
             subscription.close()
         self._subscribers.clear()
+
+    def close(self) -> None:
+        """End every stream for good (shutdown): each subscriber's next `get()` returns CLOSED."""
+        self.closed = True
+        self.end_streams()

@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api", tags=["stream"])
 # A burst of captures goes out as one write of up to this many bytes instead of
 # one write per event: far fewer syscalls when the gateway is busy.
 MAX_CHUNK_BYTES = 256 * 1024
+RECONNECT_MS = 1000
 
 
 @router.get("/stream")
@@ -107,6 +108,8 @@ async def capture_events(context: WebContext, sent: int) -> AsyncIterator[bytes]
     """Catch up from the store, then follow the broadcaster; resync from the store when lagging."""
     store, subscription = context.store, context.broadcaster.subscribe()
     outbox = _Outbox(sent)
+    # Browsers wait 3 s before reconnecting unless told otherwise; a second is plenty.
+    outbox.add(f"retry: {RECONNECT_MS}\n\n".encode())
     try:
         if sent > store.last_id:
             # The client saw ids from an earlier run of the inspector: start it afresh.

@@ -1,0 +1,278 @@
+"""The dashboard in real Chromium: live list, decoded detail, controls, export/import, reconnect, XSS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.server import Inspector
+from tests.browser import open_dashboard, tiny_png
+from tests.conftest import Client, load_event, load_object, with_settings
+
+
+async def test_empty_state_teaches_setup(inspector: Inspector) -> None:
+    async with open_dashboard(inspector.http_url) as browser:
+        empty = browser.page.locator("#empty")
+        await empty.wait_for(state="visible")
+        text = await empty.inner_text()
+        assert f"tcp://localhost:{inspector.grpc_port}" in text
+        assert "TYK_GW_COPROCESSOPTIONS_COPROCESSGRPCSERVER" in text
+        assert browser.errors == []
+
+
+async def test_live_captures_with_decoded_html_image_and_session(inspector: Inspector, client: Client) -> None:
+    async with open_dashboard(inspector.http_url) as browser:
+        page = browser.page
+        await client.dispatch(load_object("pre.json"))
+        await client.dispatch(load_object("response-petstore-301.json"))
+        png_response = load_object("response-gzip.json")
+        png_response.response.raw_body = tiny_png()
+        await client.dispatch(png_response)
+        session = load_object("post-key-auth.json")
+        session.session.basic_auth_data.password = "hunter2-password"
+        session.session.jwt_data.secret = "jwt-signing-secret"
+        await client.dispatch(session)
+        assert await browser.wait_rows(4) == [1, 2, 3, 4]
+        assert await page.locator("#empty").is_hidden()
+
+        # A Response capture whose raw_body is HTML: decoded, shown as source, never rendered.
+        await page.click("#list .row[data-id='2']")
+        await page.click("button[data-tab='Response']")
+        body = page.locator(".body-viewer .body-text")
+        assert "<center><h1>301 Moved Permanently</h1></center>" in await body.inner_text()
+        assert await page.locator(".detail-pane center, .detail-pane h1").count() == 0
+        assert "text/html" in await page.locator(".body-head").inner_text()
+
+        # A PNG raw_body is previewed as an image.
+        await page.click("#list .row[data-id='3']")
+        await page.click("button[data-tab='Response']")
+        image = page.locator("img.body-image")
+        await image.wait_for()
+        await page.wait_for_function("document.querySelector('img.body-image').naturalWidth === 2")
+        assert (await image.get_attribute("src") or "").startswith("blob:")
+
+        # Session: epoch fields as dates with the raw number, secrets masked until revealed.
+        await page.click("#list .row[data-id='4']")
+        await page.click("button[data-tab='Session']")
+        key_card = await page.locator(".card", has_text="key alias").inner_text()
+        assert "2026-01-01T00:00:00Z" in key_card and "(1767225600)" in key_card
+        assert "Orders API" in await page.locator("table.grid").inner_text()
+        secrets = page.locator(".card", has_text="JWT secret")
+        assert "jwt-signing-secret" not in await secrets.inner_text()
+        assert "hunter2-password" not in await page.content()
+        await secrets.locator("tr", has_text="JWT secret").locator("button").click()
+        assert "jwt-signing-secret" in await secrets.inner_text()
+        assert browser.errors == []
+
+
+async def test_event_payload_is_pretty_printed(inspector: Inspector, client: Client) -> None:
+    async with open_dashboard(inspector.http_url) as browser:
+        await client.event_bytes(load_event("event-auth-failure.json").SerializeToString())
+        await browser.wait_rows(1)
+        await browser.page.click("#list .row[data-id='1']")
+        detail = await browser.page.locator("#detail").inner_text()
+        assert "Event AuthFailure" in detail
+        assert '"handler_name"' in detail and '"my_event_handler"' in detail
+        assert "GET /orders-api/v1/orders/1234 HTTP/1.1" in detail  # the originating request, decoded
+
+
+async def test_filters(inspector: Inspector, client: Client) -> None:
+    for name in ("pre.json", "response-gzip.json", "post-json-body.json", "response-petstore-301.json"):
+        await client.dispatch(load_object(name))
+    await client.event("not json")
+    async with open_dashboard(inspector.http_url) as browser:
+        page = browser.page
+        assert await browser.wait_rows(5) == [1, 2, 3, 4, 5]
+        await page.select_option("select[name='hook_type']", "Response")
+        await browser.wait_for_ids([2, 4])
+        await page.select_option("select[name='hook_type']", "")
+        await page.select_option("select[name='kind']", "event")
+        await browser.wait_for_ids([5])
+        await page.select_option("select[name='kind']", "")
+        await page.fill("input[name='status']", "301")
+        await browser.wait_for_ids([4])
+        await page.fill("input[name='status']", "")
+        # Free text reaches into bodies: the JSON body of the Post hook holds this SKU.
+        await page.fill("#search", "ABC-123")
+        await browser.wait_for_ids([3])
+        await client.dispatch(load_object("post-json-body.json"))  # a live one that matches
+        await client.dispatch(load_object("pre.json"))  # and one that does not
+        await browser.wait_for_ids([3, 6])
+        await page.wait_for_selector("#counts:has-text('2 of 7 captures')")
+        await page.click("button[type='reset']")
+        assert await browser.wait_rows(7) == list(range(1, 8))
+
+
+async def test_pause_and_resume(inspector: Inspector, client: Client) -> None:
+    async with open_dashboard(inspector.http_url) as browser:
+        page = browser.page
+        await client.dispatch(load_object("pre.json"))
+        await browser.wait_rows(1)
+        await page.click("#pause")
+        for _ in range(5):
+            await client.dispatch(load_object("pre.json"))
+        await page.wait_for_function("document.getElementById('waiting').textContent === '5 waiting'")
+        assert await browser.rows() == [1]
+        await page.click("#pause")
+        assert await browser.wait_rows(6) == [1, 2, 3, 4, 5, 6]
+        assert await page.locator("#waiting").is_hidden()
+
+
+async def test_clear(inspector: Inspector, client: Client) -> None:
+    async with open_dashboard(inspector.http_url) as browser:
+        await client.dispatch(load_object("pre.json"))
+        await browser.wait_rows(1)
+        await browser.page.click("#clear")
+        await browser.wait_for_ids([])
+        assert await browser.page.locator("#empty").is_visible()
+        assert inspector.store.stats().count == 0
+
+
+async def test_deep_link_and_keyboard(inspector: Inspector, client: Client) -> None:
+    for name in ("pre.json", "custom-key-check.json", "post-key-auth.json"):
+        await client.dispatch(load_object(name))
+    async with open_dashboard(f"{inspector.http_url}/#capture=2") as browser:
+        page = browser.page
+        await page.wait_for_selector("#list .row[data-id='2'][aria-selected='true']")
+        assert "MyAuthCheck" in await page.locator(".detail-head h2").inner_text()
+        await page.keyboard.press("j")
+        await page.wait_for_selector(".detail-head h2:has-text('MyPostKeyAuthHook')")
+        assert page.url.endswith("#capture=3")
+        await page.keyboard.press("ArrowUp")
+        await page.keyboard.press("k")
+        await page.wait_for_selector(".detail-head h2:has-text('MyPreHook')")
+        await page.keyboard.press("/")
+        assert await page.evaluate("document.activeElement.id") == "search"
+        await page.keyboard.type("nothing matches this")
+        await browser.wait_for_ids([])
+        await page.keyboard.press("Escape")
+        await browser.wait_rows(3)
+        assert await page.input_value("#search") == ""
+
+
+async def test_export_matches_the_api_and_import_restores(
+    inspector: Inspector, client: Client, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    for name in ("pre.json", "response-gzip.json"):
+        await client.dispatch(load_object(name))
+    await client.event_bytes(load_event("event-auth-failure.json").SerializeToString())
+    async with open_dashboard(inspector.http_url) as browser:
+        page = browser.page
+        await browser.wait_rows(3)
+        await page.click("#export-button")
+        async with page.expect_download() as download_info:
+            await page.click("#export-all")
+        download = await download_info.value
+        assert download.suggested_filename.startswith("tyk-inspector-") and download.suggested_filename.endswith(
+            ".json"
+        )
+        saved = tmp_path / "export.json"
+        await download.save_as(saved)
+        from_page = json.loads(saved.read_text())
+        from_api = (await http.get("/api/export")).json()
+        assert from_page["captures"] == from_api["captures"]
+
+        await page.click("#clear")
+        await browser.wait_for_ids([])
+        await page.set_input_files("#import-file", saved)
+        assert await browser.wait_rows(3) == [4, 5, 6]
+        assert "Imported 3 capture(s)" in await page.locator("#notice").inner_text()
+        assert [c.imported for c in inspector.store.oldest_first()] == [True, True, True]
+
+
+async def test_reconnect_loses_nothing(inspector: Inspector, client: Client) -> None:
+    async with open_dashboard(inspector.http_url) as browser:
+        page = browser.page
+        for _ in range(5):
+            await client.dispatch(load_object("pre.json"))
+        await browser.wait_rows(5)
+        inspector.broadcaster.end_streams()  # as when a proxy or the network drops the stream
+        for _ in range(5):
+            await client.dispatch(load_object("pre.json"))  # while the page is reconnecting
+        assert await browser.wait_rows(10) == list(range(1, 11))
+        await page.wait_for_selector("#connection[data-state='live']")
+        for _ in range(2):
+            await client.dispatch(load_object("pre.json"))
+        assert await browser.wait_rows(12) == list(range(1, 13))
+
+
+class TestGapNotice:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(buffer_items=3)()
+
+    async def test_gap_notice_when_captures_were_evicted(self, inspector: Inspector, client: Client) -> None:
+        async with open_dashboard(inspector.http_url) as browser:
+            await client.dispatch(load_object("pre.json"))
+            await browser.wait_rows(1)
+            inspector.broadcaster.end_streams()
+            for _ in range(10):  # before the page is back (it waits a second), most leave the buffer
+                await client.dispatch(load_object("pre.json"))
+            notice = browser.page.locator("#notice")
+            await notice.wait_for(state="visible")
+            assert "left the server's buffer" in await notice.inner_text()
+            assert await browser.wait_rows(4) == [1, 9, 10, 11]
+
+
+HOSTILE = [
+    "<script>window.__pwned = 'script'</script>",
+    "<img src=x onerror=\"window.__pwned='img'\">",
+    "javascript:window.__pwned='url'",
+    '"><svg onload="window.__pwned=\'svg\'">',
+    "';window.__pwned='quote';'",
+    "{{constructor.constructor('window.__pwned=1')()}}",
+]
+SVG_WITH_SCRIPT = (
+    b'<svg xmlns="http://www.w3.org/2000/svg"><script>window.__pwned="svgbody"</script>'
+    b'<rect width="2" height="2"/></svg>'
+)
+
+
+async def test_hostile_payloads_execute_nothing_and_show_as_text(inspector: Inspector, client: Client) -> None:
+    obj = load_object("post-key-auth.json")
+    obj.hook_name = HOSTILE[0]
+    obj.spec["APIID"] = HOSTILE[1]
+    obj.request.url = HOSTILE[2]
+    obj.request.headers.update({f"X-Evil-{i}": value for i, value in enumerate(HOSTILE)})
+    obj.request.raw_body = HOSTILE[3].encode()
+    obj.session.metadata.update({f"evil{i}": value for i, value in enumerate(HOSTILE)})
+    obj.session.alias = HOSTILE[4]
+    html_response = load_object("response-petstore-301.json")
+    html_response.response.raw_body = (
+        b"<html><body><script>window.__pwned='html'</script><img src=x onerror=alert(1)></body></html>"
+    )
+    svg_response = load_object("response-gzip.json")
+    svg_response.response.raw_body = SVG_WITH_SCRIPT
+    async with open_dashboard(inspector.http_url) as browser:
+        page = browser.page
+        await client.dispatch(obj)
+        await client.dispatch(html_response)
+        await client.dispatch(svg_response)
+        await client.event(
+            json.dumps({"message": {"Type": HOSTILE[0], "Meta": {"Path": HOSTILE[5]}}, "handler_name": HOSTILE[1]})
+        )
+        await browser.wait_rows(4)
+        for capture_id, tabs in (
+            (1, ["Request", "Session", "Spec & metadata", "Raw JSON"]),
+            (2, ["Response"]),
+            (3, ["Response"]),
+            (4, ["Event", "Raw JSON"]),
+        ):
+            await page.click(f"#list .row[data-id='{capture_id}']")
+            for tab in tabs:
+                await page.click(f"button[data-tab='{tab}']")
+                await page.wait_for_selector(f"button[data-tab='{tab}'][aria-selected='true']")
+        await page.click("#list .row[data-id='1']")
+        await page.click("button[data-tab='Request']")
+        assert HOSTILE[0] in await page.locator(".detail-head h2").inner_text()  # shown literally
+        assert HOSTILE[1] in await page.locator("#list .row[data-id='1']").inner_text()
+        request_text = await page.locator("#detail").inner_text()
+        assert HOSTILE[2] in request_text and HOSTILE[3] in request_text
+        assert await page.evaluate("window.__pwned") is None
+        assert browser.dialogs == []
+        assert await page.locator("#detail script, #list script, #detail iframe, #detail svg").count() == 0
+        assert browser.errors == []
