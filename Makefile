@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GRPC ?= localhost:50051
 ARGS ?=
 
-.PHONY: install install-dev run serve build clean test lint format dispatch dispatch_event bench bench-quick chromium
+.PHONY: install install-dev run serve build clean test lint format dispatch dispatch_event bench bench-quick chromium screenshot
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,3 +56,6 @@ bench: install-dev  ## full benchmarks; figures in benchmarks/results/ and docs/
 
 bench-quick: install-dev  ## a short benchmark run, as a smoke test
 	$(PY) -m benchmarks --quick $(ARGS)
+
+screenshot: install-dev chromium  ## docs/dashboard.png, the README's picture
+	$(PY) scripts/screenshot.py

@@ -1,0 +1,56 @@
+"""Take the README's screenshot: the dashboard with a Response capture selected (docs/dashboard.png).
+
+Usage: python scripts/screenshot.py   (or `make screenshot`); needs Debian's chromium.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+from playwright.async_api import async_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.config import Settings  # noqa: E402
+from app.server import Inspector  # noqa: E402
+from protogen import coprocess_object_pb2 as pb  # noqa: E402
+
+EXAMPLES = ROOT / "examples"
+HOOKS = ["pre.json", "custom-key-check.json", "post-key-auth.json", "post-json-body.json", "response-gzip.json"]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+
+
+async def main() -> None:
+    inspector = Inspector(Settings(grpc_address="127.0.0.1:0", http_port=0, capture_log="off"))
+    await inspector.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
+            dispatch = channel.unary_unary("/coprocess.Dispatcher/Dispatch")
+            event = channel.unary_unary("/coprocess.Dispatcher/DispatchEvent")
+            for _ in range(3):
+                for name in HOOKS:
+                    await dispatch(json_format.Parse((EXAMPLES / name).read_text(), pb.Object()).SerializeToString())
+            await event(json_format.Parse((EXAMPLES / "event-auth-failure.json").read_text(), pb.Event()).SerializeToString())
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS)
+            page = await browser.new_page(viewport={"width": 1440, "height": 860}, device_scale_factor=1)
+            await page.goto(f"{inspector.http_url}/#capture=15")
+            await page.wait_for_selector(".detail-head")
+            await page.click("button[data-tab='Response']")
+            await page.wait_for_selector(".body-viewer")
+            await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
+            await browser.close()
+    finally:
+        await inspector.stop()
+    print("wrote docs/dashboard.png")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
