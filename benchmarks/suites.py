@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.browser import browser
 from benchmarks.procs import Server, SseClients, loadgen
 
 KiB, MiB = 1024, 1024 * 1024
@@ -322,4 +323,5 @@ ALL: dict[str, Callable[[bool], dict[str, Any]]] = {
     "sse": sse,
     "memory": memory,
     "export": export,
+    "browser": browser,
 }

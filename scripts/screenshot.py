@@ -37,9 +37,13 @@ async def main() -> None:
             for _ in range(3):
                 for name in HOOKS:
                     await dispatch(json_format.Parse((EXAMPLES / name).read_text(), pb.Object()).SerializeToString())
-            await event(json_format.Parse((EXAMPLES / "event-auth-failure.json").read_text(), pb.Event()).SerializeToString())
+            await event(
+                json_format.Parse((EXAMPLES / "event-auth-failure.json").read_text(), pb.Event()).SerializeToString()
+            )
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS)
+            browser = await playwright.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS
+            )
             page = await browser.new_page(viewport={"width": 1440, "height": 860}, device_scale_factor=1)
             await page.goto(f"{inspector.http_url}/#capture=15")
             await page.wait_for_selector(".detail-head")
