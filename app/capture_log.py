@@ -11,6 +11,7 @@ import logging
 
 from app.broadcast import CLOSED, Broadcaster
 from app.config import CaptureLog
+from app.redact import Redactor
 from app.store import Capture
 from app.views import capture_detail
 
@@ -37,7 +38,7 @@ def capture_line(capture: Capture) -> str:
     return " ".join(parts)
 
 
-async def run_capture_log(broadcaster: Broadcaster, mode: CaptureLog) -> None:
+async def run_capture_log(broadcaster: Broadcaster, mode: CaptureLog, redactor: Redactor) -> None:
     """Log captures until the broadcaster closes."""
     if mode == "off":
         return
@@ -55,7 +56,7 @@ async def run_capture_log(broadcaster: Broadcaster, mode: CaptureLog) -> None:
                 continue
             fields = {"capture_id": message.id, "kind": message.kind, "hook_type": message.hook_type}
             if mode == "json":
-                detail = capture_detail(message)
+                detail = capture_detail(message, redactor)
                 log.info("%s\n%s", capture_line(message), json.dumps(detail["request"], indent=2), extra=fields)
             else:
                 log.info("%s", capture_line(message), extra=fields)

@@ -60,6 +60,19 @@ def seconds(text: str) -> float:
     return value
 
 
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"not a yes/no value: {text!r}")
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list, as environment variables carry several values."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 class _EnvDefaults:
     """Reads TYK_INSPECTOR_<NAME> for an option's default, with the option's own validation."""
 
@@ -163,6 +176,46 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
         help="per capture on the console: off, line, or json (the full Object) (default: %(default)s)",
     )
     parser.add_argument(
+        "--auth-token",
+        default=env("AUTH_TOKEN", str, None),
+        help="require this token for the page and API (needed to listen beyond loopback)",
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        default=env("NO_AUTH", _flag, False),
+        help="serve a non-loopback --http-host without a token (captured secrets become public to that network)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=env("ALLOWED_HOSTS", _names, []),
+        metavar="HOST",
+        help="also accept this Host header (DNS rebinding protection); '*' for any; repeatable",
+    )
+    parser.add_argument(
+        "--no-redact",
+        action="store_true",
+        default=env("NO_REDACT", _flag, False),
+        help="show credentials (Authorization/Cookie headers, session secrets) in the page, API and exports",
+    )
+    parser.add_argument(
+        "--redact-header",
+        action="append",
+        default=env("REDACT_HEADERS", _names, []),
+        metavar="NAME",
+        help="another header whose value to redact; repeatable",
+    )
+    parser.add_argument(
+        "--redact-metadata",
+        action="append",
+        default=env("REDACT_METADATA", _names, []),
+        metavar="KEY",
+        help="an Object/session metadata key whose value to redact; repeatable",
+    )
+    parser.add_argument("--tls-cert", default=env("TLS_CERT", str, None), help="serve the page over HTTPS")
+    parser.add_argument("--tls-key", default=env("TLS_KEY", str, None), help="the key for --tls-cert")
+    parser.add_argument(
         "--shutdown-grace",
         type=seconds,
         default=env("SHUTDOWN_GRACE", seconds, default.shutdown_grace_seconds),
@@ -183,6 +236,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         capture_log=args.capture_log,
         shutdown_grace_seconds=args.shutdown_grace,
+        auth_token=args.auth_token or None,
+        allow_no_auth=args.no_auth,
+        allowed_hosts=tuple(args.allowed_host),
+        redact=not args.no_redact,
+        redact_headers=tuple(args.redact_header),
+        redact_metadata=tuple(args.redact_metadata),
+        tls_cert=args.tls_cert or None,
+        tls_key=args.tls_key or None,
     )
 
 

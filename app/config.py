@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,6 +46,24 @@ class Settings:
     sse_send_timeout_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0
     max_import_bytes: int = 512 * MiB
+    auth_token: str | None = None
+    """Required on every web request when set (cookie from /login, or `Authorization: Bearer`)."""
+    allow_no_auth: bool = False
+    """Explicitly accept serving captures without a token on a non-loopback address."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host header values accepted besides localhost and the bind address; '*' accepts any."""
+    redact: bool = True
+    """Hide credentials in the page, the API and exports (never in what the gateway gets back)."""
+    redact_headers: tuple[str, ...] = ()
+    """Header names to redact besides Authorization, Cookie and Proxy-Authorization."""
+    redact_metadata: tuple[str, ...] = ()
+    """Object and session metadata keys to redact."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @property
+    def http_is_loopback(self) -> bool:
+        return is_loopback(self.http_host)
 
     def __post_init__(self) -> None:
         if not self.grpc_address and not self.grpc_unix_socket:
@@ -54,3 +73,21 @@ class Settings:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")
         if not 0 <= self.http_port <= 65535:
             raise ValueError("http-port must be between 0 and 65535")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if not self.http_is_loopback and not self.auth_token and not self.allow_no_auth:
+            raise ValueError(
+                f"--http-host {self.http_host} would show captured traffic (keys, sessions, bodies) to anyone who "
+                "can reach it: set --auth-token (TYK_INSPECTOR_AUTH_TOKEN), or pass --no-auth to accept that"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

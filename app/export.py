@@ -17,8 +17,9 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from app.protocol import Event, EventReply, Object, summarize_event, summarize_object
+from app.redact import Redactor
 from app.store import Capture, Kind
-from app.views import iso_time, message_to_json, metadata_pairs
+from app.views import NO_REDACTION, iso_time, message_to_json, metadata_pairs
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FORMAT = "tyk-inspector-export"
@@ -29,9 +30,8 @@ class ImportFormatError(ValueError):
     """The document is not a valid export; the message says where and why."""
 
 
-def capture_record(capture: Capture) -> dict[str, Any]:
+def capture_record(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[str, Any]:
     """One capture as an export record."""
-    message_type = Object if capture.kind == "dispatch" else Event
     record: dict[str, Any] = {
         "id": capture.id,
         "kind": capture.kind,
@@ -47,21 +47,36 @@ def capture_record(capture: Capture) -> dict[str, Any]:
         "reply": None,
     }
     try:
-        record["request"] = message_to_json(message_type.FromString(capture.request))
+        if capture.kind == "dispatch":
+            obj = Object.FromString(capture.request)
+            redactor.object(obj)
+            record["request"] = message_to_json(obj)
+        else:
+            event = Event.FromString(capture.request)
+            event.payload = redactor.event_payload(event.payload)
+            record["request"] = message_to_json(event)
     except DecodeError:  # undecodable bytes are kept as they arrived
         record["request_base64"] = base64.b64encode(capture.request).decode("ascii")
     if capture.reply is not None and not record["echo"]:
-        reply_type = Object if capture.kind == "dispatch" else EventReply
-        record["reply"] = message_to_json(reply_type.FromString(capture.reply))
+        if capture.kind == "dispatch":
+            reply = Object.FromString(capture.reply)
+            redactor.object(reply)
+            record["reply"] = message_to_json(reply)
+        else:
+            record["reply"] = message_to_json(EventReply.FromString(capture.reply))
     return record
 
 
-def export_chunks(captures: Iterable[Capture], exported_at_us: int) -> Iterator[str]:
+def export_chunks(
+    captures: Iterable[Capture], exported_at_us: int, redactor: Redactor = NO_REDACTION
+) -> Iterator[str]:
     """The export document in pieces, one record at a time, so a large export needs little memory."""
-    yield (f'{{"format": "{FORMAT}", "version": {VERSION}, "exported_at": "{iso_time(exported_at_us)}", "captures": [')
+    exported_at = iso_time(exported_at_us)
+    header = {"format": FORMAT, "version": VERSION, "exported_at": exported_at, "redacted": redactor.enabled}
+    yield json.dumps(header)[:-1] + ', "captures": ['  # the header object, left open for the records
     separator = "\n"
     for capture in captures:
-        yield separator + json.dumps(capture_record(capture), ensure_ascii=False)
+        yield separator + json.dumps(capture_record(capture, redactor), ensure_ascii=False)
         separator = ",\n"
     yield "\n]}\n"
 

@@ -63,7 +63,8 @@ class Inspector:
     def http_url(self) -> str:
         host = self.settings.http_host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.http_port}"
+        scheme = "https" if self.settings.tls_cert else "http"
+        return f"{scheme}://{host}:{self.http_port}"
 
     async def start(self) -> None:
         """Bind both listeners and start serving. Raises BindError naming the setting to change."""
@@ -76,6 +77,9 @@ class Inspector:
             http_socket.close()
             raise
         await self.grpc.server.start()
+        if settings.grpc_unix_socket:
+            # Only this user may talk to the Dispatcher (or send it anything) through the socket.
+            os.chmod(settings.grpc_unix_socket, 0o600)
         for service in ("", SERVICE_NAME):
             await self.grpc.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
@@ -86,16 +90,28 @@ class Inspector:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
         )
         self._http = _UvicornServer(config)
         # The socket is already listening, so connections made before uvicorn's
         # first turn simply wait in the backlog.
         self._http_task = asyncio.create_task(self._http.serve(sockets=[http_socket]), name="http")
-        self._log_task = asyncio.create_task(run_capture_log(self.broadcaster, settings.capture_log), name="log")
+        self._log_task = asyncio.create_task(
+            run_capture_log(self.broadcaster, settings.capture_log, context.redactor), name="log"
+        )
         where = f"{settings.grpc_address.rsplit(':', 1)[0]}:{self.grpc.port}" if self.grpc.port else ""
         if settings.grpc_unix_socket:
             where = " and ".join(filter(None, [where, f"unix://{settings.grpc_unix_socket}"]))
         log.info("Tyk Inspector: gRPC Dispatcher on %s, dashboard at %s", where, self.http_url)
+        if not settings.http_is_loopback and not settings.auth_token:
+            log.warning(
+                "SECURITY: the dashboard on %s has NO access token (--no-auth): anyone who can reach it sees "
+                "every captured key, session and body. Set --auth-token unless this network is yours alone.",
+                self.http_url,
+            )
+        if not settings.redact:
+            log.warning("credentials are shown unredacted in the page, the API and exports (--no-redact)")
 
     async def wait_http_closed(self) -> None:
         if self._http_task is not None:

@@ -18,7 +18,10 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from app.protocol import Event, Object
+from app.redact import Redactor
 from app.store import Capture
+
+NO_REDACTION = Redactor(enabled=False)
 
 # Decompressing a gzip body to show it is bounded: a small bomb must not eat the memory.
 MAX_INFLATED_BYTES = 32 * 1024 * 1024
@@ -111,7 +114,7 @@ def _object_bodies(prefix: str, obj: Any) -> dict[str, dict[str, Any]]:
     return bodies
 
 
-def capture_detail(capture: Capture) -> dict[str, Any]:
+def capture_detail(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[str, Any]:
     """Everything about one capture: summary, messages in protobuf JSON, decoded bodies."""
     detail = capture.summary()
     detail["received_at_iso"] = iso_time(capture.received_us)
@@ -123,10 +126,12 @@ def capture_detail(capture: Capture) -> dict[str, Any]:
     try:
         if capture.kind == "event":
             event = Event.FromString(capture.request)
+            event.payload = redactor.event_payload(event.payload)
             detail["request"] = message_to_json(event)
             detail["event"] = event_view(event.payload)
             return detail
         obj = Object.FromString(capture.request)
+        redactor.object(obj)
     except DecodeError:
         detail["request_base64"] = base64.b64encode(capture.request).decode("ascii")
         return detail
@@ -134,6 +139,7 @@ def capture_detail(capture: Capture) -> dict[str, Any]:
     detail["bodies"].update(_object_bodies("", obj))
     if capture.reply is not None and not detail["echo"]:
         reply = Object.FromString(capture.reply)
+        redactor.object(reply)
         detail["reply"] = message_to_json(reply)
         detail["bodies"].update(_object_bodies("reply.", reply))
     return detail
@@ -164,14 +170,15 @@ def _originating_request(doc: Any) -> str | None:
 class DetailCache:
     """The last few decoded details, by capture id (ids are never reused)."""
 
-    def __init__(self, size: int = 128) -> None:
+    def __init__(self, redactor: Redactor = NO_REDACTION, size: int = 128) -> None:
+        self.redactor = redactor
         self._size = size
         self._items: OrderedDict[int, dict[str, Any]] = OrderedDict()
 
     def get(self, capture: Capture) -> dict[str, Any]:
         detail = self._items.get(capture.id)
         if detail is None:
-            detail = capture_detail(capture)
+            detail = capture_detail(capture, self.redactor)
             self._items[capture.id] = detail
             if len(self._items) > self._size:
                 self._items.popitem(last=False)

@@ -22,9 +22,14 @@ FRAME_PROBE = """() => {
   window.__frames = [];
   window.__longTasks = 0;
   let last = performance.now();
-  const tick = (now) => { window.__frames.push(now - last); last = now; if (window.__frames.length < 100000) requestAnimationFrame(tick); };
+  const tick = (now) => {
+    window.__frames.push(now - last);
+    last = now;
+    if (window.__frames.length < 100000) requestAnimationFrame(tick);
+  };
   requestAnimationFrame(tick);
-  new PerformanceObserver((list) => { window.__longTasks += list.getEntries().length; }).observe({ entryTypes: ["longtask"] });
+  new PerformanceObserver((list) => { window.__longTasks += list.getEntries().length; })
+    .observe({ entryTypes: ["longtask"] });
 }"""
 
 
@@ -77,7 +82,7 @@ def browser(quick: bool) -> dict[str, Any]:
             chromium.close()
     finally:
         inspector.stop()
-    result = {
+    result: dict[str, Any] = {
         "listed": listed,
         "seconds_to_list": round(load_seconds, 3),
         "stream_rate": rate,
@@ -94,8 +99,9 @@ def browser(quick: bool) -> dict[str, Any]:
     }
     print(f"  {listed} captures listed {result['seconds_to_list']} s after navigation")
     print(
-        f"  {sent} captures streamed at {rate}/s: frame p50 {result['frame_p50_ms']} ms, p99 {result['frame_p99_ms']} ms, "
-        f"max {result['frame_max_ms']} ms, {long_tasks} long tasks (>50 ms); idle page: frame p50 "
+        f"  {sent} captures streamed at {rate}/s: frame p50 {result['frame_p50_ms']} ms, "
+        f"p99 {result['frame_p99_ms']} ms, max {result['frame_max_ms']} ms, {long_tasks} long tasks (>50 ms); "
+        f"idle page: frame p50 "
         f"{result['idle_frame_p50_ms']} ms, p99 {result['idle_frame_p99_ms']} ms "
         f"(p99 x{result['frame_p99_ms'] / max(result['idle_frame_p99_ms'], 0.1):.2f})"
     )

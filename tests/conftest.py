@@ -23,7 +23,11 @@ DISPATCH = "/coprocess.Dispatcher/Dispatch"
 DISPATCH_EVENT = "/coprocess.Dispatcher/DispatchEvent"
 T = TypeVar("T")
 
-TEST_SETTINGS = Settings(grpc_address="127.0.0.1:0", http_port=0, capture_log="off", shutdown_grace_seconds=2)
+# Most tests check fidelity (what was sent is what is shown and exported), so they run with
+# redaction off; test_security.py checks the default, redacted view.
+TEST_SETTINGS = Settings(
+    grpc_address="127.0.0.1:0", http_port=0, capture_log="off", shutdown_grace_seconds=2, redact=False
+)
 
 
 def load_object(name: str) -> pb.Object:

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.web import api, pages, stream, transfer
 from app.web.context import WebContext
+from app.web.security import AccessGuard
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -73,5 +74,6 @@ def create_app(context: WebContext) -> FastAPI:
     app.include_router(transfer.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessGuard, settings=context.settings)
+    app.add_middleware(SecurityHeaders)  # outermost: refusals carry the headers too
     return app

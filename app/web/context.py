@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from app.broadcast import Broadcaster, Cleared
 from app.config import Settings
+from app.redact import Redactor
 from app.store import Capture, CaptureStore
 from app.views import DetailCache
 
@@ -20,8 +21,14 @@ class WebContext:
     broadcaster: Broadcaster
     settings: Settings
     grpc_port: int | None = None
-    details: DetailCache = field(default_factory=DetailCache)
     started_at: float = field(default_factory=time.time)
+    redactor: Redactor = field(init=False)
+    details: DetailCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.redactor = Redactor(s.redact, s.redact_headers, s.redact_metadata)
+        self.details = DetailCache(self.redactor)
 
     def add(self, captures: list[Capture]) -> list[Capture]:
         """Store captures (e.g. imported ones) and tell live subscribers."""

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from app.export import ImportFormatError, export_chunks, parse_document
 from app.store import Capture
 from app.web.api import Filter, get_capture
-from app.web.context import Context
+from app.web.context import Context, WebContext
 
 router = APIRouter(prefix="/api", tags=["export"])
 
@@ -24,20 +24,20 @@ EXPORT_CHUNK_RECORDS = 50
 @router.get("/export")
 def export_captures(context: Context, capture_filter: Filter) -> StreamingResponse:
     """Every buffered capture matching the filters, oldest first, as a download."""
-    return _download(capture_filter.apply(context.store.oldest_first()), "tyk-inspector")
+    return _download(capture_filter.apply(context.store.oldest_first()), "tyk-inspector", context)
 
 
 @router.get("/captures/{capture_id}/export")
 def export_capture(context: Context, capture_id: int) -> StreamingResponse:
     """One capture as an export document."""
-    return _download([get_capture(context, capture_id)], f"tyk-inspector-capture-{capture_id}")
+    return _download([get_capture(context, capture_id)], f"tyk-inspector-capture-{capture_id}", context)
 
 
-def _download(captures: Iterable[Capture], stem: str) -> StreamingResponse:
+def _download(captures: Iterable[Capture], stem: str, context: WebContext) -> StreamingResponse:
     now_us = time.time_ns() // 1000
     filename = f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now_us / 1e6))}.json"
     return StreamingResponse(
-        _in_chunks(export_chunks(captures, now_us)),
+        _in_chunks(export_chunks(captures, now_us, context.redactor)),
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -1,0 +1,114 @@
+"""Who may use the web side: Host check (DNS rebinding), access token, same-origin writes.
+
+Pure ASGI, so it guards the SSE stream and streamed exports like any other route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.config import Settings
+
+COOKIE = "tyk_inspector_session"
+OPEN_PATHS = ("/login", "/static/")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def session_value(token: str) -> str:
+    """What the login cookie holds: derived from the token, never the token itself."""
+    return hashlib.sha256(b"tyk-inspector-session:" + token.encode()).hexdigest()
+
+
+def host_name(host_header: str) -> str:
+    """'example.com:8000' -> 'example.com', '[::1]:8000' -> '::1'."""
+    if host_header.startswith("["):
+        return host_header[1 : host_header.find("]")] if "]" in host_header else host_header
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: int
+    detail: str
+
+
+LOGIN = Refusal(401, "this inspector needs its access token: log in at /login or send 'Authorization: Bearer <token>'")
+
+
+class AccessGuard:
+    """Rejects requests for another Host, without the token (when one is set), or cross-site writes."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.token = settings.auth_token
+        self.expected_cookie = session_value(settings.auth_token) if settings.auth_token else None
+        extra = {h.lower() for h in settings.allowed_hosts}
+        # With a token, a rebinding page cannot authenticate anyway; without one the Host
+        # header is what tells this machine's browser tabs from a hostile site's.
+        self.any_host = "*" in extra or (bool(self.token) and not extra)
+        self.hosts = LOOPBACK_HOSTS | extra | {settings.http_host.strip("[]").lower()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        path: str = scope["path"]
+        refusal = self._check(scope["method"], path, headers)
+        if refusal is None:
+            await self.app(scope, receive, send)
+        elif refusal is LOGIN and scope["method"] == "GET" and not path.startswith("/api/"):
+            await _send(send, 303, b"", [(b"location", b"/login")])  # a person at the page: show the login
+        else:
+            body = json.dumps({"detail": refusal.detail}).encode()
+            await _send(send, refusal.status, body, [(b"content-type", b"application/json")])
+
+    def _check(self, method: str, path: str, headers: dict[str, str]) -> Refusal | None:
+        host = host_name(headers.get("host", "")).lower()
+        if not self.any_host and host not in self.hosts:
+            return Refusal(403, f"Host {host!r} is not allowed (DNS rebinding protection); add it with --allowed-host")
+        if self.token and not path.startswith(OPEN_PATHS) and not self._authenticated(headers):
+            return LOGIN
+        if method not in SAFE_METHODS and not _same_origin(headers):
+            return Refusal(403, "cross-site request refused: change captures from the dashboard itself")
+        return None
+
+    def _authenticated(self, headers: dict[str, str]) -> bool:
+        assert self.token is not None and self.expected_cookie is not None
+        bearer = headers.get("authorization", "")
+        if bearer.lower().startswith("bearer ") and hmac.compare_digest(bearer[7:].strip(), self.token):
+            return True
+        for cookie in _cookies(headers.get("cookie", "")):
+            name, _, value = cookie.partition("=")
+            if name.strip() == COOKIE and hmac.compare_digest(value.strip(), self.expected_cookie):
+                return True
+        return False
+
+
+def _cookies(header: str) -> Iterable[str]:
+    return (part for part in header.split(";") if part.strip())
+
+
+def _same_origin(headers: dict[str, str]) -> bool:
+    """Browsers say where a request comes from; tools like curl say nothing and are not a CSRF vector."""
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == headers.get("host")
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
