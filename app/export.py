@@ -67,9 +67,7 @@ def capture_record(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[
     return record
 
 
-def export_chunks(
-    captures: Iterable[Capture], exported_at_us: int, redactor: Redactor = NO_REDACTION
-) -> Iterator[str]:
+def export_chunks(captures: Iterable[Capture], exported_at_us: int, redactor: Redactor = NO_REDACTION) -> Iterator[str]:
     """The export document in pieces, one record at a time, so a large export needs little memory."""
     exported_at = iso_time(exported_at_us)
     header = {"format": FORMAT, "version": VERSION, "exported_at": exported_at, "redacted": redactor.enabled}

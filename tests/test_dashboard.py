@@ -276,3 +276,46 @@ async def test_hostile_payloads_execute_nothing_and_show_as_text(inspector: Insp
         assert browser.dialogs == []
         assert await page.locator("#detail script, #list script, #detail iframe, #detail svg").count() == 0
         assert browser.errors == []
+
+
+async def test_undecodable_capture_shows_a_hex_dump(inspector: Inspector, client: Client) -> None:
+    async with open_dashboard(inspector.http_url) as browser:
+        with pytest.raises(Exception, match="INVALID_ARGUMENT"):
+            await client.dispatch_bytes(b"\xff\xfe<script>window.__pwned=1</script>")
+        await browser.wait_rows(1)
+        row = browser.page.locator("#list .row[data-id='1']")
+        assert "failed" in (await row.get_attribute("class") or "")
+        await row.click()
+        await browser.page.click("button[data-tab='Raw bytes']")
+        dump = await browser.page.locator(".hexdump").inner_text()
+        assert dump.startswith("00000000  ff fe 3c 73 63 72")
+        assert "..<script>window" in dump
+        assert "not a coprocess.Object" in await browser.page.locator(".detail-head").inner_text()
+        assert await browser.page.evaluate("window.__pwned") is None
+
+
+async def test_login_page_in_the_browser() -> None:
+    from dataclasses import replace
+
+    from tests.browser import CHROMIUM_ARGS, chromium_path
+    from tests.conftest import TEST_SETTINGS
+
+    inspector = Inspector(replace(TEST_SETTINGS, auth_token="browser-token"))
+    await inspector.start()
+    try:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as playwright:
+            chromium = await playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            page = await chromium.new_page()
+            await page.goto(inspector.http_url)
+            assert page.url.endswith("/login")
+            await page.fill("#token", "wrong")
+            await page.click("button[type='submit']")
+            await page.wait_for_selector("text=That is not the token.")
+            await page.fill("#token", "browser-token")
+            await page.click("button[type='submit']")
+            await page.wait_for_selector("#connection[data-state='live']")  # the page and its SSE stream
+            await chromium.close()
+    finally:
+        await inspector.stop()

@@ -164,3 +164,50 @@ async def test_bind_error_names_the_setting(inspector: Inspector) -> None:
     taken = replace(TEST_SETTINGS, http_port=inspector.http_port)
     with pytest.raises(BindError, match="--http-port"):
         await Inspector(taken).start()
+
+
+GROUP_START, GROUP_END = b"\xfb\x07", b"\xfc\x07"  # an unknown field 127 as a (deprecated) group
+
+
+def _truncated() -> bytes:
+    data = load_object("post-key-auth.json").SerializeToString()
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("truncated message", _truncated(), "not a coprocess.Object"),
+        ("invalid UTF-8 in hook_name", b"\x12\x02\xff\xfe", "UTF-8"),
+        ("nesting 200 deep", GROUP_START * 200 + GROUP_END * 200, "not a coprocess.Object"),
+        ("a length beyond the end", b"\x1a\xff\xff\x03\x00", "not a coprocess.Object"),
+    ],
+)
+async def test_malformed_objects_get_invalid_argument_with_the_reason(
+    inspector: Inspector, client: Client, name: str, data: bytes, reason: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await client.dispatch_bytes(data)
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+    assert reason in (failure.value.details() or "")
+    capture = inspector.store.get(inspector.store.last_id)
+    assert capture is not None and capture.request == data and capture.error
+    assert await client.dispatch(load_object("pre.json")) == load_object("pre.json")  # still serving
+
+
+async def test_unknown_and_mistyped_fields_are_kept_and_echoed(inspector: Inspector, client: Client) -> None:
+    # Proto3 keeps fields it does not know (a newer gateway) and known fields sent with
+    # another wire type as unknown ones: they are echoed untouched.
+    data = load_object("pre.json").SerializeToString() + b"\x10\x05" + b"\xa2\x06\x03abc"
+    assert await client.dispatch_bytes(data) == data
+    assert inspector.store.get(inspector.store.last_id).error is None  # type: ignore[union-attr]
+
+
+async def test_huge_maps(inspector: Inspector, client: Client) -> None:
+    obj = load_object("pre.json")
+    obj.request.headers.update({f"X-Header-{i}": "v" * 10 for i in range(100_000)})
+    data = obj.SerializeToString()
+    options = [("grpc.max_receive_message_length", 100_000_000)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}", options=options) as channel:
+        assert await Client(channel).dispatch_bytes(data) == data
+    assert inspector.store.get(inspector.store.last_id).hook_name == "MyPreHook"  # type: ignore[union-attr]

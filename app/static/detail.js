@@ -1,5 +1,5 @@
 // The detail view of one capture: request, session, response, spec and metadata, raw JSON, event.
-import { bodyViewer, jsonTree } from "./body.js";
+import { base64ToBytes, bodyViewer, hexDump, jsonTree } from "./body.js";
 import { button, copyText, el, formatBytes, kvTable, section, text } from "./dom.js";
 
 const SESSION_EPOCH_FIELDS = ["expires", "quotaRenews", "lastCheck", "dataExpires", "idExtractorDeadline", "lastUpdated"];
@@ -207,7 +207,8 @@ function eventTab(detail) {
 }
 
 function rawBytesTab(detail) {
-  return section("Received bytes (not a valid message)", text("pre", detail.request_base64 || "", { class: "body-text" }));
+  const bytes = base64ToBytes(detail.request_base64 || "");
+  return section(`Received bytes (${formatBytes(bytes.length)}, not a valid message)`, text("pre", hexDump(bytes), { class: "hexdump" }));
 }
 
 function rawTab(detail) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from itertools import islice
 from typing import Annotated, Any, Literal
@@ -81,7 +82,7 @@ def clear_captures(context: Context) -> dict[str, int]:
 
 
 @router.get("/stats")
-def stats(context: Context) -> dict[str, Any]:
+async def stats(context: Context) -> dict[str, Any]:
     s = context.store.stats()
     return {
         "count": s.count,
@@ -95,6 +96,7 @@ def stats(context: Context) -> dict[str, Any]:
         "subscribers": context.broadcaster.subscriber_count,
         "subscriber_lags": context.broadcaster.lag_count,
         "uptime_seconds": round(time.time() - context.started_at, 3),
+        "tasks": len(asyncio.all_tasks()),
         "grpc_address": context.settings.grpc_address,
         "grpc_port": context.grpc_port,
         "grpc_unix_socket": context.settings.grpc_unix_socket,

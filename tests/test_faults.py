@@ -1,0 +1,83 @@
+"""Faults: churning and stalled SSE clients leak nothing; cancelled gRPC calls hurt nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import grpc
+import httpx
+import pytest
+
+from app.config import Settings
+from app.server import Inspector
+from tests.conftest import Client, load_object, wait_until, with_settings
+
+
+async def test_sse_clients_connecting_and_leaving_hundreds_of_times_leak_nothing(
+    inspector: Inspector, client: Client, http: httpx.AsyncClient
+) -> None:
+    obj = load_object("pre.json")
+
+    async def visit(after: int) -> None:
+        async with http.stream("GET", "/api/stream", params={"after": after}) as stream:
+            await client.dispatch(obj)  # captures flow while clients come and go
+            async for chunk in stream.aiter_raw():
+                if b"event: ready" in chunk:
+                    break
+
+    # One visit first: it starts what lives as long as the server does (sse-starlette's
+    # shutdown watcher, the HTTP and gRPC client connections).
+    await visit(0)
+    await wait_until(lambda: inspector.broadcaster.subscriber_count == 0, what="the first visit to end")
+    tasks_before = len(asyncio.all_tasks())
+    for round_ in range(199):
+        await visit(max(0, round_ - 3))
+    await wait_until(lambda: inspector.broadcaster.subscriber_count == 0, what="every subscriber to be gone")
+    # No reader, sender or ping task left behind (closed connections may take a moment to wind down).
+    await wait_until(lambda: len(asyncio.all_tasks()) <= tasks_before, what="tasks back to the baseline")
+    stats = (await http.get("/api/stats")).json()
+    assert stats["subscribers"] == 0 and stats["count"] == 200
+
+
+class TestStalledClient:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(sse_send_timeout_seconds=0.5, buffer_items=100_000)()
+
+    async def test_a_client_that_never_reads_is_dropped(
+        self, inspector: Inspector, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await client.dispatch(load_object("response-petstore-301.json"))
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", inspector.http_port))
+        stalled.sendall(b"GET /api/stream?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        try:
+            await wait_until(lambda: inspector.broadcaster.subscriber_count == 1, what="the stalled subscriber")
+            export = (await http.get("/api/export")).json()
+            export["captures"] *= 20_000  # ~10 MB of events: more than any socket buffer holds
+            assert (await http.post("/api/import", json=export)).status_code == 201
+            await wait_until(
+                lambda: inspector.broadcaster.subscriber_count == 0, within=20, what="the stalled client to be dropped"
+            )
+            # ...and the inspector serves on as before.
+            assert await client.dispatch(load_object("pre.json")) == load_object("pre.json")
+        finally:
+            stalled.close()
+
+
+async def test_cancelled_and_timed_out_calls_leave_the_server_serving(
+    inspector: Inspector, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    obj = load_object("post-key-auth.json")
+    outcomes = await asyncio.gather(*(client.dispatch(obj, timeout=0.0005) for _ in range(200)), return_exceptions=True)
+    assert any(isinstance(o, grpc.aio.AioRpcError) for o in outcomes) or all(o == obj for o in outcomes)
+    calls = [client.dispatch(obj) for _ in range(50)]
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    for task in tasks[::2]:
+        task.cancel()  # the caller goes away mid-call
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert await client.dispatch(obj) == obj
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
