@@ -119,6 +119,17 @@ def build_parser(environ: dict[str, str]) -> tuple[argparse.ArgumentParser, _Env
     kind.add_argument("--event", action="store_true", help="send as DispatchEvent (default: guessed from the file)")
     kind.add_argument("--dispatch", action="store_true", help="send as Dispatch (default: guessed from the file)")
     send.add_argument("--timeout", type=seconds, default=10.0, help="seconds per call (default: %(default)s)")
+
+    replay = commands.add_parser("replay", help="re-send a captured Object through a running inspector")
+    replay.add_argument("capture_id", type=positive_int, metavar="ID")
+    replay.add_argument("--to", help="Dispatcher HOST:PORT (default: the capture's upstream or rule)")
+    replay.add_argument("--edit", metavar="FILE", help="send this protobuf-JSON Object instead of the captured one")
+    replay.add_argument(
+        "--inspector",
+        default=environ.get(ENV_PREFIX + "URL", "http://127.0.0.1:8000"),
+        help="the running inspector's URL (default: %(default)s)",
+    )
+    replay.add_argument("--token", default=environ.get(ENV_PREFIX + "AUTH_TOKEN"), help="its --auth-token, if any")
     return parser, env
 
 
@@ -213,6 +224,18 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
         metavar="KEY",
         help="an Object/session metadata key whose value to redact; repeatable",
     )
+    parser.add_argument(
+        "--upstream",
+        default=env("UPSTREAM", str, None),
+        metavar="HOST:PORT",
+        help="proxy mode: forward every call to this plugin server and capture its reply",
+    )
+    parser.add_argument(
+        "--rules",
+        default=env("RULES", str, None),
+        metavar="FILE",
+        help="routing rules (YAML or JSON): upstream, mock or echo per API, hook, method, path; reloaded on change",
+    )
     parser.add_argument("--tls-cert", default=env("TLS_CERT", str, None), help="serve the page over HTTPS")
     parser.add_argument("--tls-key", default=env("TLS_KEY", str, None), help="the key for --tls-cert")
     parser.add_argument(
@@ -244,13 +267,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         redact_metadata=tuple(args.redact_metadata),
         tls_cert=args.tls_cert or None,
         tls_key=args.tls_key or None,
+        upstream=args.upstream or None,
+        rules_file=args.rules or None,
     )
 
 
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     parser, env = build_parser(dict(os.environ) if environ is None else environ)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("serve", "send", "-h", "--help"):
+    if not argv or argv[0] not in ("serve", "send", "replay", "-h", "--help"):
         argv.insert(0, "serve")  # `tyk-inspector --http-port 9000` means serve
     args = parser.parse_args(argv)
     if env.errors:
@@ -259,6 +284,10 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         from app.send import send_file
 
         return send_file(args.file, args.to, event=args.event, dispatch=args.dispatch, timeout=args.timeout)
+    if args.command == "replay":
+        from app.send import replay_capture
+
+        return replay_capture(args.inspector, args.capture_id, to=args.to, edit=args.edit, token=args.token)
     try:
         settings = settings_from_args(args)
     except ValueError as exc:

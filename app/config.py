@@ -60,6 +60,11 @@ class Settings:
     """Object and session metadata keys to redact."""
     tls_cert: str | None = None
     tls_key: str | None = None
+    upstream: str | None = None
+    """Proxy mode: forward every call to this plugin server (HOST:PORT) unless rules say otherwise."""
+    rules_file: str | None = None
+    """Routing rules (YAML or JSON), reloaded when the file changes."""
+    rules_poll_seconds: float = 1.0
 
     @property
     def http_is_loopback(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from app.lint import warnings_of
 from app.store import Capture, Kind
 
 
@@ -20,6 +21,8 @@ class CaptureFilter:
     status: int | None = None
     modified: bool | None = None
     errors: bool | None = None
+    warnings: bool | None = None
+    answered_by: str | None = None
     text: str | None = None
 
     def matches(self, capture: Capture) -> bool:
@@ -38,6 +41,10 @@ class CaptureFilter:
         if self.modified is not None and capture.modified != self.modified:
             return False
         if self.errors is not None and (capture.error is not None) != self.errors:
+            return False
+        if self.answered_by is not None and capture.answered_by != self.answered_by:
+            return False
+        if self.warnings is not None and bool(warnings_of(capture)) != self.warnings:
             return False
         return not self.text or _contains_text(capture, self.text)
 

@@ -20,8 +20,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from app.config import Settings
+from app.mock import mock_reply
 from app.protocol import summarize_event, summarize_object
+from app.rules import Rule, Rules
 from app.store import Capture
+from app.upstream import UpstreamPool
 from protogen import coprocess_object_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -31,12 +34,27 @@ EMPTY_EVENT_REPLY = pb.EventReply().SerializeToString()
 
 Recorder = Callable[[Capture], None]
 
+# gRPC's own and transport headers are not the gateway's to pass on.
+_NOT_FORWARDED = frozenset({"user-agent", "content-type", "te", "host", "authority"})
+
+
+def forwardable(metadata: tuple[tuple[str, str | bytes], ...]) -> tuple[tuple[str, str], ...]:
+    """The gateway's metadata (e.g. traceparent) that an upstream plugin server should see too."""
+    return tuple(
+        (k, v)
+        for k, v in metadata
+        if isinstance(v, str) and not k.startswith(("grpc-", ":")) and k not in _NOT_FORWARDED
+    )
+
 
 class DispatcherService:
-    """Answers Dispatch and DispatchEvent and records every call."""
+    """Answers Dispatch and DispatchEvent (echo, mock or an upstream plugin server) and records every call."""
 
-    def __init__(self, record: Recorder) -> None:
+    def __init__(self, record: Recorder, rules: Rules | None = None, upstreams: UpstreamPool | None = None) -> None:
         self._record = record
+        self.rules = rules
+        """Replaced as a whole when the rules file changes; None: echo everything."""
+        self._upstreams = upstreams
 
     async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter_ns()
@@ -52,9 +70,11 @@ class DispatcherService:
         except DecodeError as exc:
             await self._reject(capture, context, started, f"request is not a coprocess.Object: {exc}")
         summarize_object(capture, obj)
+        if self.rules is not None:
+            await self._answer(capture, "Dispatch", context)
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
-        return request
+        return capture.reply  # type: ignore[return-value]  # _answer aborts rather than leave None
 
     async def dispatch_event(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         # The gateway fires events from a goroutine and ignores the reply, so
@@ -72,9 +92,48 @@ class DispatcherService:
         except DecodeError as exc:
             await self._reject(capture, context, started, f"request is not a coprocess.Event: {exc}")
         summarize_event(capture, event)
+        if self.rules is not None:
+            await self._answer(capture, "DispatchEvent", context)
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
-        return EMPTY_EVENT_REPLY
+        return capture.reply  # type: ignore[return-value]
+
+    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> None:
+        """Set the capture's reply as the matching rule says: echo, mock or upstream."""
+        assert self.rules is not None
+        rule = self.rules.route(capture)
+        capture.rule = rule.name
+        if rule.action == "mock" and rule.mock is not None:
+            if capture.kind == "dispatch":
+                capture.reply = mock_reply(capture.request, rule.mock)
+            capture.answered_by = "mock"
+        elif rule.action == "upstream" and rule.upstream and self._upstreams is not None:
+            await self._forward(capture, rule, method, context)
+
+    async def _forward(self, capture: Capture, rule: Rule, method: str, context: grpc.aio.ServicerContext) -> None:
+        assert rule.upstream is not None and self._upstreams is not None
+        capture.upstream = rule.upstream
+        began = time.perf_counter()
+        try:
+            capture.reply = await self._upstreams.call(
+                rule.upstream, method, capture.request, rule.deadline_seconds, forwardable(capture.metadata)
+            )
+            capture.upstream_status = "OK"
+            capture.answered_by = "upstream"
+        except grpc.aio.AioRpcError as exc:
+            capture.upstream_status = exc.code().name
+            capture.error = f"upstream {rule.upstream}: {exc.code().name}: {exc.details()}"
+            if rule.on_error == "echo":
+                capture.answered_by = "fallback"  # the echo (or empty EventReply) stands
+            else:
+                # As if the inspector were not there: the gateway sees the plugin server's error.
+                capture.answered_by = "upstream"
+                capture.reply = None
+                capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
+                self._record(capture)
+                await context.abort(exc.code(), exc.details() or capture.error)
+        finally:
+            capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
 
     async def _reject(self, capture: Capture, context: grpc.aio.ServicerContext, started: int, details: str) -> None:
         """Keep the undecodable bytes for the user to look at, then fail the call."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
+import urllib.request
 from typing import Any
 
 import grpc
@@ -55,3 +57,45 @@ def send_file(path: str, target: str, *, event: bool, dispatch: bool, timeout: f
                 continue
             print(json_format.MessageToJson(reply, indent=2))
     return 1 if failed else 0
+
+
+def replay_capture(inspector: str, capture_id: int, *, to: str | None, edit: str | None, token: str | None) -> int:
+    """Ask a running inspector to replay a capture; print the new capture's id, reply changes and warnings."""
+    body: dict[str, Any] = {"to": to}
+    try:
+        if edit:
+            body["object"] = _load(edit)
+    except (OSError, ValueError) as exc:
+        print(f"tyk-inspector replay: cannot read {edit}: {exc}", file=sys.stderr)
+        return 2
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(
+        f"{inspector.rstrip('/')}/api/captures/{capture_id}/replay",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **headers},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            result = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(
+            f"replay failed: {exc.code}: {json.loads(exc.read() or b'{}').get('detail', exc.reason)}", file=sys.stderr
+        )
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"replay failed: cannot reach {inspector}: {exc.reason}", file=sys.stderr)
+        return 1
+    capture = result["capture"]
+    print(json.dumps({
+        "id": result["id"],
+        "replay_of": capture_id,
+        "upstream": capture["upstream"],
+        "upstream_status": capture["upstream_status"],
+        "error": capture["error"],
+        "reply": capture["reply"],
+        "changes": capture["changes"],
+        "changes_vs_original_reply": result["changes_vs_original"],
+        "warnings": capture["warnings"],
+    }, indent=2))  # fmt: skip
+    return 0 if capture["error"] is None else 1

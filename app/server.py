@@ -17,7 +17,10 @@ from app.broadcast import Broadcaster
 from app.capture_log import run_capture_log
 from app.config import Settings
 from app.grpc_service import SERVICE_NAME, BindError, DispatcherService, GrpcListener, create_grpc_server
+from app.replay import Replayer
+from app.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.store import Capture, RingBuffer
+from app.upstream import UpstreamPool
 from app.web import create_app
 from app.web.context import WebContext
 
@@ -43,7 +46,10 @@ class Inspector:
         self.settings = settings
         self.store = RingBuffer(settings.buffer_items, settings.buffer_bytes)
         self.broadcaster = Broadcaster(settings.sse_queue_size)
-        self.service = DispatcherService(self.record)
+        self.upstreams = UpstreamPool(settings.max_message_bytes)
+        self.service = DispatcherService(self.record, initial_rules(settings), self.upstreams)
+        self.replayer = Replayer(self.upstreams, self.record, self.service.rules)
+        self._rules_task: asyncio.Task[None] | None = None
         self.grpc: GrpcListener | None = None
         self.http_port = 0
         self._http: _UvicornServer | None = None
@@ -83,7 +89,7 @@ class Inspector:
         for service in ("", SERVICE_NAME):
             await self.grpc.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-        context = WebContext(self.store, self.broadcaster, settings, grpc_port=self.grpc.port)
+        context = WebContext(self.store, self.broadcaster, settings, grpc_port=self.grpc.port, replayer=self.replayer)
         config = uvicorn.Config(
             create_app(context),
             log_config=None,
@@ -100,6 +106,8 @@ class Inspector:
         self._log_task = asyncio.create_task(
             run_capture_log(self.broadcaster, settings.capture_log, context.redactor), name="log"
         )
+        if settings.rules_file:
+            self._rules_task = asyncio.create_task(self._watch_rules(settings.rules_file), name="rules")
         where = f"{settings.grpc_address.rsplit(':', 1)[0]}:{self.grpc.port}" if self.grpc.port else ""
         if settings.grpc_unix_socket:
             where = " and ".join(filter(None, [where, f"unix://{settings.grpc_unix_socket}"]))
@@ -112,6 +120,23 @@ class Inspector:
             )
         if not settings.redact:
             log.warning("credentials are shown unredacted in the page, the API and exports (--no-redact)")
+
+    async def _watch_rules(self, path: str) -> None:
+        """Reload the rules when the file changes; a bad edit is logged and the old rules stay."""
+        last = await asyncio.to_thread(_mtime, path)
+        while True:
+            await asyncio.sleep(self.settings.rules_poll_seconds)
+            current = await asyncio.to_thread(_mtime, path)
+            if current == last:
+                continue
+            last = current
+            try:
+                rules = await asyncio.to_thread(load_rules, path, self.settings.upstream)
+            except RulesError as exc:
+                log.error("rules not reloaded, the previous rules stay: %s", exc)
+                continue
+            self.service.rules = self.replayer.rules = rules
+            log.info("rules reloaded from %s: %d rules, default %s", path, len(rules.rules), _describe(rules.default))
 
     async def wait_http_closed(self) -> None:
         if self._http_task is not None:
@@ -127,10 +152,32 @@ class Inspector:
         self.broadcaster.close()
         if self._http is not None:
             self._http.should_exit = True
+        if self._rules_task is not None:
+            self._rules_task.cancel()
         await asyncio.gather(*(t for t in (self._http_task, self._log_task) if t is not None))
+        await asyncio.gather(*(t for t in (self._rules_task,) if t is not None), return_exceptions=True)
+        await self.upstreams.close()
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)
+
+
+def initial_rules(settings: Settings) -> Rules | None:
+    """The routing at start: rules file, or proxy everything to --upstream, or None (echo)."""
+    if settings.rules_file:
+        return load_rules(settings.rules_file, settings.upstream)
+    return proxy_all(settings.upstream) if settings.upstream else None
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _describe(rule: Rule) -> str:
+    return rule.upstream or rule.action
 
 
 def _listen_http(host: str, port: int) -> socket.socket:
@@ -155,7 +202,11 @@ def _listen_http(host: str, port: int) -> socket.socket:
 
 async def serve(settings: Settings) -> int:
     """Run until SIGINT or SIGTERM; return the process exit code."""
-    inspector = Inspector(settings)
+    try:
+        inspector = Inspector(settings)
+    except RulesError as exc:
+        log.error("%s (fix it or change --rules / TYK_INSPECTOR_RULES)", exc)
+        return 2
     try:
         await inspector.start()
     except BindError as exc:

@@ -45,6 +45,15 @@ class Capture:
     error: str | None = None
     imported: bool = False
     truncated: bool = False
+    answered_by: str = "echo"
+    """echo, upstream, mock, or fallback (echo after an upstream failure)."""
+    rule: str | None = None
+    upstream: str | None = None
+    upstream_ms: float | None = None
+    upstream_status: str | None = None
+    replay_of: int | None = None
+    warnings: tuple[dict[str, str], ...] | None = None
+    """Reply lint, filled on first use (app.lint)."""
     id: int = 0
     """Assigned by the store: increasing, never reused, also after a clear."""
     sse_event: bytes | None = None
@@ -87,6 +96,13 @@ class Capture:
             "modified": self.modified,
             "imported": self.imported,
             "truncated": self.truncated,
+            "answered_by": self.answered_by,
+            "rule": self.rule,
+            "upstream": self.upstream,
+            "upstream_ms": self.upstream_ms,
+            "upstream_status": self.upstream_status,
+            "replay_of": self.replay_of,
+            "warnings": None if self.warnings is None else [w["code"] for w in self.warnings],
         }
 
 

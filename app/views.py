@@ -17,6 +17,8 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
+from app.diff import diff_objects
+from app.lint import warnings_of
 from app.protocol import Event, Object
 from app.redact import Redactor
 from app.store import Capture
@@ -114,9 +116,17 @@ def _object_bodies(prefix: str, obj: Any) -> dict[str, dict[str, Any]]:
     return bodies
 
 
+def summary_of(capture: Capture) -> dict[str, Any]:
+    """A capture's list fields, its reply lint included."""
+    warnings_of(capture)
+    return capture.summary()
+
+
 def capture_detail(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[str, Any]:
     """Everything about one capture: summary, messages in protobuf JSON, decoded bodies."""
-    detail = capture.summary()
+    detail = summary_of(capture)
+    detail["warnings"] = list(warnings_of(capture))
+    detail["changes"] = []
     detail["received_at_iso"] = iso_time(capture.received_us)
     detail["metadata"] = metadata_pairs(capture.metadata)
     detail["echo"] = capture.reply is capture.request
@@ -138,10 +148,15 @@ def capture_detail(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[
     detail["request"] = message_to_json(obj)
     detail["bodies"].update(_object_bodies("", obj))
     if capture.reply is not None and not detail["echo"]:
-        reply = Object.FromString(capture.reply)
+        try:
+            reply = Object.FromString(capture.reply)
+        except DecodeError:
+            detail["reply_base64"] = base64.b64encode(capture.reply).decode("ascii")
+            return detail
         redactor.object(reply)
         detail["reply"] = message_to_json(reply)
         detail["bodies"].update(_object_bodies("reply.", reply))
+        detail["changes"] = diff_objects(obj, reply)
     return detail
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
@@ -319,3 +320,59 @@ async def test_login_page_in_the_browser() -> None:
             await chromium.close()
     finally:
         await inspector.stop()
+
+
+async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
+    from dataclasses import replace
+
+    from tests.conftest import TEST_SETTINGS
+    from tests.plugins import auth_plugin, header_plugin, plugin_server
+
+    async with plugin_server(header_plugin) as plugin, plugin_server(auth_plugin) as auth:
+        inspector = Inspector(replace(TEST_SETTINGS, upstream=plugin.target))
+        await inspector.start()
+        try:
+            async with (
+                grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel,
+                open_dashboard(inspector.http_url) as browser,
+            ):
+                page = browser.page
+                await Client(channel).dispatch(load_object("pre.json"))
+                await Client(channel).dispatch(load_object("custom-key-check.json"))
+                await browser.wait_rows(2)
+                assert "modified" in (await page.locator("#list .row[data-id='1']").get_attribute("class") or "")
+                assert "warned" in (await page.locator("#list .row[data-id='2']").get_attribute("class") or "")
+                await page.check("input[name='warnings']")
+                await browser.wait_for_ids([2])
+                await page.uncheck("input[name='warnings']")
+                await page.check("input[name='modified']")
+                await browser.wait_for_ids([1, 2])  # both replies differ from what was sent
+                await page.uncheck("input[name='modified']")
+
+                await page.click("#list .row[data-id='1']")
+                await page.click("button[data-tab^='Reply']")
+                table = await page.locator(".changes-table").inner_text()
+                assert "set header" in table and "X-Plugin added" in table and "delete param" in table
+                assert f"The plugin server {plugin.target} answered" in await page.locator("#detail").inner_text()
+
+                await page.click("#list .row[data-id='2']")
+                await page.click("button[data-tab^='Reply']")
+                assert "auth-no-session" in await page.locator("ul.warnings").inner_text()
+                await page.fill(".replay input[name='to']", auth.target)
+                await page.check(".replay input[type='checkbox']")
+                edited = load_object("custom-key-check.json")
+                edited.request.headers["Authorization"] = "Bearer good"
+                from google.protobuf import json_format
+
+                await page.fill(".replay-editor", json_format.MessageToJson(edited))
+                await page.click(".replay button.primary")
+                await page.wait_for_selector(".replay-result a[href='#capture=3']")
+                await browser.wait_rows(3)
+                await page.click(".replay-result a")
+                await page.wait_for_selector(".detail-head h2:has-text('MyAuthCheck')")
+                await page.click("button[data-tab^='Reply']")
+                assert "session created" in await page.locator(".changes-table").inner_text()
+                assert "replay of #2" in await page.locator("#detail").inner_text()
+                assert browser.errors == []
+        finally:
+            await inspector.stop()

@@ -37,13 +37,15 @@ function matches(c) {
   if (f.api_id && !c.api_id.toLowerCase().includes(f.api_id.toLowerCase())) return false;
   if (f.method && c.method.toUpperCase() !== f.method.toUpperCase()) return false;
   if (f.status && String(c.status) !== f.status) return false;
+  if (f.modified && !c.modified) return false;
+  if (f.warnings && !(c.warnings && c.warnings.length)) return false;
   if (f.q && !(state.serverMatches?.has(c.id) ?? false)) return false;
   return true;
 }
 
 function serverQuery(filters) {
   const params = new URLSearchParams();
-  for (const key of ["kind", "hook_type", "method", "status", "q"]) if (filters[key]) params.set(key, filters[key]);
+  for (const key of ["kind", "hook_type", "method", "status", "q", "modified", "warnings"]) if (filters[key]) params.set(key, filters[key]);
   return params;
 }
 

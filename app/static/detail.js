@@ -22,6 +22,7 @@ export function renderDetail(root, detail) {
   } else if (detail.request) {
     const obj = detail.request;
     tabs.push(["Request", () => requestTab(detail, obj)]);
+    tabs.push([replyTabName(detail), () => replyTab(detail)]);
     if (obj.session) tabs.push(["Session", () => sessionTab(obj.session)]);
     if (obj.response) tabs.push(["Response", () => responseTab(detail, obj.response)]);
     tabs.push(["Spec & metadata", () => specTab(detail, obj)]);
@@ -44,6 +45,72 @@ export function renderDetail(root, detail) {
   root.replaceChildren(header(detail), bar, panel);
   const previous = tabs.findIndex(([name]) => name === root.dataset.tab);
   select(previous >= 0 ? previous : 0);
+}
+
+function replyTabName(detail) {
+  const marks = [];
+  if (detail.changes.length) marks.push(`${detail.changes.length} changes`);
+  if (detail.warnings.length) marks.push(`⚠ ${detail.warnings.length}`);
+  return marks.length ? `Reply (${marks.join(", ")})` : "Reply";
+}
+
+function formatValue(value) {
+  if (value === null || value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value, null, 1);
+}
+
+function replyTab(detail) {
+  const parts = [];
+  const who = {
+    echo: "The inspector echoed the Object back unchanged.",
+    mock: `A mock rule (${detail.rule}) answered.`,
+    upstream: `The plugin server ${detail.upstream} answered in ${detail.upstream_ms} ms.`,
+    fallback: `The plugin server ${detail.upstream} failed (${detail.upstream_status}); the inspector echoed instead.`,
+  }[detail.answered_by] || "";
+  parts.push(text("p", who + (detail.replay_of ? ` This is a replay of #${detail.replay_of}.` : ""), { class: "muted" }));
+  if (detail.warnings.length) {
+    parts.push(section("Warnings", el("ul", { class: "warnings" },
+      detail.warnings.map((w) => el("li", {}, text("code", w.code), " ", text("span", w.message))))));
+  }
+  if (detail.changes.length) {
+    const rows = detail.changes.map((c) => el("tr", { "data-kind": c.kind },
+      text("td", c.kind), text("td", c.what), text("td", formatValue(c.before), { class: "pre" }),
+      text("td", formatValue(c.after), { class: "pre" })));
+    parts.push(section("What the plugin changed", el("table", { class: "grid changes-table" },
+      el("thead", {}, el("tr", {}, text("th", "change"), text("th", "what"), text("th", "before"), text("th", "after"))),
+      el("tbody", {}, rows))));
+  } else if (detail.reply === null && !detail.echo) {
+    parts.push(text("p", "No reply was returned to the gateway.", { class: "muted" }));
+  } else {
+    parts.push(text("p", "The reply is the Object as received: nothing changed.", { class: "muted small" }));
+  }
+  parts.push(section("Replay", replayForm(detail)));
+  return el("div", {}, parts);
+}
+
+function replayForm(detail) {
+  const target = el("input", { type: "text", name: "to", placeholder: "HOST:PORT of a Dispatcher", value: detail.upstream || "" });
+  const editor = el("textarea", { name: "object", rows: "14", spellcheck: "false", hidden: true, class: "replay-editor" });
+  editor.value = JSON.stringify(detail.request, null, 2);
+  const editToggle = el("label", { class: "small" }, el("input", { type: "checkbox", onchange: (e) => { editor.hidden = !e.target.checked; } }), " edit the Object first");
+  const result = el("div", { class: "replay-result", role: "status" });
+  const send = button("Replay", async () => {
+    const body = { to: target.value.trim() || null, object: null };
+    if (!editor.hidden) {
+      try { body.object = JSON.parse(editor.value); } catch (err) { result.replaceChildren(text("p", `Not JSON: ${err.message}`, { class: "error-text" })); return; }
+    }
+    send.disabled = true;
+    const res = await fetch(`/api/captures/${detail.id}/replay`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const answer = await res.json();
+    send.disabled = false;
+    if (!res.ok) { result.replaceChildren(text("p", answer.detail, { class: "error-text" })); return; }
+    const changes = answer.changes_vs_original;
+    result.replaceChildren(
+      el("p", {}, "Replayed as ", el("a", { href: `#capture=${answer.id}` }, `#${answer.id}`),
+        answer.capture.error ? ` — ${answer.capture.error}` : ` — ${answer.capture.changes.length} change(s) to the Object`,
+        changes ? `, ${changes.length} difference(s) from the original reply.` : "."));
+  }, { class: "primary" });
+  return el("div", { class: "replay" }, el("div", { class: "toolbar" }, target, send), editToggle, editor, result);
 }
 
 function header(detail) {

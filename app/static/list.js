@@ -89,6 +89,7 @@ export class CaptureList {
     if (c.error) classes.push("failed");
     if (c.modified) classes.push("modified");
     if (c.imported) classes.push("imported");
+    if (c.warnings && c.warnings.length) classes.push("warned");
     const row = el("div", {
       class: classes.join(" "), role: "row", "data-id": c.id, "data-kind": c.kind,
       "aria-selected": c.id === this.selectedId ? "true" : "false",

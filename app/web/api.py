@@ -8,9 +8,15 @@ from itertools import islice
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from google.protobuf.message import DecodeError
+from pydantic import BaseModel, Field
 
+from app.diff import diff_objects
 from app.filters import CaptureFilter
+from app.protocol import Object
+from app.replay import ReplayError
 from app.store import Capture
+from app.views import summary_of
 from app.web.context import Context
 
 router = APIRouter(prefix="/api", tags=["captures"])
@@ -25,6 +31,10 @@ def capture_filter(
     status: Annotated[int | None, Query(description="Response hook upstream status")] = None,
     modified: Annotated[bool | None, Query(description="only replies that differ (true) or echoes (false)")] = None,
     errors: Annotated[bool | None, Query(description="only failed calls (true) or successful ones (false)")] = None,
+    warnings: Annotated[bool | None, Query(description="only replies with lint warnings (true) or without")] = None,
+    answered_by: Annotated[
+        Literal["echo", "upstream", "mock", "fallback"] | None, Query(description="who answered the gateway")
+    ] = None,
     q: Annotated[str | None, Query(max_length=1000, description="text in any field, header or body")] = None,
 ) -> CaptureFilter:
     return CaptureFilter(
@@ -36,6 +46,8 @@ def capture_filter(
         status=status,
         modified=modified,
         errors=errors,
+        warnings=warnings,
+        answered_by=answered_by,
         text=q,
     )
 
@@ -64,7 +76,7 @@ def list_captures(
     source = context.store.oldest_first(after) if after is not None else context.store.newest_first(before)
     page = list(islice(capture_filter.apply(source), limit + 1))
     more = len(page) > limit
-    items = [c.summary() for c in page[:limit]]
+    items = [summary_of(c) for c in page[:limit]]
     cursor_name = "next_after" if after is not None else "next_before"
     return {"items": items, cursor_name: items[-1]["id"] if more else None, "last_id": context.store.last_id}
 
@@ -101,3 +113,33 @@ async def stats(context: Context) -> dict[str, Any]:
         "grpc_port": context.grpc_port,
         "grpc_unix_socket": context.settings.grpc_unix_socket,
     }
+
+
+class ReplayRequest(BaseModel):
+    to: str | None = Field(None, description="HOST:PORT of a Dispatcher; default: the capture's upstream or rule")
+    object: dict[str, Any] | None = Field(None, description="an edited Object (protobuf JSON) to send instead")
+
+
+@router.post("/captures/{capture_id}/replay", status_code=201)
+async def replay_capture(context: Context, capture_id: int, body: ReplayRequest | None = None) -> dict[str, Any]:
+    """Send a captured Object again (optionally edited) to a plugin server; the result is a new capture."""
+    original = get_capture(context, capture_id)
+    if context.replayer is None:
+        raise HTTPException(503, "replay is not available")
+    body = body or ReplayRequest(to=None, object=None)
+    try:
+        result = await context.replayer.replay(original, body.to, body.object)
+    except ReplayError as exc:
+        raise HTTPException(400, str(exc)) from None
+    detail = context.details.get(result)
+    return {"id": result.id, "capture": detail, "changes_vs_original": _against_original(original, result)}
+
+
+def _against_original(original: Capture, result: Capture) -> list[dict[str, Any]] | None:
+    """How the new reply differs from the reply the original call got."""
+    if result.reply is None or original.reply is None:
+        return None
+    try:
+        return diff_objects(Object.FromString(original.reply), Object.FromString(result.reply))
+    except DecodeError:
+        return None

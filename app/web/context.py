@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from app.broadcast import Broadcaster, Cleared
 from app.config import Settings
 from app.redact import Redactor
+from app.replay import Replayer
 from app.store import Capture, CaptureStore
 from app.views import DetailCache
 
@@ -21,6 +22,7 @@ class WebContext:
     broadcaster: Broadcaster
     settings: Settings
     grpc_port: int | None = None
+    replayer: Replayer | None = None
     started_at: float = field(default_factory=time.time)
     redactor: Redactor = field(init=False)
     details: DetailCache = field(init=False)

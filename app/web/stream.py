@@ -13,6 +13,7 @@ from sse_starlette import EventSourceResponse
 
 from app.broadcast import CLOSED, Cleared, Subscription
 from app.store import Capture, CaptureStore
+from app.views import summary_of
 from app.web.context import Context, WebContext
 
 router = APIRouter(prefix="/api", tags=["stream"])
@@ -53,7 +54,7 @@ def _resume_point(last_event_id: str | None, after: int | None, newest: int) -> 
 def sse_event(capture: Capture) -> bytes:
     # Cached on the capture: with N browsers open it is still encoded once.
     if capture.sse_event is None:
-        data = json.dumps(capture.summary(), separators=(",", ":"))
+        data = json.dumps(summary_of(capture), separators=(",", ":"))
         capture.sse_event = f"event: capture\nid: {capture.id}\ndata: {data}\n\n".encode()
     return capture.sse_event
 
