@@ -67,7 +67,7 @@ async def detail(http: httpx.AsyncClient, capture_id: int) -> dict[str, Any]:
 async def test_upstream_proxies_every_call_and_captures_both_sides() -> None:
     async with (
         plugin_server(header_plugin) as plugin,
-        inspector_with(upstream=plugin.target) as (inspector, client, http),
+        inspector_with(upstream=plugin.target) as (_inspector, client, http),
     ):
         sent = load_object("pre.json")
         reply = await client.dispatch(sent, metadata=(("traceparent", "00-abc-def-01"),))
@@ -100,7 +100,7 @@ async def test_rules_route_by_api_id_and_hook_type(tmp_path: Path) -> None:
             ],
             "default": "echo",
         })  # fmt: skip
-        async with inspector_with(rules_file=str(rules)) as (inspector, client, http):
+        async with inspector_with(rules_file=str(rules)) as (_inspector, client, http):
             auth_call = load_object("custom-key-check.json")
             auth_call.request.headers["Authorization"] = "Bearer good"
             assert (await client.dispatch(auth_call)).session.rate == 100
@@ -131,7 +131,7 @@ async def test_upstream_failures(tmp_path: Path, failure: str, on_error: str) ->
                        "deadline_seconds": 0.3}],
         })  # fmt: skip
         rules = rules.rename(tmp_path / "rules.yaml")
-        async with inspector_with(rules_file=str(rules)) as (inspector, client, http):
+        async with inspector_with(rules_file=str(rules)) as (_inspector, client, http):
             sent = load_object("pre.json")
             expected_code = {"down": "UNAVAILABLE", "slow": "DEADLINE_EXCEEDED", "error": "UNKNOWN"}[failure]
             if on_error == "pass":
@@ -164,7 +164,7 @@ async def test_mock_rules_answer_without_an_upstream(tmp_path: Path) -> None:
              "mock": {"session": {"rate": 5, "per": 1, "metadata": {"token": "t"}}, "metadata": {"plan": "gold"}}},
         ],
     })  # fmt: skip
-    async with inspector_with(rules_file=str(rules)) as (inspector, client, http):
+    async with inspector_with(rules_file=str(rules)) as (_inspector, client, http):
         denied = await client.dispatch(load_object("custom-key-check.json"))
         assert denied.request.return_overrides.response_code == 403
         assert denied.request.return_overrides.response_error == "no GET for you"
@@ -223,7 +223,7 @@ async def test_rules_reload_when_the_file_changes(tmp_path: Path, caplog: pytest
     caplog.set_level(logging.INFO)
     async with plugin_server(header_plugin) as plugin:
         rules = write_rules(tmp_path / "rules.yaml", {"rules": [], "default": "echo"})
-        async with inspector_with(rules_file=str(rules), rules_poll_seconds=0.05) as (inspector, client, http):
+        async with inspector_with(rules_file=str(rules), rules_poll_seconds=0.05) as (_inspector, client, _http):
             sent = load_object("pre.json")
             assert await client.dispatch(sent) == sent
             write_rules(rules, {"rules": [], "default": plugin.target})
@@ -244,7 +244,7 @@ async def test_replay_to_another_plugin_server_with_and_without_edits() -> None:
     async with (
         plugin_server(header_plugin) as first,
         plugin_server(auth_plugin) as second,
-        inspector_with(upstream=first.target) as (inspector, client, http),
+        inspector_with(upstream=first.target) as (_inspector, client, http),
     ):
         await client.dispatch(load_object("custom-key-check.json"))
         again = await http.post("/api/captures/1/replay", json={})
@@ -279,11 +279,12 @@ async def test_replay_needs_a_target_in_echo_mode(client: Client, http: httpx.As
 async def test_replay_from_the_command_line() -> None:
     async with (
         plugin_server(response_plugin) as plugin,
-        inspector_with() as (inspector, client, http),
+        inspector_with() as (inspector, client, _http),
     ):
         await client.dispatch(load_object("response-gzip.json"))
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "main.py"), "replay", "1", "--to", plugin.target, "--inspector", inspector.http_url,
+            sys.executable, str(ROOT / "main.py"), "replay", "1", "--to", plugin.target,
+            "--inspector", inspector.http_url,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip
         out, err = await asyncio.wait_for(process.communicate(), 30)
