@@ -85,8 +85,8 @@ async def main(url: str, count_only: bool) -> None:
             {
                 "events": events,
                 "complete": newest >= target,
-                "p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
-                "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+                "p50_ms": round(percentile(latencies, 0.5) * 1000, 2) if latencies else None,
+                "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
             }
         ),
         flush=True,

@@ -318,10 +318,43 @@ def export(quick: bool) -> dict[str, Any]:
     return result
 
 
+# --- 5. Proxy overhead -----------------------------------------------------------------------------
+
+
+def proxy(quick: bool) -> dict[str, Any]:
+    """Calling a plugin server through the inspector (--upstream) against calling it directly."""
+    seconds = 0.5 if quick else 3.0
+    repeats = 1 if quick else 3
+    plugin = Server.baseline("typed")
+    inspector = Server.inspector("--upstream", plugin.grpc_target)
+    rows, runs = [], []
+    try:
+        for concurrency in (1, 16):
+            results: dict[str, list[dict[str, Any]]] = {"direct": [], "through inspector": []}
+            for _ in range(repeats):
+                results["direct"].append(loadgen(plugin.grpc_target, 2 * KiB, concurrency, seconds))
+                results["through inspector"].append(loadgen(inspector.grpc_target, 2 * KiB, concurrency, seconds))
+            direct, proxied = (_medians(results[k]) for k in ("direct", "through inspector"))
+            run = {"concurrency": concurrency, "direct": direct, "proxied": proxied,
+                   "added_p50_ms": round(proxied["p50_ms"] - direct["p50_ms"], 3),
+                   "added_p99_ms": round(proxied["p99_ms"] - direct["p99_ms"], 3),
+                   "qps_ratio": round(proxied["qps"] / direct["qps"], 3)}  # fmt: skip
+            runs.append(run)
+            rows.append([concurrency, "direct", direct["qps"], direct["p50_ms"], direct["p99_ms"], "", ""])
+            rows.append([concurrency, "through inspector", proxied["qps"], proxied["p50_ms"], proxied["p99_ms"],
+                         run["added_p50_ms"], run["qps_ratio"]])  # fmt: skip
+    finally:
+        inspector.stop()
+        plugin.stop()
+    _table(["conc", "path", "qps", "p50 ms", "p99 ms", "added p50 ms", "x direct"], rows)
+    return {"payload": 2 * KiB, "seconds_per_run": seconds, "runs": runs}
+
+
 ALL: dict[str, Callable[[bool], dict[str, Any]]] = {
     "dispatch": dispatch,
     "sse": sse,
     "memory": memory,
     "export": export,
     "browser": browser,
+    "proxy": proxy,
 }

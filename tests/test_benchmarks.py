@@ -36,6 +36,7 @@ def test_quick_benchmark_run_produces_results(tmp_path: Path) -> None:
     memory = results["memory"]
     assert memory["captures_sent"] > 0 and memory["buffered_bytes"] <= memory["buffer_bytes"]
     assert results["export"]["bytes"] > 0
+    assert all(run["proxied"]["calls"] > 0 for run in results["proxy"]["runs"])
     page = results["browser"]
     assert page["seconds_to_list"] > 0 and page["frames"] > 0 and page["streamed"] > 0
     assert "x typed" in done.stdout  # the printed table carries the ratios
