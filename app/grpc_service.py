@@ -47,6 +47,14 @@ def forwardable(metadata: tuple[tuple[str, str | bytes], ...]) -> tuple[tuple[st
     )
 
 
+def _read_object(capture: Capture) -> None:
+    summarize_object(capture, pb.Object.FromString(capture.request))
+
+
+def _read_event(capture: Capture) -> None:
+    summarize_event(capture, pb.Event.FromString(capture.request))
+
+
 class DispatcherService:
     """Answers Dispatch and DispatchEvent (echo, mock or an upstream plugin server) and records every call."""
 
@@ -57,46 +65,31 @@ class DispatcherService:
         self._upstreams = upstreams
 
     async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        started = time.perf_counter_ns()
-        capture = Capture(
-            kind="dispatch",
-            request=request,
-            reply=request,
-            peer=context.peer(),
-            metadata=tuple(context.invocation_metadata() or ()),
-        )
-        try:
-            obj = pb.Object.FromString(request)
-        except DecodeError as exc:
-            await self._reject(capture, context, started, f"request is not a coprocess.Object: {exc}")
-        summarize_object(capture, obj)
-        if self.rules is not None:
-            await self._answer(capture, "Dispatch", context)
-        capture.duration_ns = time.perf_counter_ns() - started
-        self._record(capture)
-        return capture.reply  # type: ignore[return-value]  # _answer aborts rather than leave None
+        capture = Capture(kind="dispatch", request=request, reply=request)
+        return await self._handle(capture, context, "Dispatch", _read_object)
 
     async def dispatch_event(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         # The gateway fires events from a goroutine and ignores the reply, so
         # reading the JSON payload here costs no API request any latency.
+        capture = Capture(kind="event", request=request, reply=EMPTY_EVENT_REPLY)
+        return await self._handle(capture, context, "DispatchEvent", _read_event)
+
+    async def _handle(
+        self, capture: Capture, context: grpc.aio.ServicerContext, method: str, read: Callable[[Capture], None]
+    ) -> bytes:
         started = time.perf_counter_ns()
-        capture = Capture(
-            kind="event",
-            request=request,
-            reply=EMPTY_EVENT_REPLY,
-            peer=context.peer(),
-            metadata=tuple(context.invocation_metadata() or ()),
-        )
+        capture.peer = context.peer()
+        capture.metadata = tuple(context.invocation_metadata() or ())
         try:
-            event = pb.Event.FromString(request)
+            read(capture)
         except DecodeError as exc:
-            await self._reject(capture, context, started, f"request is not a coprocess.Event: {exc}")
-        summarize_event(capture, event)
+            message = "Object" if method == "Dispatch" else "Event"
+            await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
         if self.rules is not None:
-            await self._answer(capture, "DispatchEvent", context)
+            await self._answer(capture, method, context)
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
-        return capture.reply  # type: ignore[return-value]
+        return capture.reply  # type: ignore[return-value]  # _answer aborts rather than leave None
 
     async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> None:
         """Set the capture's reply as the matching rule says: echo, mock or upstream."""

@@ -30,7 +30,7 @@ def _size(n: int) -> str:
 
 def _medians(results: list[dict[str, Any]]) -> dict[str, Any]:
     keys = [key for key in ("qps", "p50_ms", "p99_ms", "server_cpu_us_per_call") if key in results[0]]
-    merged = {key: round(statistics.median(r[key] for r in results), 3) for key in keys}
+    merged: dict[str, Any] = {key: round(statistics.median(r[key] for r in results), 3) for key in keys}
     merged["calls"] = sum(r["calls"] for r in results)
     merged["errors"] = sum(r["errors"] for r in results)
     return merged
