@@ -10,6 +10,7 @@ MiB = 1024 * 1024
 
 LogFormat = Literal["text", "json"]
 CaptureLog = Literal["off", "line", "json"]
+EventLoop = Literal["auto", "asyncio", "uvloop"]
 
 DEFAULT_GRPC_ADDRESS = "[::]:50051"
 DEFAULT_HTTP_HOST = "127.0.0.1"
@@ -45,6 +46,8 @@ class Settings:
     sse_ping_seconds: float = 15.0
     sse_send_timeout_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0
+    event_loop: EventLoop = "auto"
+    """uvloop when installed ("auto"), else asyncio's own loop; both servers share it either way."""
     max_import_bytes: int = 512 * MiB
     auth_token: str | None = None
     """Required on every web request when set (cookie from /login, or `Authorization: Bearer`)."""

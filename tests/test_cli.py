@@ -111,11 +111,22 @@ async def test_send_reports_errors() -> None:
 LISTENING = re.compile(r"gRPC Dispatcher on \S+:(\d+), dashboard at (http://\S+)")
 
 
-async def test_sigterm_with_calls_in_flight_exits_cleanly() -> None:
+def test_event_loop_choice() -> None:
+    import uvloop
+
+    from app.cli import loop_factory
+
+    assert loop_factory("asyncio") is None
+    assert loop_factory("auto") is uvloop.new_event_loop  # installed with the inspector
+    assert loop_factory("uvloop") is uvloop.new_event_loop
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+async def test_sigterm_with_calls_in_flight_exits_cleanly(event_loop: str) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "main.py"),
-        "--grpc-address", "127.0.0.1:0", "--http-port", "0", "--shutdown-grace", "5",
+        "--grpc-address", "127.0.0.1:0", "--http-port", "0", "--shutdown-grace", "5", "--event-loop", event_loop,
         stderr=asyncio.subprocess.PIPE,
         cwd=ROOT,
         env={**os.environ, "TYK_INSPECTOR_CAPTURE_LOG": "line"},
