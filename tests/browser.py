@@ -46,6 +46,14 @@ class Browser:
         await self.page.wait_for_function("n => document.querySelectorAll('#list .row').length >= n", arg=count)
         return await self.rows()
 
+    async def select(self, capture_id: int) -> None:
+        """Click a capture's row and wait until its detail is shown."""
+        await self.page.click(f"#list .row[data-id='{capture_id}']")
+        await self.page.wait_for_function(
+            "id => (document.querySelector('.detail-head p')?.textContent || '').startsWith(`#${id} `)",
+            arg=capture_id,
+        )
+
     async def wait_for_ids(self, ids: list[int]) -> None:
         """Wait until exactly these capture ids are listed."""
         await self.page.wait_for_function(

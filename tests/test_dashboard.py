@@ -41,7 +41,7 @@ async def test_live_captures_with_decoded_html_image_and_session(inspector: Insp
         assert await page.locator("#empty").is_hidden()
 
         # A Response capture whose raw_body is HTML: decoded, shown as source, never rendered.
-        await page.click("#list .row[data-id='2']")
+        await browser.select(2)
         await page.click("button[data-tab='Response']")
         body = page.locator(".body-viewer .body-text")
         assert "<center><h1>301 Moved Permanently</h1></center>" in await body.inner_text()
@@ -49,7 +49,7 @@ async def test_live_captures_with_decoded_html_image_and_session(inspector: Insp
         assert "text/html" in await page.locator(".body-head").inner_text()
 
         # A PNG raw_body is previewed as an image.
-        await page.click("#list .row[data-id='3']")
+        await browser.select(3)
         await page.click("button[data-tab='Response']")
         image = page.locator("img.body-image")
         await image.wait_for()
@@ -57,7 +57,7 @@ async def test_live_captures_with_decoded_html_image_and_session(inspector: Insp
         assert (await image.get_attribute("src") or "").startswith("blob:")
 
         # Session: epoch fields as dates with the raw number, secrets masked until revealed.
-        await page.click("#list .row[data-id='4']")
+        await browser.select(4)
         await page.click("button[data-tab='Session']")
         key_card = await page.locator(".card", has_text="key alias").inner_text()
         assert "2026-01-01T00:00:00Z" in key_card and "(1767225600)" in key_card
@@ -74,7 +74,7 @@ async def test_event_payload_is_pretty_printed(inspector: Inspector, client: Cli
     async with open_dashboard(inspector.http_url) as browser:
         await client.event_bytes(load_event("event-auth-failure.json").SerializeToString())
         await browser.wait_rows(1)
-        await browser.page.click("#list .row[data-id='1']")
+        await browser.select(1)
         detail = await browser.page.locator("#detail").inner_text()
         assert "Event AuthFailure" in detail
         assert '"handler_name"' in detail and '"my_event_handler"' in detail
@@ -263,11 +263,11 @@ async def test_hostile_payloads_execute_nothing_and_show_as_text(inspector: Insp
             (3, ["Response"]),
             (4, ["Event", "Raw JSON"]),
         ):
-            await page.click(f"#list .row[data-id='{capture_id}']")
+            await browser.select(capture_id)
             for tab in tabs:
                 await page.click(f"button[data-tab='{tab}']")
                 await page.wait_for_selector(f"button[data-tab='{tab}'][aria-selected='true']")
-        await page.click("#list .row[data-id='1']")
+        await browser.select(1)
         await page.click("button[data-tab='Request']")
         assert HOSTILE[0] in await page.locator(".detail-head h2").inner_text()  # shown literally
         assert HOSTILE[1] in await page.locator("#list .row[data-id='1']").inner_text()
@@ -286,7 +286,7 @@ async def test_undecodable_capture_shows_a_hex_dump(inspector: Inspector, client
         await browser.wait_rows(1)
         row = browser.page.locator("#list .row[data-id='1']")
         assert "failed" in (await row.get_attribute("class") or "")
-        await row.click()
+        await browser.select(1)
         await browser.page.click("button[data-tab='Raw bytes']")
         dump = await browser.page.locator(".hexdump").inner_text()
         assert dump.startswith("00000000  ff fe 3c 73 63 72")
@@ -349,13 +349,13 @@ async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
                 await browser.wait_for_ids([1, 2])  # both replies differ from what was sent
                 await page.uncheck("input[name='modified']")
 
-                await page.click("#list .row[data-id='1']")
+                await browser.select(1)
                 await page.click("button[data-tab^='Reply']")
                 table = await page.locator(".changes-table").inner_text()
                 assert "set header" in table and "X-Plugin added" in table and "delete param" in table
                 assert f"The plugin server {plugin.target} answered" in await page.locator("#detail").inner_text()
 
-                await page.click("#list .row[data-id='2']")
+                await browser.select(2)
                 await page.click("button[data-tab^='Reply']")
                 assert "auth-no-session" in await page.locator("ul.warnings").inner_text()
                 await page.fill(".replay input[name='to']", auth.target)

@@ -15,6 +15,7 @@ export class CaptureList {
     this.selectedId = null;
     this.stick = true;
     this.renderRequested = false;
+    this.rows = new Map(); // id -> row element now in the DOM, reused while it stays in view
     container.addEventListener("scroll", () => {
       const bottom = container.scrollTop + container.clientHeight >= container.scrollHeight - ROW_HEIGHT;
       this.stick = bottom;
@@ -79,21 +80,29 @@ export class CaptureList {
     if (this.stick) view.scrollTop = view.scrollHeight;
     const first = Math.max(0, Math.floor(view.scrollTop / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(this.items.length, Math.ceil((view.scrollTop + view.clientHeight) / ROW_HEIGHT) + OVERSCAN);
-    const rows = [];
-    for (let i = first; i < last; i++) rows.push(this.row(this.items[i], i));
-    this.spacer.replaceChildren(...rows);
+    // Rows still in view are kept (only moved); while captures stream in, a frame creates just
+    // the rows of the newest captures instead of rebuilding the whole window.
+    const wanted = new Map();
+    for (let i = first; i < last; i++) {
+      const c = this.items[i];
+      const row = this.rows.get(c.id) ?? this.row(c);
+      row.style.top = `${i * ROW_HEIGHT}px`; // CSSOM, which the CSP allows (style attributes it does not)
+      row.setAttribute("aria-selected", c.id === this.selectedId ? "true" : "false");
+      wanted.set(c.id, row);
+    }
+    for (const [id, row] of this.rows) if (!wanted.has(id)) row.remove();
+    const fresh = [...wanted.values()].filter((row) => !row.isConnected);
+    if (fresh.length) this.spacer.append(...fresh);
+    this.rows = wanted;
   }
 
-  row(c, position) {
+  row(c) {
     const classes = ["row"];
     if (c.error) classes.push("failed");
     if (c.modified) classes.push("modified");
     if (c.imported) classes.push("imported");
     if (c.warnings && c.warnings.length) classes.push("warned");
-    const row = el("div", {
-      class: classes.join(" "), role: "row", "data-id": c.id, "data-kind": c.kind,
-      "aria-selected": c.id === this.selectedId ? "true" : "false",
-    },
+    const row = el("div", { class: classes.join(" "), role: "row", "data-id": c.id, "data-kind": c.kind },
     text("span", c.id, { class: "c-id" }),
     text("span", formatTime(c.received_at), { class: "c-time" }),
     text("span", c.kind, { class: "c-kind" }),
@@ -104,7 +113,6 @@ export class CaptureList {
     text("span", c.path, { class: "c-path", title: c.path }),
     text("span", c.status ?? "", { class: "c-status" }),
     text("span", formatBytes(c.size), { class: "c-size" }));
-    row.style.top = `${position * ROW_HEIGHT}px`; // CSSOM, which the CSP allows (style attributes it does not)
     if (c.error) row.title = c.error;
     return row;
   }
