@@ -225,5 +225,5 @@ async def serve(settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(signum)
     stats = inspector.store.stats()
-    log.info("Tyk Inspector stopped after %d captures", stats.total)
+    log.info("Tyk Inspector stopped after %d capture%s", stats.total, "" if stats.total == 1 else "s")
     return 0

@@ -168,8 +168,7 @@ async def test_sigterm_with_calls_in_flight_exits_cleanly(event_loop: str) -> No
     text = "".join(log)
     assert code == 0, text
     assert "ERROR" not in text and "Traceback" not in text, text
-    assert text.rstrip().splitlines()[-1].endswith("captures"), text
-    assert "Tyk Inspector stopped" in text
+    assert "Tyk Inspector stopped after" in text.rstrip().splitlines()[-1], text  # the final line
     # Calls the handler took all got their reply (every capture is an "ok"), the others were
     # refused as the server stopped; none failed half-way.
     assert set(outcomes) <= {"ok", "UNAVAILABLE", "CANCELLED"}, outcomes
