@@ -376,3 +376,28 @@ async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
                 assert browser.errors == []
         finally:
             await inspector.stop()
+
+
+async def test_list_follows_new_captures_until_the_user_scrolls_away(inspector: Inspector, client: Client) -> None:
+    async with open_dashboard(inspector.http_url, height=600) as browser:
+        page = browser.page
+        at_bottom = (
+            "() => { const l = document.getElementById('list'); "
+            "return l.scrollTop + l.clientHeight >= l.scrollHeight - 2; }"
+        )
+        obj = load_object("pre.json")
+        for _ in range(60):  # more rows than the list shows
+            await client.dispatch(obj)
+        await page.wait_for_selector("#list .row[data-id='60']")
+        await page.wait_for_function(at_bottom)  # it followed the newest capture
+        await page.evaluate("document.getElementById('list').scrollTop = 0")  # the user looks at older ones
+        await page.wait_for_function("() => document.querySelector(\"#list .row[data-id='1']\") !== null")
+        for _ in range(20):
+            await client.dispatch(obj)
+        await page.wait_for_function("() => window.tykInspector.state.all.length === 80")
+        assert await page.evaluate("document.getElementById('list').scrollTop") == 0  # left where the user is
+        assert not await page.evaluate(at_bottom)
+        await page.evaluate("const l = document.getElementById('list'); l.scrollTop = l.scrollHeight")
+        await client.dispatch(obj)
+        await page.wait_for_selector("#list .row[data-id='81']")  # following again
+        await page.wait_for_function(at_bottom)
