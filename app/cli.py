@@ -133,122 +133,85 @@ def build_parser(environ: dict[str, str]) -> tuple[argparse.ArgumentParser, _Env
     return parser, env
 
 
+class _Options:
+    """Adds serve options whose defaults come from TYK_INSPECTOR_<FLAG> (e.g. --http-port: HTTP_PORT)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, env: _EnvDefaults) -> None:
+        self.parser = parser
+        self.env = env
+
+    def value(self, flag: str, convert: Callable[[str], Any], default: Any, help: str, **extra: Any) -> None:
+        self.parser.add_argument(
+            flag, type=convert, default=self.env(_env_name(flag), convert, default), help=help, **extra
+        )
+
+    def switch(self, flag: str, help: str) -> None:
+        self.parser.add_argument(flag, action="store_true", default=self.env(_env_name(flag), _flag, False), help=help)
+
+    def names(self, flag: str, env_name: str, metavar: str, help: str) -> None:
+        self.parser.add_argument(
+            flag, action="append", default=self.env(env_name, _names, []), metavar=metavar, help=help + "; repeatable"
+        )
+
+
+def _env_name(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_").upper()
+
+
 def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> None:
-    default = Settings()
-    parser.add_argument(
+    d = Settings()
+    o = _Options(parser, env)
+    o.value(
         "--grpc-address",
-        default=env("GRPC_ADDRESS", str, default.grpc_address),
-        help="TCP address for the Dispatcher service; '' for the unix socket only (default: %(default)s)",
+        str,
+        d.grpc_address,
+        "TCP address of the Dispatcher; '' for the unix socket only (default: %(default)s)",
     )
-    parser.add_argument(
-        "--grpc-unix",
-        default=env("GRPC_UNIX", str, None),
-        metavar="PATH",
-        help="also listen on this unix socket (tyk.conf: coprocess_grpc_server unix:///PATH)",
-    )
-    parser.add_argument("--http-host", default=env("HTTP_HOST", str, default.http_host), help="(default: %(default)s)")
-    parser.add_argument(
-        "--http-port", type=port, default=env("HTTP_PORT", port, default.http_port), help="(default: %(default)s)"
-    )
-    parser.add_argument(
-        "--buffer-items",
-        type=positive_int,
-        default=env("BUFFER_ITEMS", positive_int, default.buffer_items),
-        help="captures kept at most (default: %(default)s)",
-    )
-    parser.add_argument(
+    o.value("--grpc-unix", str, None, "also listen on this unix socket (tyk.conf: unix:///PATH)", metavar="PATH")
+    o.value("--http-host", str, d.http_host, "dashboard and API address (default: %(default)s)")
+    o.value("--http-port", port, d.http_port, "(default: %(default)s)")
+    o.value("--buffer-items", positive_int, d.buffer_items, "captures kept at most (default: %(default)s)")
+    o.value(
         "--buffer-bytes",
-        type=byte_size,
-        default=env("BUFFER_BYTES", byte_size, default.buffer_bytes),
-        help="bytes of captures kept at most, e.g. 256MiB (default: %(default)s)",
+        byte_size,
+        d.buffer_bytes,
+        "bytes of captures kept at most, e.g. 256MiB (default: %(default)s)",
     )
-    parser.add_argument(
-        "--max-message-bytes",
-        type=byte_size,
-        default=env("MAX_MESSAGE_BYTES", byte_size, default.max_message_bytes),
-        help="largest gRPC message received or sent (default: %(default)s)",
+    o.value(
+        "--max-message-bytes", byte_size, d.max_message_bytes, "largest gRPC message in or out (default: %(default)s)"
     )
-    parser.add_argument(
-        "--log-format",
-        type=_choice("text", "json"),
-        default=env("LOG_FORMAT", _choice("text", "json"), default.log_format),
-        help="text or json (default: %(default)s)",
+    o.value("--log-format", _choice("text", "json"), d.log_format, "text or json (default: %(default)s)")
+    o.value("--log-level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), d.log_level, "(default: %(default)s)")
+    o.value("--capture-log", _choice("off", "line", "json"), d.capture_log,
+            "per capture on the console: off, line, or json (the full Object) (default: %(default)s)")  # fmt: skip
+    o.value("--auth-token", str, None, "require this token for the page and API (needed to listen beyond loopback)")
+    o.switch(
+        "--no-auth", "serve a non-loopback --http-host without a token (captured secrets become public to that network)"
     )
-    parser.add_argument(
-        "--log-level",
-        type=_choice("DEBUG", "INFO", "WARNING", "ERROR"),
-        default=env("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR"), default.log_level),
-        help="(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--capture-log",
-        type=_choice("off", "line", "json"),
-        default=env("CAPTURE_LOG", _choice("off", "line", "json"), default.capture_log),
-        help="per capture on the console: off, line, or json (the full Object) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--auth-token",
-        default=env("AUTH_TOKEN", str, None),
-        help="require this token for the page and API (needed to listen beyond loopback)",
-    )
-    parser.add_argument(
-        "--no-auth",
-        action="store_true",
-        default=env("NO_AUTH", _flag, False),
-        help="serve a non-loopback --http-host without a token (captured secrets become public to that network)",
-    )
-    parser.add_argument(
+    o.names(
         "--allowed-host",
-        action="append",
-        default=env("ALLOWED_HOSTS", _names, []),
-        metavar="HOST",
-        help="also accept this Host header (DNS rebinding protection); '*' for any; repeatable",
+        "ALLOWED_HOSTS",
+        "HOST",
+        "also accept this Host header (DNS rebinding protection); '*' for any",
     )
-    parser.add_argument(
-        "--no-redact",
-        action="store_true",
-        default=env("NO_REDACT", _flag, False),
-        help="show credentials (Authorization/Cookie headers, session secrets) in the page, API and exports",
+    o.switch(
+        "--no-redact", "show credentials (Authorization/Cookie headers, session secrets) in the page, API and exports"
     )
-    parser.add_argument(
-        "--redact-header",
-        action="append",
-        default=env("REDACT_HEADERS", _names, []),
-        metavar="NAME",
-        help="another header whose value to redact; repeatable",
-    )
-    parser.add_argument(
-        "--redact-metadata",
-        action="append",
-        default=env("REDACT_METADATA", _names, []),
-        metavar="KEY",
-        help="an Object/session metadata key whose value to redact; repeatable",
-    )
-    parser.add_argument(
-        "--upstream",
-        default=env("UPSTREAM", str, None),
-        metavar="HOST:PORT",
-        help="proxy mode: forward every call to this plugin server and capture its reply",
-    )
-    parser.add_argument(
-        "--rules",
-        default=env("RULES", str, None),
-        metavar="FILE",
-        help="routing rules (YAML or JSON): upstream, mock or echo per API, hook, method, path; reloaded on change",
-    )
-    parser.add_argument("--tls-cert", default=env("TLS_CERT", str, None), help="serve the page over HTTPS")
-    parser.add_argument("--tls-key", default=env("TLS_KEY", str, None), help="the key for --tls-cert")
-    parser.add_argument(
-        "--event-loop",
-        type=_choice("auto", "asyncio", "uvloop"),
-        default=env("EVENT_LOOP", _choice("auto", "asyncio", "uvloop"), default.event_loop),
-        help="auto (uvloop when installed), asyncio or uvloop (default: %(default)s)",
-    )
-    parser.add_argument(
+    o.names("--redact-header", "REDACT_HEADERS", "NAME", "another header whose value to redact")
+    o.names("--redact-metadata", "REDACT_METADATA", "KEY", "an Object/session metadata key whose value to redact")
+    o.value("--upstream", str, None, "proxy mode: forward every call to this plugin server and capture its reply",
+            metavar="HOST:PORT")  # fmt: skip
+    o.value("--rules", str, None, "routing rules (YAML or JSON): upstream, mock or echo per API, hook, method, path; "
+            "reloaded on change", metavar="FILE")  # fmt: skip
+    o.value("--tls-cert", str, None, "serve the page over HTTPS with this certificate (PEM)")
+    o.value("--tls-key", str, None, "the private key for --tls-cert (PEM)")
+    o.value("--event-loop", _choice("auto", "asyncio", "uvloop"), d.event_loop,
+            "auto (uvloop when installed), asyncio or uvloop (default: %(default)s)")  # fmt: skip
+    o.value(
         "--shutdown-grace",
-        type=seconds,
-        default=env("SHUTDOWN_GRACE", seconds, default.shutdown_grace_seconds),
-        help="seconds in-flight calls get on shutdown (default: %(default)s)",
+        seconds,
+        d.shutdown_grace_seconds,
+        "seconds in-flight calls get on shutdown (default: %(default)s)",
     )
 
 
