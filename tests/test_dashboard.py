@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
+from google.protobuf import json_format
+from playwright.async_api import async_playwright
 
 from app.config import Settings
 from app.server import Inspector
-from tests.browser import open_dashboard, tiny_png
-from tests.conftest import Client, load_event, load_object, with_settings
+from tests.browser import CHROMIUM_ARGS, chromium_path, open_dashboard, tiny_png
+from tests.conftest import TEST_SETTINGS, Client, load_event, load_object, with_settings
+from tests.plugins import auth_plugin, header_plugin, plugin_server
 
 
 async def test_empty_state_teaches_setup(inspector: Inspector) -> None:
@@ -296,16 +300,10 @@ async def test_undecodable_capture_shows_a_hex_dump(inspector: Inspector, client
 
 
 async def test_login_page_in_the_browser() -> None:
-    from dataclasses import replace
-
-    from tests.browser import CHROMIUM_ARGS, chromium_path
-    from tests.conftest import TEST_SETTINGS
 
     inspector = Inspector(replace(TEST_SETTINGS, auth_token="browser-token"))
     await inspector.start()
     try:
-        from playwright.async_api import async_playwright
-
         async with async_playwright() as playwright:
             chromium = await playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             page = await chromium.new_page()
@@ -323,10 +321,6 @@ async def test_login_page_in_the_browser() -> None:
 
 
 async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
-    from dataclasses import replace
-
-    from tests.conftest import TEST_SETTINGS
-    from tests.plugins import auth_plugin, header_plugin, plugin_server
 
     async with plugin_server(header_plugin) as plugin, plugin_server(auth_plugin) as auth:
         inspector = Inspector(replace(TEST_SETTINGS, upstream=plugin.target))
@@ -362,7 +356,6 @@ async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
                 await page.check(".replay input[type='checkbox']")
                 edited = load_object("custom-key-check.json")
                 edited.request.headers["Authorization"] = "Bearer good"
-                from google.protobuf import json_format
 
                 await page.fill(".replay-editor", json_format.MessageToJson(edited))
                 await page.click(".replay button.primary")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -11,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from app.config import Settings
+from app.grpc_service import BindError
 from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import DATA, HOOK_PAYLOADS, TEST_SETTINGS, Client, load_event, load_object
@@ -120,7 +122,6 @@ async def test_large_bodies_within_the_message_limit_pass(inspector: Inspector) 
 
 
 async def test_messages_over_the_limit_get_resource_exhausted(inspector: Inspector, client: Client) -> None:
-    from dataclasses import replace
 
     small = Inspector(replace(TEST_SETTINGS, max_message_bytes=1024))
     await small.start()
@@ -154,9 +155,6 @@ async def test_unix_socket(tmp_path: Path) -> None:
 
 
 async def test_bind_error_names_the_setting(inspector: Inspector) -> None:
-    from dataclasses import replace
-
-    from app.grpc_service import BindError
 
     taken = replace(TEST_SETTINGS, grpc_address=f"127.0.0.1:{inspector.grpc_port}")
     with pytest.raises(BindError, match="--grpc-address"):

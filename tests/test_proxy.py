@@ -17,10 +17,10 @@ import grpc
 import httpx
 import pytest
 import yaml
+from google.protobuf import json_format
 
 from app.rules import RulesError, load_rules
 from app.server import Inspector
-from protogen import coprocess_object_pb2 as pb
 from tests.conftest import TEST_SETTINGS, Client, load_event, load_object, wait_until
 from tests.plugins import (
     auth_plugin,
@@ -258,7 +258,7 @@ async def test_replay_to_another_plugin_server_with_and_without_edits() -> None:
 
         edited = load_object("custom-key-check.json")
         edited.request.headers["Authorization"] = "Bearer good"
-        edit_json = json.loads(json.dumps(json_format_dict(edited)))
+        edit_json = json_format.MessageToDict(edited)
         granted = (await http.post("/api/captures/1/replay", json={"to": second.target, "object": edit_json})).json()
         assert "session created" in {c["kind"] for c in granted["capture"]["changes"]}
         assert second.received[-1].request.headers["Authorization"] == "Bearer good"
@@ -292,9 +292,3 @@ async def test_replay_from_the_command_line() -> None:
         result = json.loads(out)
         assert result["replay_of"] == 1 and result["id"] == 2
         assert "response body changed" in {c["kind"] for c in result["changes"]}
-
-
-def json_format_dict(obj: pb.Object) -> dict[str, Any]:
-    from google.protobuf import json_format
-
-    return json_format.MessageToDict(obj)
