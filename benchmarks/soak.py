@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 
 from benchmarks.procs import ROOT, Server
+from benchmarks.suites import slope
 
 
 def _churn(url: str, deadline: float, counter: list[int]) -> None:
@@ -32,13 +32,6 @@ def _churn(url: str, deadline: float, counter: list[int]) -> None:
             sock.settimeout(5)
             sock.recv(4096)
         counter[0] += 1
-
-
-def _slope(points: list[tuple[float, float]]) -> float:
-    if len(points) < 2:
-        return 0.0
-    xs, ys = zip(*points, strict=True)
-    return statistics.linear_regression(xs, ys).slope
 
 
 def soak(minutes: float) -> dict[str, Any]:
@@ -105,8 +98,8 @@ def soak(minutes: float) -> dict[str, Any]:
         "sse_connections": churned[0], "exports": exports, "samples": samples,
         "rss_first_mib": samples[0]["rss_mib"] if samples else None,
         "rss_last_mib": samples[-1]["rss_mib"] if samples else None,
-        "rss_slope_last_half_mib_per_min": round(_slope([(s["t"], s["rss_mib"]) for s in half]) * 60, 3),
-        "tasks_slope_last_half_per_min": round(_slope([(s["t"], s["tasks"]) for s in half]) * 60, 3),
+        "rss_slope_last_half_mib_per_min": round(slope([(s["t"], s["rss_mib"]) for s in half]) * 60, 3),
+        "tasks_slope_last_half_per_min": round(slope([(s["t"], s["tasks"]) for s in half]) * 60, 3),
         "tasks_max": max(s["tasks"] for s in samples) if samples else None,
     }  # fmt: skip
 

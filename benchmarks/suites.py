@@ -219,8 +219,8 @@ class RssSampler:
         return self.samples
 
 
-def _slope(samples: list[tuple[float, float]]) -> float:
-    """MiB per second over the samples, by least squares."""
+def slope(samples: list[tuple[float, float]]) -> float:
+    """Change per second over (seconds, value) samples, by least squares."""
     if len(samples) < 2:
         return 0.0
     times, values = zip(*samples, strict=True)
@@ -248,7 +248,7 @@ def memory(quick: bool) -> dict[str, Any]:
         "idle_rss_mib": round(idle, 1),
         "peak_rss_mib": round(peak, 1),
         "limit_mib": round(bound / MiB + 150, 1),
-        "slope_last_half_mib_per_s": round(_slope(last_half), 3),
+        "slope_last_half_mib_per_s": round(slope(last_half), 3),
         "seconds": load["seconds"],
         "buffered": stats["count"],
         "buffered_bytes": stats["bytes"],
