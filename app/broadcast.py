@@ -74,9 +74,6 @@ class Subscription:
     def close(self) -> None:
         self._queue.put_nowait(CLOSED)
 
-    def qsize(self) -> int:
-        return self._queue.qsize()
-
 
 class Broadcaster:
     """Hands every published message to each current subscriber."""
