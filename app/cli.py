@@ -251,11 +251,11 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     if env.errors:
         parser.error("; ".join(env.errors))
     if args.command == "send":
-        from app.send import send_file
+        from app.proxy.send import send_file
 
         return send_file(args.file, args.to, event=args.event, dispatch=args.dispatch, timeout=args.timeout)
     if args.command == "replay":
-        from app.send import replay_capture
+        from app.proxy.send import replay_capture
 
         return replay_capture(args.inspector, args.capture_id, to=args.to, edit=args.edit, token=args.token)
     try:

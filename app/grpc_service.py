@@ -19,20 +19,16 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from app.capture.record import Capture, Recorder, summarize_event, summarize_object
 from app.config import Settings
-from app.mock import mock_reply
-from app.protocol import summarize_event, summarize_object
-from app.rules import Rule, Rules
-from app.store import Capture
-from app.upstream import UpstreamPool
+from app.proxy.mock import mock_reply
+from app.proxy.rules import Rule, Rules
+from app.proxy.upstream import UpstreamPool
+from app.tyk.protocol import EMPTY_EVENT_REPLY, SERVICE_NAME
 from protogen import coprocess_object_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Dispatcher"].full_name  # "coprocess.Dispatcher"
-EMPTY_EVENT_REPLY = pb.EventReply().SerializeToString()
-
-Recorder = Callable[[Capture], None]
 
 # gRPC's own and transport headers are not the gateway's to pass on.
 _NOT_FORWARDED = frozenset({"user-agent", "content-type", "te", "host", "authority"})

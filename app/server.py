@@ -13,14 +13,16 @@ from collections.abc import Generator
 import uvicorn
 from grpc_health.v1 import health_pb2
 
-from app.broadcast import Broadcaster
-from app.capture_log import run_capture_log
+from app.capture.broadcast import Broadcaster
+from app.capture.capture_log import run_capture_log
+from app.capture.record import Capture
+from app.capture.store import RingBuffer
 from app.config import Settings
-from app.grpc_service import SERVICE_NAME, BindError, DispatcherService, GrpcListener, create_grpc_server
-from app.replay import Replayer
-from app.rules import Rule, Rules, RulesError, load_rules, proxy_all
-from app.store import Capture, RingBuffer
-from app.upstream import UpstreamPool
+from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
+from app.proxy.replay import Replayer
+from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
+from app.proxy.upstream import UpstreamPool
+from app.tyk.protocol import SERVICE_NAME
 from app.web import create_app
 from app.web.context import WebContext
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.diff import diff_objects
+from app.tyk.diff import diff_objects
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import load_object
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.lint import lint_reply
+from app.tyk.lint import lint_reply
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import load_object
 
@@ -155,9 +155,9 @@ def test_lint_rule(code: str, payload: str, trigger: Edit, harmless: Edit) -> No
 def test_every_rule_has_a_case() -> None:
     import inspect
 
-    import app.lint
+    import app.tyk.lint
 
-    source = inspect.getsource(app.lint)
+    source = inspect.getsource(app.tyk.lint)
     import re
 
     codes = set(re.findall(r'_warning\(\s*"([a-z-]+)"', source)) - {"reply-undecodable"}

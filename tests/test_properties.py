@@ -13,9 +13,10 @@ from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.export import export_chunks, parse_document
-from app.store import Capture, RingBuffer
-from app.views import capture_detail
+from app.capture.export import export_chunks, parse_document
+from app.capture.record import Capture
+from app.capture.store import RingBuffer
+from app.capture.views import capture_detail
 from app.web.stream import sse_event
 from protogen import coprocess_object_pb2 as pb
 

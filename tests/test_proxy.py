@@ -19,7 +19,7 @@ import pytest
 import yaml
 from google.protobuf import json_format
 
-from app.rules import RulesError, load_rules
+from app.proxy.rules import RulesError, load_rules
 from app.server import Inspector
 from tests.conftest import TEST_SETTINGS, Client, load_event, load_object, wait_until
 from tests.plugins import (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.store import RECORD_OVERHEAD_BYTES, Capture, RingBuffer
+from app.capture.record import RECORD_OVERHEAD_BYTES, Capture
+from app.capture.store import RingBuffer
 
 
 def capture(size: int = 10) -> Capture:

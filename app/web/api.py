@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
-from app.diff import diff_objects
-from app.filters import CaptureFilter
-from app.protocol import Object
-from app.replay import ReplayError
-from app.store import Capture
-from app.views import summary_of
+from app.capture.filters import CaptureFilter
+from app.capture.record import Capture
+from app.capture.views import summary_of
+from app.proxy.replay import ReplayError
+from app.tyk.diff import diff_objects
+from app.tyk.protocol import Object
 from app.web.context import Context
 
 router = APIRouter(prefix="/api", tags=["captures"])

@@ -8,12 +8,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.broadcast import Broadcaster, Cleared
+from app.capture.broadcast import Broadcaster, Cleared
+from app.capture.record import Capture
+from app.capture.redact import Redactor
+from app.capture.store import CaptureStore
+from app.capture.views import DetailCache
 from app.config import Settings
-from app.redact import Redactor
-from app.replay import Replayer
-from app.store import Capture, CaptureStore
-from app.views import DetailCache
+from app.proxy.replay import Replayer
 
 
 @dataclass

@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
-from app.broadcast import CLOSED, Cleared, Subscription
-from app.store import Capture, CaptureStore
-from app.views import summary_of
+from app.capture.broadcast import CLOSED, Cleared, Subscription
+from app.capture.record import Capture
+from app.capture.store import CaptureStore
+from app.capture.views import summary_of
 from app.web.context import Context, WebContext
 
 router = APIRouter(prefix="/api", tags=["stream"])

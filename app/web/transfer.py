@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from app.export import ImportFormatError, export_chunks, parse_document
-from app.store import Capture
+from app.capture.export import ImportFormatError, export_chunks, parse_document
+from app.capture.record import Capture
 from app.web.api import Filter, get_capture
 from app.web.context import Context, WebContext
 

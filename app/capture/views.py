@@ -17,11 +17,11 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
-from app.diff import diff_objects
-from app.lint import warnings_of
-from app.protocol import Event, Object
-from app.redact import Redactor
-from app.store import Capture
+from app.capture.analysis import warnings_of
+from app.capture.record import Capture
+from app.capture.redact import Redactor
+from app.tyk.diff import diff_objects
+from app.tyk.protocol import Event, Object
 
 NO_REDACTION = Redactor(enabled=False)
 

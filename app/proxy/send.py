@@ -11,9 +11,8 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from app.export import FORMAT, ImportFormatError, parse_document
-from app.grpc_service import SERVICE_NAME
-from app.protocol import Event, EventReply, Object
+from app.capture.export import FORMAT, ImportFormatError, parse_document
+from app.tyk.protocol import SERVICE_NAME, Event, EventReply, Object
 
 
 def _load(path: str) -> Any:

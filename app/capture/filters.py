@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from app.lint import warnings_of
-from app.store import Capture, Kind
+from app.capture.analysis import warnings_of
+from app.capture.record import Capture, Kind
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,11 @@
 """Reply lint: the mistakes in a plugin's reply that Tyk Gateway silently punishes.
 
-Each rule cites what the gateway does with the reply (see docs/proxy.md). Computed on
-first use (list, stream, detail), never on the Dispatch path, and cached on the capture.
+Each rule cites what the gateway does with the reply (see docs/proxy.md). Pure: it judges
+the messages it is given; app.capture.analysis runs it on captures, off the Dispatch path.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from google.protobuf.message import DecodeError
-
-from app.store import Capture
 from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
 
@@ -96,29 +91,3 @@ def _lint_response(sent: pb.Object, reply: pb.Object) -> list[dict[str, str]]:
                               "rebuilds all headers from them (an unchanged headers map with emptied multivalue "
                               "headers strips every header)"))  # fmt: skip
     return found
-
-
-def warnings_of(capture: Capture) -> tuple[dict[str, str], ...]:
-    """The lint of a Dispatch capture's reply, computed once."""
-    if capture.warnings is None:
-        capture.warnings = _lint_capture(capture)
-    return capture.warnings
-
-
-def _lint_capture(capture: Capture) -> tuple[dict[str, Any], ...]:
-    if capture.kind != "dispatch" or capture.reply is None or capture.error:
-        return ()
-    if (
-        capture.reply is capture.request
-        and capture.hook_type not in ("CustomKeyCheck", "Response")
-        and len(capture.request) < NEAR_LIMIT
-    ):
-        # An echoed request hook is what the gateway sent: nothing in it that the gateway would
-        # punish. Skipping the parse keeps the live stream cheap in the default echo mode.
-        return ()
-    try:
-        sent = pb.Object.FromString(capture.request)
-        reply = sent if capture.reply is capture.request else pb.Object.FromString(capture.reply)
-    except DecodeError:
-        return (_warning("reply-undecodable", "the reply is not a valid coprocess.Object"),)
-    return tuple(lint_reply(sent, reply, len(capture.reply), len(capture.request)))

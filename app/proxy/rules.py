@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import yaml
 
-from app.mock import validate_mock
-from app.store import Capture
+from app.capture.record import Capture
+from app.proxy.mock import validate_mock
 
 OnError = Literal["pass", "echo"]
 MATCH_FIELDS = ("api_id", "org_id", "hook_type", "hook_name", "method", "path_prefix")

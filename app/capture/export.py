@@ -16,10 +16,10 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
-from app.protocol import Event, EventReply, Object, summarize_event, summarize_object
-from app.redact import Redactor
-from app.store import Capture, Kind
-from app.views import NO_REDACTION, iso_time, message_to_json, metadata_pairs
+from app.capture.record import Capture, Kind, summarize_event, summarize_object
+from app.capture.redact import Redactor
+from app.capture.views import NO_REDACTION, iso_time, message_to_json, metadata_pairs
+from app.tyk.protocol import Event, EventReply, Object
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FORMAT = "tyk-inspector-export"

@@ -8,11 +8,10 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from app.grpc_service import Recorder
-from app.protocol import Object, summarize_object
-from app.rules import DEFAULT_DEADLINE_SECONDS, Rules
-from app.store import Capture
-from app.upstream import UpstreamPool
+from app.capture.record import Capture, Recorder, summarize_object
+from app.proxy.rules import DEFAULT_DEADLINE_SECONDS, Rules
+from app.proxy.upstream import UpstreamPool
+from app.tyk.protocol import Object
 
 
 class ReplayError(ValueError):

@@ -13,7 +13,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from app.protocol import HOOK_TYPE_NAMES
+from app.tyk.protocol import HOOK_TYPE_NAMES
 from protogen import coprocess_object_pb2 as pb
 
 TEMPLATE = re.compile(r"\{\{\s*([\w.-]+)\s*\}\}")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 
-from app.broadcast import CLOSED, Broadcaster
+from app.capture.broadcast import CLOSED, Broadcaster
+from app.capture.record import Capture
+from app.capture.redact import Redactor
+from app.capture.views import capture_detail
 from app.config import CaptureLog
-from app.redact import Redactor
-from app.store import Capture
-from app.views import capture_detail
 
 log = logging.getLogger("tyk_inspector.captures")
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-SERVICE = "/coprocess.Dispatcher/"
+from app.tyk.protocol import SERVICE_NAME
+
+SERVICE = f"/{SERVICE_NAME}/"
 
 
 class UpstreamPool:

@@ -1,4 +1,4 @@
-"""Capture records and the bounded in-memory ring buffer that keeps them.
+"""The capture store: the interface every backend offers, and the bounded in-memory ring buffer.
 
 Knows nothing about gRPC, asyncio or the web: the servicer fills in a Capture,
 the store keeps it, and a separate piece tells the browsers.
@@ -6,104 +6,12 @@ the store keeps it, and a separate piece tells the browsers.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
-Kind = Literal["dispatch", "event"]
-
-# What a capture costs beyond its payload bytes: the record, its summary strings,
-# the cached summary JSON. An estimate, so the byte bound stays meaningful for
-# floods of tiny messages too.
-RECORD_OVERHEAD_BYTES = 1024
-
-
-@dataclass(eq=False, slots=True)
-class Capture:
-    """One gRPC call the inspector answered: the wire bytes both ways plus cheap summary fields."""
-
-    kind: Kind
-    request: bytes
-    """The message exactly as received (serialized Object or Event)."""
-    reply: bytes | None
-    """The message returned; the very same object as `request` for an echo; None when the call failed."""
-    received_us: int = field(default_factory=lambda: time.time_ns() // 1000)
-    """When the call arrived, in microseconds since the epoch (UTC): exact through export and import."""
-    peer: str = ""
-    metadata: tuple[tuple[str, str], ...] = ()
-    hook_type: str = ""
-    hook_name: str = ""
-    api_id: str = ""
-    org_id: str = ""
-    method: str = ""
-    path: str = ""
-    status: int | None = None
-    """Upstream status code seen by a Response hook."""
-    duration_ns: int = 0
-    error: str | None = None
-    imported: bool = False
-    truncated: bool = False
-    answered_by: str = "echo"
-    """echo, upstream, mock, or fallback (echo after an upstream failure)."""
-    rule: str | None = None
-    upstream: str | None = None
-    upstream_ms: float | None = None
-    upstream_status: str | None = None
-    replay_of: int | None = None
-    warnings: tuple[dict[str, str], ...] | None = None
-    """Reply lint, filled on first use (app.lint)."""
-    id: int = 0
-    """Assigned by the store: increasing, never reused, also after a clear."""
-    sse_event: bytes | None = None
-    """The encoded SSE event, filled on first use by the web layer so N browsers encode it once."""
-
-    @property
-    def size(self) -> int:
-        """Bytes this capture holds; an echoed reply shares the request's bytes."""
-        reply = 0 if self.reply is None or self.reply is self.request else len(self.reply)
-        return len(self.request) + reply + RECORD_OVERHEAD_BYTES
-
-    @property
-    def modified(self) -> bool:
-        """Whether a Dispatch reply differs from what was received (never, in echo mode)."""
-        return (
-            self.kind == "dispatch"
-            and self.reply is not None
-            and self.reply is not self.request
-            and self.reply != self.request
-        )
-
-    def summary(self) -> dict[str, Any]:
-        """The fields a list row shows, as plain data."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "received_at": self.received_us / 1e6,
-            "hook_type": self.hook_type,
-            "hook_name": self.hook_name,
-            "api_id": self.api_id,
-            "org_id": self.org_id,
-            "method": self.method,
-            "path": self.path,
-            "status": self.status,
-            "size": len(self.request),
-            "reply_size": None if self.reply is None else len(self.reply),
-            "duration_ms": round(self.duration_ns / 1e6, 3),
-            "peer": self.peer,
-            "error": self.error,
-            "modified": self.modified,
-            "imported": self.imported,
-            "truncated": self.truncated,
-            "answered_by": self.answered_by,
-            "rule": self.rule,
-            "upstream": self.upstream,
-            "upstream_ms": self.upstream_ms,
-            "upstream_status": self.upstream_status,
-            "replay_of": self.replay_of,
-            "warnings": None if self.warnings is None else [w["code"] for w in self.warnings],
-        }
+from app.capture.record import Capture
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Final
 
-from app.store import Capture
+from app.capture.record import Capture
 
 
 @dataclass(frozen=True, slots=True)

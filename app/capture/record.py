@@ -1,0 +1,153 @@
+"""Capture records: one gRPC call the inspector answered, and the summary fields read from its message.
+
+Filled in on the Dispatch path, so reading a message here is cheap: no JSON, no copies of bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from app.tyk.protocol import HOOK_TYPE_NAMES
+from protogen import coprocess_object_pb2
+
+Kind = Literal["dispatch", "event"]
+
+# What a capture costs beyond its payload bytes: the record, its summary strings,
+# the cached summary JSON. An estimate, so the byte bound stays meaningful for
+# floods of tiny messages too.
+RECORD_OVERHEAD_BYTES = 1024
+
+
+@dataclass(eq=False, slots=True)
+class Capture:
+    """One gRPC call the inspector answered: the wire bytes both ways plus cheap summary fields."""
+
+    kind: Kind
+    request: bytes
+    """The message exactly as received (serialized Object or Event)."""
+    reply: bytes | None
+    """The message returned; the very same object as `request` for an echo; None when the call failed."""
+    received_us: int = field(default_factory=lambda: time.time_ns() // 1000)
+    """When the call arrived, in microseconds since the epoch (UTC): exact through export and import."""
+    peer: str = ""
+    metadata: tuple[tuple[str, str], ...] = ()
+    hook_type: str = ""
+    hook_name: str = ""
+    api_id: str = ""
+    org_id: str = ""
+    method: str = ""
+    path: str = ""
+    status: int | None = None
+    """Upstream status code seen by a Response hook."""
+    duration_ns: int = 0
+    error: str | None = None
+    imported: bool = False
+    truncated: bool = False
+    answered_by: str = "echo"
+    """echo, upstream, mock, or fallback (echo after an upstream failure)."""
+    rule: str | None = None
+    upstream: str | None = None
+    upstream_ms: float | None = None
+    upstream_status: str | None = None
+    replay_of: int | None = None
+    warnings: tuple[dict[str, str], ...] | None = None
+    """Reply lint, filled on first use (app.tyk.lint)."""
+    id: int = 0
+    """Assigned by the store: increasing, never reused, also after a clear."""
+    sse_event: bytes | None = None
+    """The encoded SSE event, filled on first use by the web layer so N browsers encode it once."""
+
+    @property
+    def size(self) -> int:
+        """Bytes this capture holds; an echoed reply shares the request's bytes."""
+        reply = 0 if self.reply is None or self.reply is self.request else len(self.reply)
+        return len(self.request) + reply + RECORD_OVERHEAD_BYTES
+
+    @property
+    def modified(self) -> bool:
+        """Whether a Dispatch reply differs from what was received (never, in echo mode)."""
+        return (
+            self.kind == "dispatch"
+            and self.reply is not None
+            and self.reply is not self.request
+            and self.reply != self.request
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The fields a list row shows, as plain data."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "received_at": self.received_us / 1e6,
+            "hook_type": self.hook_type,
+            "hook_name": self.hook_name,
+            "api_id": self.api_id,
+            "org_id": self.org_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "size": len(self.request),
+            "reply_size": None if self.reply is None else len(self.reply),
+            "duration_ms": round(self.duration_ns / 1e6, 3),
+            "peer": self.peer,
+            "error": self.error,
+            "modified": self.modified,
+            "imported": self.imported,
+            "truncated": self.truncated,
+            "answered_by": self.answered_by,
+            "rule": self.rule,
+            "upstream": self.upstream,
+            "upstream_ms": self.upstream_ms,
+            "upstream_status": self.upstream_status,
+            "replay_of": self.replay_of,
+            "warnings": None if self.warnings is None else [w["code"] for w in self.warnings],
+        }
+
+
+Recorder = Callable[[Capture], None]
+"""Where the servicer and replay hand each finished capture: the store and the live views."""
+
+
+def summarize_object(capture: Capture, obj: coprocess_object_pb2.Object) -> None:
+    """Copy the list fields of a Dispatch Object onto its capture. Cheap: no JSON, no copies of bodies."""
+    request = obj.request
+    spec = obj.spec
+    capture.hook_type = HOOK_TYPE_NAMES.get(obj.hook_type, str(obj.hook_type))
+    capture.hook_name = obj.hook_name
+    capture.api_id = spec.get("APIID", "")
+    capture.org_id = spec.get("OrgID", "")
+    capture.method = request.method
+    capture.path = request.url
+    capture.status = obj.response.status_code if obj.HasField("response") else None
+
+
+def summarize_event(capture: Capture, event: coprocess_object_pb2.Event) -> None:
+    """Copy the list fields of a Tyk event (type, handler, API, path) onto its capture.
+
+    The payload is the JSON text Tyk sends; anything else leaves the fields empty.
+    """
+    try:
+        doc = json.loads(event.payload)
+    except ValueError:
+        return
+    if not isinstance(doc, dict):
+        return
+    message = _dict(doc.get("message"))
+    spec = _dict(doc.get("spec"))
+    capture.hook_type = _str(message.get("Type"))
+    capture.hook_name = _str(doc.get("handler_name"))
+    capture.api_id = _str(spec.get("APIID"))
+    capture.org_id = _str(spec.get("OrgID"))
+    capture.path = _str(_dict(message.get("Meta")).get("Path"))
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""

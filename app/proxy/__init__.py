@@ -1,0 +1,1 @@
+"""Answering calls: routing rules, mocks, upstream plugin servers, replay and `send`."""
