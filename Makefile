@@ -26,8 +26,7 @@ run serve: install  ## run the inspector: gRPC on :50051, dashboard on http://lo
 build: install-dev  ## regenerate protogen/ from protos/
 	$(PY) scripts/gen_protos.py
 
-clean:
-	rm -f protogen/*_pb2.py protogen/*_pb2.pyi protogen/*_pb2_grpc.py
+clean:  ## remove caches and build output; protogen/ is committed source and stays
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache benchmarks/results
 
 chromium:  ## Debian's chromium for the browser tests, installed when missing

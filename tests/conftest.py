@@ -18,7 +18,11 @@ from app.config import Settings
 from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
 
+ROOT = Path(__file__).resolve().parent.parent
+# The payloads the README documents are the ones the tests send: no copies to drift apart.
+EXAMPLES = ROOT / "examples"
 DATA = Path(__file__).parent / "data"
+"""Inputs only the tests use (none of them copies of examples/)."""
 DISPATCH = "/coprocess.Dispatcher/Dispatch"
 DISPATCH_EVENT = "/coprocess.Dispatcher/DispatchEvent"
 T = TypeVar("T")
@@ -31,11 +35,11 @@ TEST_SETTINGS = Settings(
 
 
 def load_object(name: str) -> pb.Object:
-    return json_format.Parse((DATA / name).read_text(), pb.Object())
+    return json_format.Parse((EXAMPLES / name).read_text(), pb.Object())
 
 
 def load_event(name: str) -> pb.Event:
-    return json_format.Parse((DATA / name).read_text(), pb.Event())
+    return json_format.Parse((EXAMPLES / name).read_text(), pb.Event())
 
 
 HOOK_PAYLOADS = [

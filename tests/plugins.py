@@ -14,7 +14,7 @@ from protogen import coprocess_object_pb2_grpc as pb_grpc
 Handler = Callable[[pb.Object], Awaitable[pb.Object]]
 
 
-class PluginServer(pb_grpc.DispatcherServicer):  # type: ignore[misc]
+class PluginServer(pb_grpc.DispatcherServicer):
     """A Dispatcher on a loopback port that hands each Object to `handler` and remembers what it got."""
 
     def __init__(self, handler: Handler) -> None:
@@ -40,7 +40,7 @@ class PluginServer(pb_grpc.DispatcherServicer):  # type: ignore[misc]
 async def plugin_server(handler: Handler) -> AsyncIterator[PluginServer]:
     servicer = PluginServer(handler)
     server = grpc.aio.server()
-    pb_grpc.add_DispatcherServicer_to_server(servicer, server)
+    pb_grpc.add_DispatcherServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     servicer.target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     await server.start()
     try:

@@ -12,7 +12,7 @@ from google.protobuf import json_format
 
 from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
-from tests.conftest import DATA, HOOK_PAYLOADS, Client, load_event, load_object
+from tests.conftest import HOOK_PAYLOADS, Client, load_event, load_object
 
 
 async def send_all_hooks(client: Client) -> None:
@@ -171,9 +171,3 @@ async def test_page_and_security_headers(http: httpx.AsyncClient) -> None:
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "no-referrer"
     assert (await http.get("/static/app.js")).status_code == 200
-
-
-def test_payload_files_are_the_shipped_examples() -> None:
-    examples = DATA.parent.parent / "examples"
-    for path in DATA.glob("*.json"):
-        assert (examples / path.name).read_bytes() == path.read_bytes()

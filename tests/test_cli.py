@@ -17,7 +17,7 @@ import pytest
 from app.cli import build_parser, byte_size, main, settings_from_args
 from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
-from tests.conftest import DATA, Client, load_object, wait_until
+from tests.conftest import EXAMPLES, Client, load_object, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,10 +78,10 @@ async def run_cli(*args: str, stdin: bytes | None = None) -> tuple[int, str, str
 
 async def test_send_dispatch_and_event_to_a_running_server(inspector: Inspector) -> None:
     target = f"127.0.0.1:{inspector.grpc_port}"
-    code, out, _ = await run_cli("send", str(DATA / "pre.json"), "--to", target)
+    code, out, _ = await run_cli("send", str(EXAMPLES / "pre.json"), "--to", target)
     assert code == 0
     assert json.loads(out)["hookName"] == "MyPreHook"
-    code, out, _ = await run_cli("send", str(DATA / "event-auth-failure.json"), "--to", f"tcp://{target}")
+    code, out, _ = await run_cli("send", str(EXAMPLES / "event-auth-failure.json"), "--to", f"tcp://{target}")
     assert code == 0 and json.loads(out) == {}
     kinds = [c.kind for c in inspector.store.oldest_first()]
     assert kinds == ["dispatch", "event"]
@@ -104,7 +104,7 @@ async def test_send_reports_errors() -> None:
     assert code == 2 and "cannot read" in err
     code, _, err = await run_cli("send", "-", stdin=b'{"hookType": "Nope"}')
     assert code == 2 and "cannot read" in err
-    code, _, err = await run_cli("send", str(DATA / "pre.json"), "--to", "127.0.0.1:1", "--timeout", "2")
+    code, _, err = await run_cli("send", str(EXAMPLES / "pre.json"), "--to", "127.0.0.1:1", "--timeout", "2")
     assert code == 1 and "UNAVAILABLE" in err
 
 

@@ -15,7 +15,7 @@ from app.config import Settings
 from app.grpc_service import BindError
 from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
-from tests.conftest import DATA, HOOK_PAYLOADS, TEST_SETTINGS, Client, load_event, load_object
+from tests.conftest import EXAMPLES, HOOK_PAYLOADS, TEST_SETTINGS, Client, load_event, load_object
 
 
 @pytest.mark.parametrize("payload", HOOK_PAYLOADS)
@@ -35,7 +35,7 @@ async def test_capture_summary_fields_come_from_the_object(inspector: Inspector,
     capture = inspector.store.get(inspector.store.last_id)
     assert capture is not None
     assert capture.kind == "dispatch"
-    assert capture.hook_type == json.loads((DATA / payload).read_text())["hookType"]
+    assert capture.hook_type == json.loads((EXAMPLES / payload).read_text())["hookType"]
     assert capture.hook_name == obj.hook_name
     assert capture.api_id == obj.spec["APIID"]
     assert capture.org_id == obj.spec["OrgID"]
@@ -93,7 +93,7 @@ async def test_undecodable_bytes_get_invalid_argument_and_are_still_captured(
 async def test_reflection_lists_the_dispatcher(client: Client) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)
     requests = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
-    services = set()
+    services: set[str] = set()
     async for response in stub.ServerReflectionInfo(requests):
         services.update(s.name for s in response.list_services_response.service)
     assert "coprocess.Dispatcher" in services

@@ -19,6 +19,7 @@ from app.capture.store import RingBuffer
 from app.capture.views import capture_detail
 from app.web.stream import sse_event
 from protogen import coprocess_object_pb2 as pb
+from protogen.coprocess_common_pb2 import HookType
 
 EXAMPLES = settings(max_examples=60, deadline=None)
 
@@ -26,11 +27,14 @@ texts = st.text(max_size=40)
 string_maps = st.dictionaries(texts, texts, max_size=6)
 int64s = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 doubles = st.floats(allow_nan=False, allow_infinity=False)
+hook_types = st.sampled_from(
+    [HookType.Unknown, HookType.Pre, HookType.Post, HookType.PostKeyAuth, HookType.CustomKeyCheck, HookType.Response]
+)
 
 
 @st.composite
 def objects(draw: st.DrawFn) -> pb.Object:
-    obj = pb.Object(hook_type=draw(st.integers(0, 5)), hook_name=draw(texts))
+    obj = pb.Object(hook_type=draw(hook_types), hook_name=draw(texts))
     request = obj.request
     request.headers.update(draw(string_maps))
     request.set_headers.update(draw(string_maps))

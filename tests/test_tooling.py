@@ -1,0 +1,90 @@
+"""The checks themselves: CI runs lint and tests, `make clean` keeps committed code, pytest is strict."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_ci_runs_lint_and_tests(tmp_path: Path) -> None:
+    # A `make` on PATH that records what it was asked to do, so the real script runs unchanged.
+    log = tmp_path / "make.log"
+    fake = tmp_path / "bin" / "make"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run([str(ROOT / ".ci" / "run")], env=env, check=True, timeout=30)
+    assert log.read_text().split() == ["lint", "test"]
+
+
+def test_ci_stops_when_lint_fails(tmp_path: Path) -> None:
+    log = tmp_path / "make.log"
+    fake = tmp_path / "bin" / "make"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n[ "$1" != lint ]\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([str(ROOT / ".ci" / "run")], env=env, check=False, timeout=30)
+    assert done.returncode != 0 and log.read_text().split() == ["lint"]
+
+
+def test_make_clean_keeps_the_committed_generated_code(tmp_path: Path) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    tree = tmp_path / "tree"
+    (tree / "protogen").mkdir(parents=True)
+    shutil.copy(ROOT / "Makefile", tree)
+    kept = [tree / "protogen" / name for name in ("x_pb2.py", "x_pb2.pyi", "x_pb2_grpc.py", "__init__.py")]
+    for path in kept:
+        path.write_text("# generated\n")
+    (tree / ".mypy_cache").mkdir()
+    subprocess.run(["make", "-s", "clean"], cwd=tree, check=True, timeout=30)
+    assert all(path.exists() for path in kept)
+    assert not (tree / ".mypy_cache").exists(), "clean still cleans"
+
+
+def test_pytest_is_strict(pytestconfig: pytest.Config) -> None:
+    assert pytestconfig.getoption("strict_markers")
+    assert pytestconfig.getini("xfail_strict") is True
+    assert pytestconfig.getini("filterwarnings") == ["error"]
+
+
+def test_an_unknown_marker_fails_collection(tmp_path: Path) -> None:
+    (tmp_path / "test_x.py").write_text("import pytest\n\n@pytest.mark.bnech\ndef test_x():\n    pass\n")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_x.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0 and "bnech" in done.stdout
+
+
+def test_mypy_checks_the_tests_too() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert config["strict"] is True and "tests" in config["files"]
+
+
+def test_make_test_runs_every_marker() -> None:
+    # `make test` must not deselect the benchmark smoke run (or anything else).
+    done = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
+    pytest_line = next(line for line in done.stdout.splitlines() if "-m pytest" in line)
+    assert " -m " not in pytest_line.split("-m pytest", 1)[1]
+
+
+def test_no_copies_of_the_examples_in_the_tests() -> None:
+    examples = {path.read_bytes() for path in (ROOT / "examples").glob("*.json")}
+    copies = [path for path in (ROOT / "tests").rglob("*.json") if path.read_bytes() in examples]
+    assert not copies
