@@ -73,11 +73,17 @@ async def test_cancelled_and_timed_out_calls_leave_the_server_serving(
 ) -> None:
     obj = load_object("post-key-auth.json")
     outcomes = await asyncio.gather(*(client.dispatch(obj, timeout=0.0005) for _ in range(200)), return_exceptions=True)
-    assert any(isinstance(o, grpc.aio.AioRpcError) for o in outcomes) or all(o == obj for o in outcomes)
+    timed_out = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    # 200 calls at once with half a millisecond each: the later ones cannot make it.
+    assert timed_out, "no call timed out: the test did not exercise deadlines"
+    assert {o.code() for o in timed_out} == {grpc.StatusCode.DEADLINE_EXCEEDED}
+    assert all(o == obj for o in outcomes if not isinstance(o, BaseException)), "a call in time got its echo"
     calls = [client.dispatch(obj) for _ in range(50)]
     tasks = [asyncio.ensure_future(c) for c in calls]
     for task in tasks[::2]:
         task.cancel()  # the caller goes away mid-call
-    await asyncio.gather(*tasks, return_exceptions=True)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results[::2])
+    assert all(r == obj for r in results[1::2]), "the calls not cancelled got their echo"
     assert await client.dispatch(obj) == obj
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

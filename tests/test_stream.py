@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -78,7 +80,7 @@ async def test_every_event_is_valid_json(client: Client, http: httpx.AsyncClient
         await dispatch_n(client, 3)
         await client.event("not json")
         await stream.wait_for_ids(4)
-        await http.delete("/api/captures")
+        assert (await http.delete("/api/captures")).status_code == 200
         await wait_until(lambda: stream.named("clear"), what="clear event")
         assert stream.events[0].retry == 1000  # browsers reconnect after a second
         for event in stream.events:
@@ -115,10 +117,20 @@ async def test_reconnect_with_last_event_id_loses_nothing(client: Client, http: 
     assert second.named("gap") == []
 
 
-async def test_stream_ends_when_the_server_shuts_down(inspector: Inspector, http: httpx.AsyncClient) -> None:
-    async with open_stream(http) as stream:
-        inspector.broadcaster.close()
-        await asyncio.wait_for(stream.ended.wait(), 5)
+async def test_stream_ends_when_the_server_shuts_down() -> None:
+    # Its own inspector: stopping it is the point of the test, so no fixture may stop it again.
+    inspector = Inspector(with_settings()())
+    await inspector.start()
+    stopped = False
+    try:
+        async with httpx.AsyncClient(base_url=inspector.http_url, timeout=10) as http, open_stream(http) as stream:
+            assert not stream.ended.is_set()
+            await asyncio.wait_for(inspector.stop(), 10)
+            stopped = True
+            await asyncio.wait_for(stream.ended.wait(), 5)
+    finally:
+        if not stopped:
+            await inspector.stop()
 
 
 class TestEvictedWhileAway:
@@ -162,20 +174,45 @@ async def test_client_from_an_earlier_run_starts_afresh(client: Client, http: ht
         assert stream.named("clear") and stream.capture_ids() == [1, 2]
 
 
-async def test_stalled_client_does_not_slow_dispatch_or_others(
-    inspector: Inspector, client: Client, http: httpx.AsyncClient
-) -> None:
-    # A raw socket that asks for the stream and never reads a byte.
-    host, port = "127.0.0.1", inspector.http_port
-    _reader, writer = await asyncio.open_connection(host, port)
-    writer.write(f"GET /api/stream?after=0 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-    await writer.drain()
-    try:
-        await wait_until(lambda: inspector.broadcaster.subscriber_count >= 1, what="stalled subscriber")
-        async with open_stream(http) as healthy:
-            obj = load_object("response-gzip.json")
-            obj.response.raw_body = b"z" * 200_000  # fill the stalled socket's buffers quickly
-            await asyncio.gather(*(client.dispatch(obj) for _ in range(300)))
-            assert len(await healthy.wait_for_ids(300)) == 300
-    finally:
-        writer.close()
+class TestStalledClient:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        # A short queue so the stalled reader is seen to lag; a long send timeout so it stays stalled
+        # (and connected) for the whole measurement.
+        return with_settings(sse_queue_size=50, buffer_items=100_000, sse_send_timeout_seconds=120)()
+
+    async def test_stalled_client_does_not_slow_dispatch_or_others(
+        self, inspector: Inspector, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        # A raw socket with a tiny receive buffer that asks for the stream and never reads a byte.
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", inspector.http_port))
+        stalled.sendall(b"GET /api/stream?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        try:
+            await wait_until(lambda: inspector.broadcaster.subscriber_count == 1, what="the stalled subscriber")
+            await client.dispatch(load_object("pre.json"))
+            export = (await http.get("/api/export")).json()
+            export["captures"] *= 20_000  # ~10 MB of events: more than any socket buffer holds
+            assert (await http.post("/api/import", json=export)).status_code == 201
+            await wait_until(lambda: inspector.broadcaster.lag_count >= 1, within=20, what="the stalled client to lag")
+
+            obj = load_object("pre.json")
+
+            async def timed_dispatch() -> float:
+                began = time.perf_counter()
+                # The deadline turns a Dispatch held up by the stalled browser into a failure, not a hang.
+                assert await client.dispatch(obj, timeout=20) == obj
+                return time.perf_counter() - began
+
+            async with open_stream(http) as healthy:
+                latencies = sorted([await timed_dispatch() for _ in range(100)])
+                latencies += await asyncio.gather(*(timed_dispatch() for _ in range(200)))
+                assert len(await healthy.wait_for_ids(300)) == 300
+                assert inspector.broadcaster.subscriber_count == 2, "the stalled client was stalled throughout"
+            # A Dispatch that waited on the stalled socket would take the send timeout (120 s);
+            # the bound is generous for a loaded machine and still far below that.
+            latencies.sort()
+            assert latencies[-1] < 5.0, f"slowest Dispatch took {latencies[-1]:.2f}s"
+        finally:
+            stalled.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -11,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.web.context import Context
-from app.web.security import COOKIE, session_value
+from app.web.security import COOKIE, session_value, tokens_equal
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
@@ -43,7 +42,7 @@ async def login(request: Request, context: Context) -> Response:
         return RedirectResponse("/", status_code=303)
     body = (await request.body())[:4096].decode("utf-8", "replace")
     given = parse_qs(body).get("token", [""])[0]
-    if not hmac.compare_digest(given, token):
+    if not tokens_equal(given.encode("utf-8"), token):
         return templates.TemplateResponse(request, "login.html", {"error": "That is not the token."}, status_code=401)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(

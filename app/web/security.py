@@ -27,6 +27,11 @@ def session_value(token: str) -> str:
     return hashlib.sha256(b"tyk-inspector-session:" + token.encode()).hexdigest()
 
 
+def tokens_equal(given: bytes, token: str) -> bool:
+    """Constant-time comparison as bytes: compare_digest refuses str with non-ASCII characters."""
+    return hmac.compare_digest(given, token.encode("utf-8"))
+
+
 def host_name(host_header: str) -> str:
     """'example.com:8000' -> 'example.com', '[::1]:8000' -> '::1'."""
     if host_header.startswith("["):
@@ -84,11 +89,12 @@ class AccessGuard:
     def _authenticated(self, headers: dict[str, str]) -> bool:
         assert self.token is not None and self.expected_cookie is not None
         bearer = headers.get("authorization", "")
-        if bearer.lower().startswith("bearer ") and hmac.compare_digest(bearer[7:].strip(), self.token):
+        # Headers were decoded as latin-1, so encoding them back gives the bytes the client sent.
+        if bearer.lower().startswith("bearer ") and tokens_equal(bearer[7:].strip().encode("latin-1"), self.token):
             return True
         for cookie in _cookies(headers.get("cookie", "")):
             name, _, value = cookie.partition("=")
-            if name.strip() == COOKIE and hmac.compare_digest(value.strip(), self.expected_cookie):
+            if name.strip() == COOKIE and tokens_equal(value.strip().encode("latin-1"), self.expected_cookie):
                 return True
         return False
 
