@@ -182,8 +182,13 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
     )
     o.value("--log-format", _choice("text", "json"), d.log_format, "text or json (default: %(default)s)")
     o.value("--log-level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), d.log_level, "(default: %(default)s)")
-    o.value("--capture-log", _choice("off", "line", "json"), d.capture_log,
-            "per capture on the console: off, line, or json (the full Object) (default: %(default)s)")  # fmt: skip
+    o.value("--capture-log", _choice("off", "auto", "line", "json"), d.capture_log,
+            "captures on the console: off; auto (a line each up to --capture-log-rate a second, then a summary "
+            "a second); line (a line for every capture); json (every full Object, for low rates) "
+            "(default: %(default)s)")  # fmt: skip
+    o.value("--capture-log-rate", positive_int, d.capture_log_rate,
+            "lines a second --capture-log auto writes one by one, then it summarises "
+            "(default: %(default)s)")  # fmt: skip
     o.value("--auth-token", str, None, "require this token for the page and API (needed to listen beyond loopback)")
     o.switch(
         "--no-auth", "serve a non-loopback --http-host without a token (captured secrets become public to that network)"
@@ -227,6 +232,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         log_format=args.log_format,
         log_level=args.log_level,
         capture_log=args.capture_log,
+        capture_log_rate=args.capture_log_rate,
         shutdown_grace_seconds=args.shutdown_grace,
         event_loop=args.event_loop,
         auth_token=args.auth_token or None,

@@ -9,7 +9,7 @@ from typing import Literal
 MiB = 1024 * 1024
 
 LogFormat = Literal["text", "json"]
-CaptureLog = Literal["off", "line", "json"]
+CaptureLog = Literal["off", "auto", "line", "json"]
 EventLoop = Literal["auto", "asyncio", "uvloop"]
 
 DEFAULT_GRPC_ADDRESS = "[::]:50051"
@@ -37,12 +37,15 @@ class Settings:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     log_format: LogFormat = "text"
     log_level: str = "INFO"
-    capture_log: CaptureLog = "line"
-    """Console output per capture: nothing, one summary line, or the full protobuf JSON."""
+    capture_log: CaptureLog = "auto"
+    """Console output: nothing; a line per capture up to `capture_log_rate` a second, then a summary a
+    second ("auto"); a line for every capture ("line"); or every capture's full protobuf JSON ("json")."""
+    capture_log_rate: int = 20
+    """Lines a second the "auto" console log writes one by one before it summarises."""
     sse_queue_size: int = 1_000
     """Captures queued per browser before it is treated as lagging and resynced from the buffer."""
     sse_batch_seconds: float = 0.01
-    """Captures arriving within this window after a write go out together in the next one."""
+    """Captures arriving within this window after a batch go out together, to browsers and the console."""
     sse_ping_seconds: float = 15.0
     sse_send_timeout_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0

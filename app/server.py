@@ -47,7 +47,7 @@ class Inspector:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = RingBuffer(settings.buffer_items, settings.buffer_bytes)
-        self.broadcaster = Broadcaster(settings.sse_queue_size)
+        self.broadcaster = Broadcaster(settings.sse_queue_size, settings.sse_batch_seconds)
         self.upstreams = UpstreamPool(settings.max_message_bytes)
         self.service = DispatcherService(self.record, initial_rules(settings), self.upstreams)
         self.replayer = Replayer(self.upstreams, self.record, self.service.rules)
@@ -106,7 +106,8 @@ class Inspector:
         # first turn simply wait in the backlog.
         self._http_task = asyncio.create_task(self._http.serve(sockets=[http_socket]), name="http")
         self._log_task = asyncio.create_task(
-            run_capture_log(self.broadcaster, settings.capture_log, context.redactor), name="log"
+            run_capture_log(self.broadcaster, settings.capture_log, context.redactor, settings.capture_log_rate),
+            name="log",
         )
         if settings.rules_file:
             self._rules_task = asyncio.create_task(self._watch_rules(settings.rules_file), name="rules")

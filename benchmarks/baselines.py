@@ -1,17 +1,21 @@
 """Baseline Dispatcher servers the inspector is measured against, run as their own processes.
 
 - typed: the reference echo server's design, a typed grpc.aio servicer that returns the request Object;
-- raw: a generic handler that returns the request bytes without parsing them (the Python floor).
+- raw: a generic handler that returns the request bytes without parsing them (the Python floor);
+- seed: the echo server as the coprocess tutorial writes it: typed, and for every Object it logs a
+  line naming the hook and the Object as MessageToJson, to the console.
 
-Usage: python -m benchmarks.baselines typed|raw [PORT]   (prints "listening on PORT")
+Usage: python -m benchmarks.baselines typed|raw|seed [PORT]   (prints "listening on PORT")
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 import grpc
+from google.protobuf.json_format import MessageToJson
 
 from protogen import coprocess_object_pb2, coprocess_object_pb2_grpc
 
@@ -28,6 +32,24 @@ class TypedEcho(coprocess_object_pb2_grpc.DispatcherServicer):
         return coprocess_object_pb2.EventReply()
 
 
+class SeedEcho(coprocess_object_pb2_grpc.DispatcherServicer):
+    """What a user writes from the tutorial: log each hook and its Object, return it unchanged."""
+
+    def __init__(self) -> None:
+        self.log = logging.getLogger("seed")
+
+    async def Dispatch(self, request: coprocess_object_pb2.Object, context: object) -> coprocess_object_pb2.Object:
+        self.log.info("Dispatch: hook %s %s", request.hook_type, request.hook_name)
+        self.log.info("%s", MessageToJson(request))
+        return request
+
+    async def DispatchEvent(
+        self, request: coprocess_object_pb2.Event, context: object
+    ) -> coprocess_object_pb2.EventReply:
+        self.log.info("DispatchEvent: %s", request.payload)
+        return coprocess_object_pb2.EventReply()
+
+
 async def _echo_bytes(request: bytes, context: object) -> bytes:
     return request
 
@@ -36,6 +58,9 @@ async def serve(kind: str, port: int) -> None:
     server = grpc.aio.server(options=OPTIONS)
     if kind == "typed":
         coprocess_object_pb2_grpc.add_DispatcherServicer_to_server(TypedEcho(), server)  # type: ignore[no-untyped-call]
+    elif kind == "seed":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        coprocess_object_pb2_grpc.add_DispatcherServicer_to_server(SeedEcho(), server)  # type: ignore[no-untyped-call]
     elif kind == "raw":
         handlers = {
             "Dispatch": grpc.unary_unary_rpc_method_handler(_echo_bytes),
@@ -43,7 +68,7 @@ async def serve(kind: str, port: int) -> None:
         }
         server.add_registered_method_handlers("coprocess.Dispatcher", handlers)
     else:
-        raise SystemExit(f"unknown baseline {kind!r}: typed or raw")
+        raise SystemExit(f"unknown baseline {kind!r}: typed, raw or seed")
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print(f"listening on {bound}", flush=True)

@@ -46,8 +46,10 @@ class Server:
         threading.Thread(target=self.process.stdout.read, daemon=True).start()
 
     @classmethod
-    def inspector(cls, *extra: str) -> Server:
-        argv = ["main.py", "--grpc-address", "127.0.0.1:0", "--http-port", "0", "--capture-log", "off", *extra]
+    def inspector(cls, *extra: str, capture_log: str | None = "off") -> Server:
+        """The inspector as users run it; `capture_log=None` keeps the console log at its default."""
+        log = [] if capture_log is None else ["--capture-log", capture_log]
+        argv = ["main.py", "--grpc-address", "127.0.0.1:0", "--http-port", "0", *log, *extra]
         return cls("inspector", argv)
 
     @classmethod

@@ -43,27 +43,54 @@ def _last_id(server: Server) -> int:
 # --- 1. Dispatch throughput and latency -------------------------------------------------------
 
 
+# Which servers run at which payload size. The seed's server and the defaults row matter most at
+# the small, common size; large bodies compare the inspector with the typed echo.
+FLOOR = "baseline-typed"
+DISPATCH_SERVERS = {
+    "baseline-raw": "the Python floor: returns the request bytes unparsed",
+    "baseline-typed": "the floor: a bare typed grpc.aio echo, no logging",
+    "baseline-seed": "the seed's echo server as its tutorial writes it (MessageToJson + hook line logged)",
+    "inspector": "console log off, no browsers",
+    "inspector+2sse": "console log off, 2 SSE readers",
+    "defaults": "as `make run` runs it: console log at its default, 2 SSE readers",
+}
+LARGE_PAYLOAD_SERVERS = ("baseline-typed", "inspector", "defaults")
+
+
+def _start_dispatch_servers() -> tuple[dict[str, Server], list[SseClients]]:
+    servers = {
+        "baseline-raw": Server.baseline("raw"),
+        "baseline-typed": Server.baseline("typed"),
+        "baseline-seed": Server.baseline("seed"),
+        "inspector": Server.inspector(),
+        "inspector+2sse": Server.inspector(),
+        "defaults": Server.inspector(capture_log=None),
+    }
+    readers = [SseClients(servers[name].http_url, 2, count_only=True) for name in ("inspector+2sse", "defaults")]
+    return servers, readers
+
+
+def _cell_servers(payload: int) -> tuple[str, ...]:
+    return tuple(DISPATCH_SERVERS) if payload <= 2 * KiB else LARGE_PAYLOAD_SERVERS
+
+
 def dispatch(quick: bool) -> dict[str, Any]:
     payloads = [2 * KiB] if quick else [2 * KiB, 64 * KiB, MiB]
     concurrencies = [1, 64] if quick else [1, 16, 64]
     seconds = 0.5 if quick else 2.0
     repeats = 1 if quick else 3
-    # All four servers run side by side (idle ones cost nothing) and take turns within each
+    # All servers run side by side (idle ones cost nothing) and take turns within each
     # repetition, so slow drifts of the machine hit them alike; each cell reports the median.
-    servers = {
-        "baseline-raw": Server.baseline("raw"),
-        "baseline-typed": Server.baseline("typed"),
-        "inspector": Server.inspector(),
-        "inspector+2sse": Server.inspector(),
-    }
-    clients = SseClients(servers["inspector+2sse"].http_url, 2, count_only=True)
+    servers, readers = _start_dispatch_servers()
     cells: list[dict[str, Any]] = []
     try:
         for payload in payloads:
             for concurrency in concurrencies:
-                runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+                names = _cell_servers(payload)
+                runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
                 for _ in range(repeats):
-                    for name, server in servers.items():
+                    for name in names:
+                        server = servers[name]
                         cpu_before = server.cpu_seconds()
                         result = loadgen(server.grpc_target, payload, concurrency, seconds)
                         result["server_cpu_us_per_call"] = (
@@ -80,62 +107,49 @@ def dispatch(quick: bool) -> dict[str, Any]:
                             **_medians(results),
                         }
                     )
-        sse_results = clients.finish(_last_id(servers["inspector+2sse"]))
+        sse_results = [
+            result
+            for name, clients in zip(("inspector+2sse", "defaults"), readers, strict=True)
+            for result in clients.finish(_last_id(servers[name]))
+        ]
     finally:
         for server in servers.values():
             server.stop()
+    ratios = _dispatch_ratios(cells)
+    _dispatch_table(cells, ratios)
+    return {"seconds_per_cell": seconds, "servers": DISPATCH_SERVERS, "cells": cells, "ratios": ratios,
+            "sse_clients": sse_results}  # fmt: skip
 
-    def cell(server: str, payload: int, concurrency: int) -> dict[str, Any]:
-        return next(c for c in cells if (c["server"], c["payload"], c["concurrency"]) == (server, payload, concurrency))
 
-    rows, ratios = [], []
-    for payload in payloads:
-        for concurrency in concurrencies:
-            raw, typed = cell("baseline-raw", payload, concurrency), cell("baseline-typed", payload, concurrency)
-            for name in ("inspector", "inspector+2sse"):
-                mine = cell(name, payload, concurrency)
-                ratio = {
-                    "server": name,
-                    "payload": payload,
-                    "concurrency": concurrency,
-                    "qps_vs_typed": round(mine["qps"] / typed["qps"], 3),
-                    "qps_vs_raw": round(mine["qps"] / raw["qps"], 3),
-                    "added_p50_ms_vs_typed": round(mine["p50_ms"] - typed["p50_ms"], 3),
-                }
-                ratios.append(ratio)
-            for c in (
-                raw,
-                typed,
-                cell("inspector", payload, concurrency),
-                cell("inspector+2sse", payload, concurrency),
-            ):
-                r = next(
-                    (
-                        x
-                        for x in ratios
-                        if (x["server"], x["payload"], x["concurrency"]) == (c["server"], payload, concurrency)
-                    ),
-                    None,
-                )
-                rows.append(
-                    [
-                        _size(payload),
-                        concurrency,
-                        c["server"],
-                        c["qps"],
-                        c["p50_ms"],
-                        c["p99_ms"],
-                        c["errors"],
-                        c["server_cpu_us_per_call"],
-                        r["qps_vs_typed"] if r else "",
-                        r["qps_vs_raw"] if r else "",
-                    ]
-                )
-    _table(
-        ["payload", "conc", "server", "qps", "p50 ms", "p99 ms", "errors", "server CPU us/call", "x typed", "x raw"],
-        rows,
-    )
-    return {"seconds_per_cell": seconds, "cells": cells, "ratios": ratios, "sse_clients": sse_results}
+def _dispatch_ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each inspector cell against the baselines of the same payload and concurrency, same run."""
+    by_key = {(c["server"], c["payload"], c["concurrency"]): c for c in cells}
+    ratios = []
+    for c in cells:
+        if c["server"].startswith("baseline-"):
+            continue
+        key = (c["payload"], c["concurrency"])
+        ratio: dict[str, Any] = {"server": c["server"], "payload": key[0], "concurrency": key[1]}
+        for base, label in (("baseline-typed", "typed"), ("baseline-raw", "raw"), ("baseline-seed", "seed")):
+            if (b := by_key.get((base, *key))) is not None:
+                ratio[f"qps_vs_{label}"] = round(c["qps"] / b["qps"], 3)
+        typed = by_key[(FLOOR, *key)]
+        ratio["added_p50_ms_vs_typed"] = round(c["p50_ms"] - typed["p50_ms"], 3)
+        ratio["cpu_us_per_call_vs_typed"] = round(c["server_cpu_us_per_call"] - typed["server_cpu_us_per_call"], 1)
+        ratios.append(ratio)
+    return ratios
+
+
+def _dispatch_table(cells: list[dict[str, Any]], ratios: list[dict[str, Any]]) -> None:
+    by_key = {(r["server"], r["payload"], r["concurrency"]): r for r in ratios}
+    rows = []
+    for c in cells:
+        r = by_key.get((c["server"], c["payload"], c["concurrency"]), {})
+        rows.append([_size(c["payload"]), c["concurrency"], c["server"], c["qps"], c["p50_ms"], c["p99_ms"],
+                     c["errors"], round(c["server_cpu_us_per_call"], 1), r.get("qps_vs_typed", ""),
+                     r.get("qps_vs_raw", ""), r.get("qps_vs_seed", "")])  # fmt: skip
+    _table(["payload", "conc", "server", "qps", "p50 ms", "p99 ms", "errors", "server CPU us/call",
+            "x typed", "x raw", "x seed"], rows)  # fmt: skip
 
 
 # --- 2. SSE delivery ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def test_quick_benchmark_run_produces_results(tmp_path: Path) -> None:
     assert results["quick"] is True and results["machine"]["cpus"] >= 1
 
     servers = {cell["server"] for cell in results["dispatch"]["cells"]}
-    assert servers == {"baseline-raw", "baseline-typed", "inspector", "inspector+2sse"}
+    assert servers == {"baseline-raw", "baseline-typed", "baseline-seed", "inspector", "inspector+2sse", "defaults"}
     for cell in results["dispatch"]["cells"]:
         assert cell["calls"] > 0 and cell["errors"] == 0 and cell["qps"] > 0
     for ratio in results["dispatch"]["ratios"]:

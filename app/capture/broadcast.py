@@ -1,15 +1,18 @@
 """Fan-out of new captures to live subscribers (browsers, the console log), one bounded queue each.
 
 `publish` never waits: it is called from the Dispatch handler, and a slow or
-stalled browser must not slow the gateway. A subscriber whose queue is full
-stops receiving and is marked lagging; its reader then catches up from the
-capture store, which still holds everything that was not evicted.
+stalled browser must not slow the gateway. It only appends the capture to the
+batch being gathered; one timer a batching window hands the whole batch to every
+subscriber, so a subscriber wakes once per batch, not once per capture, and what
+it makes of a batch (an SSE event) is made once for all of them. A subscriber
+whose queue is full stops receiving and is marked lagging; its reader then
+catches up from the capture store, which still holds everything not evicted.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from app.capture.record import Capture
@@ -22,13 +25,36 @@ class Cleared:
     last_id: int
 
 
+@dataclass(eq=False, slots=True)
+class Batch:
+    """Captures published within one batching window, oldest first, ids consecutive.
+
+    The same object goes to every subscriber.
+    """
+
+    captures: tuple[Capture, ...]
+    encoded: dict[str, bytes] = field(default_factory=dict)
+    """What a kind of consumer made of this batch (e.g. its SSE event), made by the first one to need it."""
+
+    @property
+    def first_id(self) -> int:
+        return self.captures[0].id
+
+    @property
+    def last_id(self) -> int:
+        return self.captures[-1].id
+
+    def __len__(self) -> int:
+        return len(self.captures)
+
+
 class _Closed:
     """Marks the end of every stream, on shutdown."""
 
 
 CLOSED: Final = _Closed()
 
-Message = Capture | Cleared
+Message = Batch | Cleared
 
 
 class Subscription:
@@ -36,31 +62,40 @@ class Subscription:
 
     def __init__(self, limit: int) -> None:
         # The asyncio queue itself is unbounded so CLOSED can always be put;
-        # `limit` is enforced in Broadcaster.publish.
+        # `limit` (in captures, so the memory a slow subscriber pins is bounded) is enforced in offer().
         self._queue: asyncio.Queue[Message | _Closed] = asyncio.Queue()
+        self._queued = 0
         self.limit = limit
         self.lagging = False
         """Set when messages were dropped for this subscriber; it must resync from the store."""
         self.dropped = 0
+        """Captures not queued since the subscriber started lagging."""
 
     def offer(self, message: Message) -> bool:
         """Queue a message; False when the subscriber just started lagging."""
+        size = len(message) if isinstance(message, Batch) else 0
         if self.lagging:
-            self.dropped += 1
+            self.dropped += size
             return True
-        if self._queue.qsize() >= self.limit:
+        if self._queued and self._queued + size > self.limit:
             self.lagging = True
-            self.dropped += 1
+            self.dropped += size
             return False
+        self._queued += size
         self._queue.put_nowait(message)
         return True
 
+    def _took(self, message: Message | _Closed) -> Message | _Closed:
+        if isinstance(message, Batch):
+            self._queued -= len(message)
+        return message
+
     async def get(self) -> Message | _Closed:
-        return await self._queue.get()
+        return self._took(await self._queue.get())
 
     def get_nowait(self) -> Message | _Closed | None:
         """The next queued message, or None when the queue is empty."""
-        return None if self._queue.empty() else self._queue.get_nowait()
+        return None if self._queue.empty() else self._took(self._queue.get_nowait())
 
     def resync(self) -> None:
         """Forget what is queued; the caller re-reads the store from its last id."""
@@ -69,6 +104,7 @@ class Subscription:
             if item is CLOSED:
                 self._queue.put_nowait(item)
                 break
+        self._queued = 0
         self.lagging = False
 
     def close(self) -> None:
@@ -76,14 +112,23 @@ class Subscription:
 
 
 class Broadcaster:
-    """Hands every published message to each current subscriber."""
+    """Hands every published capture, in batches, and every clear to each current subscriber."""
 
-    def __init__(self, queue_limit: int) -> None:
+    def __init__(self, queue_limit: int, batch_seconds: float = 0.0, max_batch: int = 1000) -> None:
         self._queue_limit = queue_limit
+        self._batch_seconds = batch_seconds
+        # A batch never holds more than one subscriber may queue, so a flood (an import)
+        # goes out in several batches instead of lagging everybody at once.
+        self._max_batch = max(1, min(max_batch, queue_limit))
         self._subscribers: set[Subscription] = set()
+        self._pending: list[Capture] = []
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._last_flush = float("-inf")
         self.closed = False
         self.lag_count = 0
         """How often a subscriber fell behind and had to catch up from the store."""
+        self.batches = 0
+        """Batches handed out so far."""
 
     def subscribe(self) -> Subscription:
         subscription = Subscription(self._queue_limit)
@@ -100,13 +145,46 @@ class Broadcaster:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def publish(self, message: Message) -> None:
+    def publish(self, capture: Capture) -> None:
+        """Add a capture to the next batch. Called on the Dispatch path: an append, at most a timer."""
+        if not self._subscribers:
+            return
+        self._pending.append(capture)
+        if len(self._pending) >= self._max_batch:
+            self.flush()
+        elif self._timer is None:
+            # After a quiet spell the first capture goes out at once (on the next loop turn);
+            # under load, captures gather until a window after the previous batch.
+            loop = asyncio.get_running_loop()
+            delay = self._last_flush + self._batch_seconds - loop.time()
+            self._timer = loop.call_later(delay, self.flush) if delay > 0 else loop.call_soon(self.flush)
+
+    def publish_cleared(self, last_id: int) -> None:
+        """Tell every subscriber the buffer was emptied, after the captures published before."""
+        self.flush()
+        self._deliver(Cleared(last_id))
+
+    def flush(self) -> None:
+        """Hand the gathered batch to every subscriber now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        batch = Batch(tuple(self._pending))
+        self._pending = []
+        self._last_flush = asyncio.get_running_loop().time()
+        self.batches += 1
+        self._deliver(batch)
+
+    def _deliver(self, message: Message) -> None:
         for subscription in self._subscribers:
             if not subscription.offer(message):
                 self.lag_count += 1
 
     def end_streams(self) -> None:
         """End every current stream; browsers reconnect by themselves and resume from their last id."""
+        self.flush()
         for subscription in self._subscribers:
             subscription.close()
         self._subscribers.clear()

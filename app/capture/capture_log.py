@@ -1,15 +1,28 @@
-"""The console view: one line per capture, or its full protobuf JSON, like the reference echo server.
+"""The console view of captures: readable at any rate, never in the gateway's way.
 
-It is just another broadcast subscriber, so writing to the console happens after
-the gateway has its answer, and a slow terminal can only make it skip lines.
+It is just another broadcast subscriber, so it runs after the gateway has its
+answer and sees captures a batch at a time. Writing (and, in json mode, decoding
+and converting) happens in a worker thread: a slow terminal can only make it
+skip captures, never stall the event loop.
+
+Modes: "auto" logs a line per capture up to a rate, then a summary a second of
+what it did not log one by one; "line" logs a line for every capture; "json" also
+logs each request as protobuf JSON, for low rates.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
-from app.capture.broadcast import CLOSED, Broadcaster
+from app.capture.broadcast import CLOSED, Batch, Broadcaster, Subscription
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.views import capture_detail
@@ -17,9 +30,29 @@ from app.config import CaptureLog
 
 log = logging.getLogger("tyk_inspector.captures")
 
+SUMMARY_SECONDS = 1.0
+SUMMARY_TOP = 3
+"""Hooks, APIs and statuses named in a summary; the rest are counted as others."""
+
+# C0 and C1 controls (newline, ESC, ...), and the invisible characters that reorder or hide
+# text (bidi overrides, zero-width, line and paragraph separators).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """Text that stays on one console line and cannot drive the terminal: controls escaped (\\n, \\x1b)."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
 
 def capture_line(capture: Capture) -> str:
-    """'Pre MyPreHook api=b84f... GET /orders 0.041ms' in Tyk's words."""
+    """'Pre MyPreHook api=b84f... GET /orders #12' in Tyk's words; captured text escaped."""
     if capture.kind == "event":
         parts = ["event", capture.hook_type or "(unrecognised payload)", f"handler={capture.hook_name}"]
     else:
@@ -35,30 +68,216 @@ def capture_line(capture: Capture) -> str:
     if capture.error:
         parts.append(f"error={capture.error!r}")
     parts.append(f"#{capture.id}")
-    return " ".join(parts)
+    return printable(" ".join(parts))
 
 
-async def run_capture_log(broadcaster: Broadcaster, mode: CaptureLog, redactor: Redactor) -> None:
+def _hook(capture: Capture) -> str:
+    if capture.kind == "event":
+        return f"event {capture.hook_type or '(unrecognised)'}"
+    return f"{capture.hook_type} {capture.hook_name}".strip() or "(no hook)"
+
+
+def _status(capture: Capture) -> str:
+    if capture.error:
+        return "error"
+    return "-" if capture.status is None else str(capture.status)
+
+
+@dataclass
+class Summary:
+    """What the console saw over a period in which it did not log every capture."""
+
+    started: float
+    captures: int = 0
+    logged: int = 0
+    hooks: Counter[str] = field(default_factory=Counter)
+    apis: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+    slowest: Capture | None = None
+
+    def add(self, capture: Capture) -> None:
+        self.captures += 1
+        self.hooks[_hook(capture)] += 1
+        self.apis[capture.api_id or "(none)"] += 1
+        self.statuses[_status(capture)] += 1
+        if self.slowest is None or capture.duration_ns > self.slowest.duration_ns:
+            self.slowest = capture
+
+    def text(self, now: float) -> str:
+        seconds = max(now - self.started, 0.001)
+        parts = [
+            f"{self.captures:,} captures in {seconds:.1f} s ({self.captures / seconds:,.0f}/s), "
+            f"{self.logged} logged one by one (--capture-log line logs every one)",
+            "hooks " + _top(self.hooks),
+            "APIs " + _top(self.apis),
+            "status " + _top(self.statuses),
+        ]
+        if self.slowest is not None:
+            s = self.slowest
+            parts.append(f"slowest #{s.id} {_hook(s)} {s.duration_ns / 1e6:.3f} ms")
+        return printable(" | ".join(parts))
+
+    def fields(self) -> dict[str, Any]:
+        """The same as structured fields, for --log-format json."""
+        return {
+            "captures": self.captures,
+            "logged": self.logged,
+            "hooks": dict(self.hooks),
+            "apis": dict(self.apis),
+            "statuses": dict(self.statuses),
+            "slowest_id": self.slowest.id if self.slowest else None,
+            "slowest_ms": round(self.slowest.duration_ns / 1e6, 3) if self.slowest else None,
+        }
+
+
+def _top(counts: Counter[str]) -> str:
+    named = counts.most_common(SUMMARY_TOP)
+    text = ", ".join(f"{name} {count:,}" for name, count in named)
+    others = sum(counts.values()) - sum(count for _, count in named)
+    return f"{text}, {others:,} others" if others else text
+
+
+class RateLimiter:
+    """Which captures the console logs one by one: a bucket of `rate` lines refilled `rate` a second,
+    and a summary of every period of a second in which some were not logged.
+
+    Pure and clock-driven (pass `now`), so it is decided on the loop without any I/O.
+    """
+
+    def __init__(self, rate: int, now: float) -> None:
+        self.rate = rate
+        self._tokens = float(rate)
+        self._refilled = now
+        self._period: Summary | None = None
+
+    def select(self, captures: Iterable[Capture], now: float) -> list[Capture]:
+        """The captures to log one by one; every capture also counts towards the period's summary."""
+        self._tokens = min(float(self.rate), self._tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
+        chosen = []
+        for capture in captures:
+            if self._period is None:
+                self._period = Summary(started=now)
+            self._period.add(capture)
+            if self._tokens >= 1:
+                self._tokens -= 1
+                self._period.logged += 1
+                chosen.append(capture)
+        return chosen
+
+    def due_in(self, now: float) -> float | None:
+        """Seconds until the current period ends; None when there is no period."""
+        return None if self._period is None else max(0.0, self._period.started + SUMMARY_SECONDS - now)
+
+    def summary(self, now: float, final: bool = False) -> Summary | None:
+        """The period's summary when it is over (or `final`) and some captures were not logged one by one."""
+        period = self._period
+        if period is None or (not final and now < period.started + SUMMARY_SECONDS):
+            return None
+        self._period = None
+        return period if period.logged < period.captures else None
+
+
+Write = Callable[[], None]
+
+
+def _line_writer(captures: list[Capture]) -> Write:
+    def write() -> None:
+        for capture in captures:
+            log.info("%s", capture_line(capture), extra=_fields(capture))
+
+    return write
+
+
+def _json_writer(captures: list[Capture], redactor: Redactor) -> Write:
+    def write() -> None:
+        for capture in captures:
+            request = capture_detail(capture, redactor)["request"]
+            log.info("%s\n%s", capture_line(capture), json.dumps(request, indent=2), extra=_fields(capture))
+
+    return write
+
+
+def _fields(capture: Capture) -> dict[str, Any]:
+    return {"capture_id": capture.id, "kind": capture.kind, "hook_type": capture.hook_type}
+
+
+class ConsoleLog:
+    """Turns batches of captures into console writes, as the mode says."""
+
+    def __init__(
+        self, mode: CaptureLog, redactor: Redactor, rate: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.mode = mode
+        self.redactor = redactor
+        self.clock = clock
+        self.limiter = RateLimiter(rate, clock()) if mode == "auto" else None
+
+    def writes(self, captures: tuple[Capture, ...]) -> list[Write]:
+        now = self.clock()
+        if self.mode == "json":
+            return [_json_writer(list(captures), self.redactor)]
+        if self.limiter is None:
+            return [_line_writer(list(captures))]
+        writes = []
+        chosen = self.limiter.select(captures, now)
+        if chosen:
+            writes.append(_line_writer(chosen))
+        return writes + self.summary_writes()
+
+    def summary_writes(self, final: bool = False) -> list[Write]:
+        summary = self.limiter.summary(self.clock(), final) if self.limiter else None
+        if summary is None:
+            return []
+        text, fields = summary.text(self.clock()), summary.fields()
+        return [lambda: log.info("%s", text, extra=fields)]
+
+    def due_in(self) -> float | None:
+        return self.limiter.due_in(self.clock()) if self.limiter else None
+
+
+async def _next(subscription: Subscription, within: float | None) -> object:
+    """The next message, or None when `within` seconds pass first (a summary is due)."""
+    if within is None:
+        return await subscription.get()
+    try:
+        return await asyncio.wait_for(subscription.get(), within)
+    except TimeoutError:
+        return None
+
+
+async def run_capture_log(broadcaster: Broadcaster, mode: CaptureLog, redactor: Redactor, rate: int = 20) -> None:
     """Log captures until the broadcaster closes."""
     if mode == "off":
         return
+    console = ConsoleLog(mode, redactor, rate)
     subscription = broadcaster.subscribe()
     try:
         while True:
-            message = await subscription.get()
-            if message is CLOSED:
-                return
+            message = await _next(subscription, console.due_in())
+            writes: list[Write] = []
             if subscription.lagging:
-                log.warning("console too slow: %d captures were not logged (see the dashboard)", subscription.dropped)
+                writes.append(_lag_warning(subscription.dropped))
                 subscription.dropped = 0
                 subscription.resync()
-            if not isinstance(message, Capture):
-                continue
-            fields = {"capture_id": message.id, "kind": message.kind, "hook_type": message.hook_type}
-            if mode == "json":
-                detail = capture_detail(message, redactor)
-                log.info("%s\n%s", capture_line(message), json.dumps(detail["request"], indent=2), extra=fields)
+            if message is CLOSED:
+                writes += console.summary_writes(final=True)
+            elif isinstance(message, Batch):
+                writes += console.writes(message.captures)
             else:
-                log.info("%s", capture_line(message), extra=fields)
+                writes += console.summary_writes()
+            if writes:
+                await asyncio.to_thread(_run_all, writes)
+            if message is CLOSED:
+                return
     finally:
         broadcaster.unsubscribe(subscription)
+
+
+def _lag_warning(dropped: int) -> Write:
+    return lambda: log.warning("console too slow: %d captures were not logged", dropped)
+
+
+def _run_all(writes: list[Write]) -> None:
+    for write in writes:
+        write()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.capture.broadcast import Broadcaster, Cleared
+from app.capture.broadcast import Broadcaster
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.store import CaptureStore
@@ -43,7 +43,7 @@ class WebContext:
     def clear(self) -> int:
         removed = self.store.clear()
         self.details.clear()
-        self.broadcaster.publish(Cleared(last_id=self.store.last_id))
+        self.broadcaster.publish_cleared(self.store.last_id)
         return removed
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
-from app.capture.broadcast import CLOSED, Cleared, Subscription
+from app.capture.broadcast import CLOSED, Batch, Cleared, Subscription
 from app.capture.record import Capture
 from app.capture.store import CaptureStore
 from app.capture.views import summary_of
@@ -121,16 +119,9 @@ async def capture_events(context: WebContext, sent: int) -> AsyncIterator[bytes]
             yield chunk
         outbox.add(named_event("ready", {"last_id": outbox.sent}))
         yield outbox.take()
-        batch_window = context.settings.sse_batch_seconds
-        last_write = 0.0
         while True:
+            # The broadcaster gathers captures into batches, so this wakes once per batch.
             message = await subscription.get()
-            # Every write costs the loop the same few dozen microseconds whatever its size,
-            # so under load captures are gathered for a moment and written together. After
-            # a quiet spell the first capture goes out at once.
-            wait = last_write + batch_window - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
             closed = _drain(subscription, message, outbox)
             if subscription.lagging:
                 subscription.resync()
@@ -138,7 +129,6 @@ async def capture_events(context: WebContext, sent: int) -> AsyncIterator[bytes]
                     yield chunk
             chunk = outbox.take()
             if chunk:
-                last_write = time.monotonic()
                 yield chunk
             if closed:
                 return
@@ -154,8 +144,9 @@ def _drain(subscription: Subscription, first: object, outbox: _Outbox) -> bool:
             return True
         if isinstance(message, Cleared):
             outbox.add(named_event("clear", {"last_id": message.last_id}))
-        elif isinstance(message, Capture):
-            outbox.add_capture(message)
+        elif isinstance(message, Batch):
+            for capture in message.captures:
+                outbox.add_capture(capture)
         if outbox.full:
             return False  # the rest waits for the next write
         message = subscription.get_nowait()
