@@ -208,6 +208,8 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
             metavar="HOST:PORT")  # fmt: skip
     o.value("--rules", str, None, "routing rules (YAML or JSON): upstream, mock or echo per API, hook, method, path; "
             "reloaded on change", metavar="FILE")  # fmt: skip
+    o.value("--tyk-version", str, d.tyk_version, "the Tyk Gateway version whose reply handling the outcome, lint and "
+            "diff follow, e.g. 5.3.2 (default: %(default)s, the latest)", metavar="X.Y.Z")  # fmt: skip
     o.value("--tls-cert", str, None, "serve the page over HTTPS with this certificate (PEM)")
     o.value("--tls-key", str, None, "the private key for --tls-cert (PEM)")
     o.value("--event-loop", _choice("auto", "asyncio", "uvloop"), d.event_loop,
@@ -245,6 +247,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         tls_key=args.tls_key or None,
         upstream=args.upstream or None,
         rules_file=args.rules or None,
+        tyk_version=args.tyk_version,
     )
 
 

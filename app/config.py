@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
+from app.tyk.version import LATEST, TykVersion
+
 MiB = 1024 * 1024
 
 LogFormat = Literal["text", "json"]
@@ -71,6 +73,8 @@ class Settings:
     rules_file: str | None = None
     """Routing rules (YAML or JSON), reloaded when the file changes."""
     rules_poll_seconds: float = 1.0
+    tyk_version: str = LATEST
+    """The Tyk Gateway version whose reply handling the outcome, lint and diff follow."""
 
     @property
     def http_is_loopback(self) -> bool:
@@ -84,6 +88,7 @@ class Settings:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")
         if not 0 <= self.http_port <= 65535:
             raise ValueError("http-port must be between 0 and 65535")
+        TykVersion.parse(self.tyk_version)  # a ValueError names the expected form
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
         if not self.http_is_loopback and not self.auth_token and not self.allow_no_auth:

@@ -178,7 +178,10 @@ async def test_mock_rules_answer_without_an_upstream(tmp_path: Path) -> None:
         assert [(c["rule"], c["answered_by"]) for c in summaries] == [
             ("deny-bad-keys", "mock"), ("tenant-header", "mock"), ("session", "mock"),
         ]  # fmt: skip
-        assert "error-template" in summaries[0]["warnings"]  # a 403 without override_error
+        # A 403 without override_error goes through the error template, its plain message shown as written.
+        assert [c["outcome_status"] for c in summaries] == [403, "continue", "continue"]
+        assert summaries[0]["warnings"] == [] and summaries[2]["warnings"] == ["session-ignored"]
+        assert [c["modified"] for c in summaries] == [True, True, False]  # a PostKeyAuth session change does nothing
 
 
 # --- rules files ------------------------------------------------------------------------------------

@@ -1,40 +1,143 @@
-"""What the gateway model says of a capture, computed on first use and cached on it.
+"""What the gateway model says of a capture (lint, effect, outcome), computed on first use and cached on it.
 
-Never on the Dispatch path: the list, the stream and the detail ask for it.
+Never on the Dispatch path: the list, the stream and the detail ask for it. The one
+verdict per capture (Analysis) holds only small values; the full outcome is built for the
+detail view, which has its own cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from app.capture.record import Capture
-from app.tyk.lint import NEAR_LIMIT, _warning, lint_reply
+from app.capture.record import Analysis, Capture
+from app.tyk.diff import diff_objects, has_effect
+from app.tyk.golang import URIError, parse_request_uri
+from app.tyk.lint import lint_reply, undecodable_reply
+from app.tyk.outcome import GRPC_DEFAULT_RECV_LIMIT, LATEST_GATEWAY, Gateway, Outcome, outcome_of
 from protogen import coprocess_object_pb2 as pb
 
-
-def warnings_of(capture: Capture) -> tuple[dict[str, str], ...]:
-    """The lint of a Dispatch capture's reply, computed once."""
-    if capture.warnings is None:
-        capture.warnings = _lint_capture(capture)
-    return capture.warnings
+DEFAULT_GATEWAY = LATEST_GATEWAY
+# Request hooks whose echo is, by construction, what the gateway sent: the chain goes on.
+_PLAIN_REQUEST_HOOKS = frozenset({"Pre", "PostKeyAuth", "Post"})
 
 
-def _lint_capture(capture: Capture) -> tuple[dict[str, Any], ...]:
-    if capture.kind != "dispatch" or capture.reply is None or capture.error:
-        return ()
-    if (
-        capture.reply is capture.request
-        and capture.hook_type not in ("CustomKeyCheck", "Response")
-        and len(capture.request) < NEAR_LIMIT
-    ):
-        # An echoed request hook is what the gateway sent: nothing in it that the gateway would
-        # punish. Skipping the parse keeps the live stream cheap in the default echo mode.
-        return ()
+def analyze(capture: Capture, gateway: Gateway | None = None) -> Analysis:
+    """The capture's verdict, computed once.
+
+    With a `gateway` (the web layer passes the one --tyk-version names), the verdict is for that
+    Tyk version, recomputed if an earlier one was for another; without, whatever is cached
+    (the latest Tyk if nothing is).
+    """
+    analysis = capture.analysis
+    if analysis is None or (gateway is not None and analysis.version != str(gateway.version)):
+        analysis = capture.analysis = _analyze(capture, gateway or DEFAULT_GATEWAY)
+    return analysis
+
+
+def warnings_of(capture: Capture, gateway: Gateway | None = None) -> tuple[dict[str, str], ...]:
+    """The lint of a Dispatch capture's reply."""
+    return analyze(capture, gateway).warnings
+
+
+def has_effect_of(capture: Capture, gateway: Gateway | None = None) -> bool:
+    """Whether the gateway acts on anything the reply changed (the "modified" mark and filter)."""
+    return analyze(capture, gateway).effect
+
+
+def outcome_status_of(capture: Capture, gateway: Gateway | None = None) -> int | str | None:
+    """An HTTP status the client gets from this hook, "continue", "dropped", or None (events)."""
+    return analyze(capture, gateway).outcome_status
+
+
+def _gateway_at(capture: Capture, gateway: Gateway) -> Gateway:
+    return dataclasses.replace(gateway, now=capture.received_us / 1e6)
+
+
+def _analyze(capture: Capture, gateway: Gateway) -> Analysis:
+    version = str(gateway.version)
+    if capture.kind != "dispatch":
+        return Analysis(version)
+    if capture.reply is None:
+        # The gateway saw a gRPC error (the plugin failed, or the Object was refused).
+        if not capture.hook_type:
+            return Analysis(version)
+        return Analysis(version, outcome_status=403 if capture.hook_type == "CustomKeyCheck" else 500)
+    if capture.reply is capture.request and _plain_echo(capture):
+        # An echoed request hook is what the gateway sent: nothing in it the gateway would punish,
+        # and the chain goes on. Skipping the parse keeps the live stream cheap in echo mode.
+        return Analysis(version, outcome_status="continue")
+    messages = _messages(capture)
+    if messages is None:
+        return Analysis(version)
+    sent, reply = messages
+    if reply is None:  # the gateway cannot read the reply: to it, the call failed
+        outcome = outcome_of(sent, None, gateway)
+        return Analysis(version, (undecodable_reply(sent),), True, outcome.status)
+    at = _gateway_at(capture, gateway)
+    outcome = _outcome(capture, sent, reply, at)
+    warnings = tuple(lint_reply(sent, reply, at, reply_size=len(capture.reply), outcome=outcome))
+    effect = capture.reply is not capture.request and has_effect(diff_objects(sent, reply, gateway.version))
+    return Analysis(version, warnings, effect, outcome.status)
+
+
+def _plain_echo(capture: Capture) -> bool:
+    if capture.hook_type not in _PLAIN_REQUEST_HOOKS or len(capture.request) > GRPC_DEFAULT_RECV_LIMIT:
+        return False
+    try:
+        parse_request_uri(capture.path)
+    except URIError:
+        return False
+    return True
+
+
+def _messages(capture: Capture) -> tuple[pb.Object, pb.Object | None] | None:
+    """The Object sent and the reply, parsed; the reply None when it is not an Object; None if neither is."""
     try:
         sent = pb.Object.FromString(capture.request)
-        reply = sent if capture.reply is capture.request else pb.Object.FromString(capture.reply)
     except DecodeError:
-        return (_warning("reply-undecodable", "the reply is not a valid coprocess.Object"),)
-    return tuple(lint_reply(sent, reply, len(capture.reply), len(capture.request)))
+        return None
+    if capture.reply is capture.request:
+        return sent, sent
+    if capture.reply is None:
+        return sent, None
+    try:
+        return sent, pb.Object.FromString(capture.reply)
+    except DecodeError:
+        return sent, None
+
+
+def _outcome(capture: Capture, sent: pb.Object, reply: pb.Object, gateway: Gateway) -> Outcome:
+    assert capture.reply is not None
+    return outcome_of(
+        sent,
+        reply,
+        gateway,
+        sent_size=len(capture.request),
+        reply_size=len(capture.reply),
+        reply_from="" if capture.reply is capture.request else "reply.",
+    )
+
+
+def outcome_view(
+    capture: Capture, sent: pb.Object, reply: pb.Object | None, gateway: Gateway = DEFAULT_GATEWAY
+) -> dict[str, Any]:
+    """The full outcome of a Dispatch capture, JSON-ready (docs/outcome.md).
+
+    `sent` and `reply` are the capture's messages as the view shows them (redacted copies);
+    `reply` None: the call failed, or the reply is not an Object.
+    """
+    at = _gateway_at(capture, gateway)
+    if reply is None:
+        outcome = outcome_of(sent, None, at)
+        if capture.reply is not None:
+            summary = outcome.summary.replace("the plugin call failed", "the reply is not a coprocess.Object")
+            outcome = dataclasses.replace(outcome, summary=summary)
+        elif capture.error:
+            outcome = dataclasses.replace(
+                outcome, summary=outcome.summary.replace("the plugin call failed", f"the call failed ({capture.error})")
+            )
+        return outcome.as_dict()
+    return _outcome(capture, sent, reply, at).as_dict()

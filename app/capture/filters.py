@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from app.capture.analysis import warnings_of
+from app.capture.analysis import has_effect_of, warnings_of
 from app.capture.record import Capture, Kind
 
 
@@ -38,7 +38,7 @@ class CaptureFilter:
             return False
         if self.status is not None and capture.status != self.status:
             return False
-        if self.modified is not None and capture.modified != self.modified:
+        if self.modified is not None and has_effect_of(capture) != self.modified:
             return False
         if self.errors is not None and (capture.error is not None) != self.errors:
             return False

@@ -22,6 +22,22 @@ Kind = Literal["dispatch", "event"]
 RECORD_OVERHEAD_BYTES = 1024
 
 
+OutcomeStatus = int | str | None
+"""What the client gets from this hook: an HTTP status, "continue", "dropped"; None for events (docs/outcome.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """The gateway model's verdict on one capture's reply, cached on the capture."""
+
+    version: str
+    """The Tyk version the verdict is for (--tyk-version)."""
+    warnings: tuple[dict[str, str], ...] = ()
+    effect: bool = False
+    """Whether the gateway acts on anything the reply changed."""
+    outcome_status: OutcomeStatus = None
+
+
 @dataclass(eq=False, slots=True)
 class Capture:
     """One gRPC call the inspector answered: the wire bytes both ways plus cheap summary fields."""
@@ -54,8 +70,8 @@ class Capture:
     upstream_ms: float | None = None
     upstream_status: str | None = None
     replay_of: int | None = None
-    warnings: tuple[dict[str, str], ...] | None = None
-    """Reply lint, filled on first use (app.tyk.lint)."""
+    analysis: Analysis | None = None
+    """What the gateway model says of the reply, filled on first use by app.capture.analysis."""
     id: int = 0
     """Assigned by the store: increasing, never reused, also after a clear."""
     sse_event: bytes | None = None
@@ -68,8 +84,19 @@ class Capture:
         return len(self.request) + reply + RECORD_OVERHEAD_BYTES
 
     @property
+    def warnings(self) -> tuple[dict[str, str], ...] | None:
+        """The reply lint, once analysed."""
+        return None if self.analysis is None else self.analysis.warnings
+
+    @property
     def modified(self) -> bool:
-        """Whether a Dispatch reply differs from what was received (never, in echo mode)."""
+        """Whether the reply has an effect on the gateway (an echo never has).
+
+        Exact once analysed (app.capture.analysis, which summary_of runs); before that, whether
+        the reply's bytes differ at all.
+        """
+        if self.analysis is not None:
+            return self.analysis.effect
         return (
             self.kind == "dispatch"
             and self.reply is not None
@@ -104,7 +131,8 @@ class Capture:
             "upstream_ms": self.upstream_ms,
             "upstream_status": self.upstream_status,
             "replay_of": self.replay_of,
-            "warnings": None if self.warnings is None else [w["code"] for w in self.warnings],
+            "warnings": None if self.analysis is None else [w["code"] for w in self.analysis.warnings],
+            "outcome_status": None if self.analysis is None else self.analysis.outcome_status,
         }
 
 

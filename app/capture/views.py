@@ -17,10 +17,11 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
-from app.capture.analysis import warnings_of
+from app.capture.analysis import DEFAULT_GATEWAY, analyze, outcome_view
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.tyk.diff import diff_objects
+from app.tyk.outcome import Gateway
 from app.tyk.protocol import Event, Object
 
 NO_REDACTION = Redactor(enabled=False)
@@ -116,16 +117,19 @@ def _object_bodies(prefix: str, obj: Any) -> dict[str, dict[str, Any]]:
     return bodies
 
 
-def summary_of(capture: Capture) -> dict[str, Any]:
-    """A capture's list fields, its reply lint included."""
-    warnings_of(capture)
+def summary_of(capture: Capture, gateway: Gateway | None = None) -> dict[str, Any]:
+    """A capture's list fields, with the gateway model's verdict (warnings, modified, outcome_status)."""
+    analyze(capture, gateway)
     return capture.summary()
 
 
-def capture_detail(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[str, Any]:
-    """Everything about one capture: summary, messages in protobuf JSON, decoded bodies."""
-    detail = summary_of(capture)
-    detail["warnings"] = list(warnings_of(capture))
+def capture_detail(
+    capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY
+) -> dict[str, Any]:
+    """Everything about one capture: summary, messages in protobuf JSON, decoded bodies, the outcome."""
+    detail = summary_of(capture, gateway)
+    detail["warnings"] = list(analyze(capture, gateway).warnings)
+    detail["outcome"] = None
     detail["changes"] = []
     detail["received_at_iso"] = iso_time(capture.received_us)
     detail["metadata"] = metadata_pairs(capture.metadata)
@@ -147,6 +151,8 @@ def capture_detail(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[
         return detail
     detail["request"] = message_to_json(obj)
     detail["bodies"].update(_object_bodies("", obj))
+    # The outcome is computed from the redacted messages, so it shows no more than they do.
+    detail["outcome"] = outcome_view(capture, obj, obj if detail["echo"] else None, gateway)
     if capture.reply is not None and not detail["echo"]:
         try:
             reply = Object.FromString(capture.reply)
@@ -154,9 +160,10 @@ def capture_detail(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[
             detail["reply_base64"] = base64.b64encode(capture.reply).decode("ascii")
             return detail
         redactor.object(reply)
+        detail["outcome"] = outcome_view(capture, obj, reply, gateway)
         detail["reply"] = message_to_json(reply)
         detail["bodies"].update(_object_bodies("reply.", reply))
-        detail["changes"] = diff_objects(obj, reply)
+        detail["changes"] = diff_objects(obj, reply, gateway.version)
     return detail
 
 
@@ -185,15 +192,16 @@ def _originating_request(doc: Any) -> str | None:
 class DetailCache:
     """The last few decoded details, by capture id (ids are never reused)."""
 
-    def __init__(self, redactor: Redactor = NO_REDACTION, size: int = 128) -> None:
+    def __init__(self, redactor: Redactor = NO_REDACTION, size: int = 128, gateway: Gateway = DEFAULT_GATEWAY) -> None:
         self.redactor = redactor
+        self.gateway = gateway
         self._size = size
         self._items: OrderedDict[int, dict[str, Any]] = OrderedDict()
 
     def get(self, capture: Capture) -> dict[str, Any]:
         detail = self._items.get(capture.id)
         if detail is None:
-            detail = capture_detail(capture, self.redactor)
+            detail = capture_detail(capture, self.redactor, self.gateway)
             self._items[capture.id] = detail
             if len(self._items) > self._size:
                 self._items.popitem(last=False)

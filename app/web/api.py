@@ -76,7 +76,7 @@ def list_captures(
     source = context.store.oldest_first(after) if after is not None else context.store.newest_first(before)
     page = list(islice(capture_filter.apply(source), limit + 1))
     more = len(page) > limit
-    items = [summary_of(c) for c in page[:limit]]
+    items = [summary_of(c, context.gateway) for c in page[:limit]]
     cursor_name = "next_after" if after is not None else "next_before"
     return {"items": items, cursor_name: items[-1]["id"] if more else None, "last_id": context.store.last_id}
 

@@ -15,6 +15,8 @@ from app.capture.store import CaptureStore
 from app.capture.views import DetailCache
 from app.config import Settings
 from app.proxy.replay import Replayer
+from app.tyk.outcome import Gateway
+from app.tyk.version import TykVersion
 
 
 @dataclass
@@ -27,11 +29,14 @@ class WebContext:
     started_at: float = field(default_factory=time.time)
     redactor: Redactor = field(init=False)
     details: DetailCache = field(init=False)
+    gateway: Gateway = field(init=False)
+    """The gateway model (--tyk-version) every verdict on a capture follows."""
 
     def __post_init__(self) -> None:
         s = self.settings
         self.redactor = Redactor(s.redact, s.redact_headers, s.redact_metadata)
-        self.details = DetailCache(self.redactor)
+        self.gateway = Gateway(version=TykVersion.parse(s.tyk_version))
+        self.details = DetailCache(self.redactor, gateway=self.gateway)
 
     def add(self, captures: list[Capture]) -> list[Capture]:
         """Store captures (e.g. imported ones) and tell live subscribers."""
