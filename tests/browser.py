@@ -10,8 +10,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import grpc
 import pytest
+import pytest_asyncio
+from playwright.async_api import Browser as Chromium
 from playwright.async_api import Dialog, Page, async_playwright
+
+from app.config import Settings
+from app.server import Inspector
+from tests.conftest import Client
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -64,30 +71,76 @@ class Browser:
 
 
 @asynccontextmanager
-async def open_dashboard(url: str, *, width: int = 1500, height: int = 900) -> AsyncIterator[Browser]:
+async def launch_chromium() -> AsyncIterator[Chromium]:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        chromium = await playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
-            # The page's CSP (no eval) is bypassed for Playwright's own polling; it also means the
-            # XSS tests prove the page's rendering safe by itself, not only behind the CSP.
-            context = await browser.new_context(
-                accept_downloads=True, viewport={"width": width, "height": height}, bypass_csp=True
-            )
-            page = await context.new_page()
-            page.set_default_timeout(10_000)
-            session = Browser(page)
-
-            async def on_dialog(dialog: Dialog) -> None:
-                session.dialogs.append(dialog.message)
-                await dialog.dismiss()
-
-            page.on("dialog", on_dialog)
-            page.on("pageerror", lambda error: session.errors.append(str(error)))
-            await page.goto(url)
-            await page.wait_for_selector("#connection[data-state='live']")
-            yield session
+            yield chromium
         finally:
-            await browser.close()
+            await chromium.close()
+
+
+@asynccontextmanager
+async def dashboard_in(
+    chromium: Chromium, url: str, *, width: int = 1500, height: int = 900, color_scheme: str = "light"
+) -> AsyncIterator[Browser]:
+    """The dashboard at `url` in a fresh browser context (no cookies, storage or cache shared)."""
+    # The page's CSP (no eval) is bypassed for Playwright's own polling; it also means the
+    # XSS tests prove the page's rendering safe by itself, not only behind the CSP.
+    context = await chromium.new_context(
+        accept_downloads=True,
+        viewport={"width": width, "height": height},
+        bypass_csp=True,
+        color_scheme=color_scheme,  # type: ignore[arg-type]
+    )
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(10_000)
+        session = Browser(page)
+
+        async def on_dialog(dialog: Dialog) -> None:
+            session.dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda error: session.errors.append(str(error)))
+        await page.goto(url)
+        await page.wait_for_selector("#connection[data-state='live']")
+        yield session
+    finally:
+        await context.close()
+
+
+@asynccontextmanager
+async def open_dashboard(url: str, *, width: int = 1500, height: int = 900) -> AsyncIterator[Browser]:
+    async with launch_chromium() as chromium, dashboard_in(chromium, url, width=width, height=height) as session:
+        yield session
+
+
+# Modules that share one Chromium: `pytestmark = pytest.mark.asyncio(loop_scope="module")` and
+# `from tests.browser import chromium, inspector, client`; every test still gets its own inspector.
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def chromium() -> AsyncIterator[Chromium]:
+    async with launch_chromium() as browser:
+        yield browser
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def inspector(settings: Settings) -> AsyncIterator[Inspector]:
+    server = Inspector(settings)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def client(inspector: Inspector) -> AsyncIterator[Client]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
+        yield Client(channel)
 
 
 def tiny_png(width: int = 2, height: int = 2) -> bytes:

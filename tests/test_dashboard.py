@@ -1,5 +1,7 @@
 """The dashboard in real Chromium: live list, decoded detail, controls, export/import, reconnect, XSS."""
 
+# ruff: noqa: F811  (the shared-browser fixtures are imported, then named as test arguments)
+
 from __future__ import annotations
 
 import json
@@ -10,17 +12,19 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import json_format
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser as Chromium
 
 from app.config import Settings
 from app.server import Inspector
-from tests.browser import CHROMIUM_ARGS, chromium_path, open_dashboard, tiny_png
+from tests.browser import chromium, client, dashboard_in, inspector, tiny_png  # noqa: F401
 from tests.conftest import TEST_SETTINGS, Client, load_event, load_object, with_settings
 from tests.plugins import auth_plugin, header_plugin, plugin_server
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-async def test_empty_state_teaches_setup(inspector: Inspector) -> None:
-    async with open_dashboard(inspector.http_url) as browser:
+
+async def test_empty_state_teaches_setup(chromium: Chromium, inspector: Inspector) -> None:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         empty = browser.page.locator("#empty")
         await empty.wait_for(state="visible")
         text = await empty.inner_text()
@@ -29,8 +33,10 @@ async def test_empty_state_teaches_setup(inspector: Inspector) -> None:
         assert browser.errors == []
 
 
-async def test_live_captures_with_decoded_html_image_and_session(inspector: Inspector, client: Client) -> None:
-    async with open_dashboard(inspector.http_url) as browser:
+async def test_live_captures_with_decoded_html_image_and_session(
+    chromium: Chromium, inspector: Inspector, client: Client
+) -> None:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         page = browser.page
         await client.dispatch(load_object("pre.json"))
         await client.dispatch(load_object("response-petstore-301.json"))
@@ -46,23 +52,30 @@ async def test_live_captures_with_decoded_html_image_and_session(inspector: Insp
 
         # A Response capture whose raw_body is HTML: decoded, shown as source, never rendered.
         await browser.select(2)
-        await page.click("button[data-tab='Response']")
+        await page.click("button[data-tab='response']")
         body = page.locator(".body-viewer .body-text")
+        # Indented one element a line, with the source as it came one click away.
+        assert "    <center>\n      <h1>301 Moved Permanently</h1>\n    </center>" in await body.inner_text()
+        await page.click(".body-toggle")
         assert "<center><h1>301 Moved Permanently</h1></center>" in await body.inner_text()
         assert await page.locator(".detail-pane center, .detail-pane h1").count() == 0
         assert "text/html" in await page.locator(".body-head").inner_text()
 
         # A PNG raw_body is previewed as an image.
         await browser.select(3)
-        await page.click("button[data-tab='Response']")
+        await page.click("button[data-tab='response']")
         image = page.locator("img.body-image")
         await image.wait_for()
         await page.wait_for_function("document.querySelector('img.body-image').naturalWidth === 2")
         assert (await image.get_attribute("src") or "").startswith("blob:")
+        assert await page.locator(".image-size").inner_text() == "2 \u00d7 2 px"
+        # Decoded, the image no longer holds its blob: the URL was revoked.
+        src = await image.get_attribute("src")
+        assert await page.evaluate("src => fetch(src).then(() => 'alive', () => 'revoked')", src) == "revoked"
 
         # Session: epoch fields as dates with the raw number, secrets masked until revealed.
         await browser.select(4)
-        await page.click("button[data-tab='Session']")
+        await page.click("button[data-tab='session']")
         key_card = await page.locator(".card", has_text="key alias").inner_text()
         assert "2026-01-01T00:00:00Z" in key_card and "(1767225600)" in key_card
         assert "Orders API" in await page.locator("table.grid").inner_text()
@@ -74,8 +87,8 @@ async def test_live_captures_with_decoded_html_image_and_session(inspector: Insp
         assert browser.errors == []
 
 
-async def test_event_payload_is_pretty_printed(inspector: Inspector, client: Client) -> None:
-    async with open_dashboard(inspector.http_url) as browser:
+async def test_event_payload_is_pretty_printed(chromium: Chromium, inspector: Inspector, client: Client) -> None:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         await client.event_bytes(load_event("event-auth-failure.json").SerializeToString())
         await browser.wait_rows(1)
         await browser.select(1)
@@ -85,11 +98,11 @@ async def test_event_payload_is_pretty_printed(inspector: Inspector, client: Cli
         assert "GET /orders-api/v1/orders/1234 HTTP/1.1" in detail  # the originating request, decoded
 
 
-async def test_filters(inspector: Inspector, client: Client) -> None:
+async def test_filters(chromium: Chromium, inspector: Inspector, client: Client) -> None:
     for name in ("pre.json", "response-gzip.json", "post-json-body.json", "response-petstore-301.json"):
         await client.dispatch(load_object(name))
     await client.event("not json")
-    async with open_dashboard(inspector.http_url) as browser:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         page = browser.page
         assert await browser.wait_rows(5) == [1, 2, 3, 4, 5]
         await page.select_option("select[name='hook_type']", "Response")
@@ -112,8 +125,8 @@ async def test_filters(inspector: Inspector, client: Client) -> None:
         assert await browser.wait_rows(7) == list(range(1, 8))
 
 
-async def test_pause_and_resume(inspector: Inspector, client: Client) -> None:
-    async with open_dashboard(inspector.http_url) as browser:
+async def test_pause_and_resume(chromium: Chromium, inspector: Inspector, client: Client) -> None:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         page = browser.page
         await client.dispatch(load_object("pre.json"))
         await browser.wait_rows(1)
@@ -127,20 +140,21 @@ async def test_pause_and_resume(inspector: Inspector, client: Client) -> None:
         assert await page.locator("#waiting").is_hidden()
 
 
-async def test_clear(inspector: Inspector, client: Client) -> None:
-    async with open_dashboard(inspector.http_url) as browser:
+async def test_clear(chromium: Chromium, inspector: Inspector, client: Client) -> None:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         await client.dispatch(load_object("pre.json"))
         await browser.wait_rows(1)
         await browser.page.click("#clear")
+        await browser.page.click("#clear-confirm")
         await browser.wait_for_ids([])
         assert await browser.page.locator("#empty").is_visible()
         assert inspector.store.stats().count == 0
 
 
-async def test_deep_link_and_keyboard(inspector: Inspector, client: Client) -> None:
+async def test_deep_link_and_keyboard(chromium: Chromium, inspector: Inspector, client: Client) -> None:
     for name in ("pre.json", "custom-key-check.json", "post-key-auth.json"):
         await client.dispatch(load_object(name))
-    async with open_dashboard(f"{inspector.http_url}/#capture=2") as browser:
+    async with dashboard_in(chromium, f"{inspector.http_url}/#capture=2") as browser:
         page = browser.page
         await page.wait_for_selector("#list .row[data-id='2'][aria-selected='true']")
         assert "MyAuthCheck" in await page.locator(".detail-head h2").inner_text()
@@ -160,12 +174,12 @@ async def test_deep_link_and_keyboard(inspector: Inspector, client: Client) -> N
 
 
 async def test_export_matches_the_api_and_import_restores(
-    inspector: Inspector, client: Client, http: httpx.AsyncClient, tmp_path: Path
+    chromium: Chromium, inspector: Inspector, client: Client, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     for name in ("pre.json", "response-gzip.json"):
         await client.dispatch(load_object(name))
     await client.event_bytes(load_event("event-auth-failure.json").SerializeToString())
-    async with open_dashboard(inspector.http_url) as browser:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         page = browser.page
         await browser.wait_rows(3)
         await page.click("#export-button")
@@ -182,6 +196,7 @@ async def test_export_matches_the_api_and_import_restores(
         assert from_page["captures"] == from_api["captures"]
 
         await page.click("#clear")
+        await page.click("#clear-confirm")
         await browser.wait_for_ids([])
         await page.set_input_files("#import-file", saved)
         assert await browser.wait_rows(3) == [4, 5, 6]
@@ -189,8 +204,8 @@ async def test_export_matches_the_api_and_import_restores(
         assert [c.imported for c in inspector.store.oldest_first()] == [True, True, True]
 
 
-async def test_reconnect_loses_nothing(inspector: Inspector, client: Client) -> None:
-    async with open_dashboard(inspector.http_url) as browser:
+async def test_reconnect_loses_nothing(chromium: Chromium, inspector: Inspector, client: Client) -> None:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         page = browser.page
         for _ in range(5):
             await client.dispatch(load_object("pre.json"))
@@ -210,8 +225,10 @@ class TestGapNotice:
     def settings(self) -> Settings:
         return with_settings(buffer_items=3)()
 
-    async def test_gap_notice_when_captures_were_evicted(self, inspector: Inspector, client: Client) -> None:
-        async with open_dashboard(inspector.http_url) as browser:
+    async def test_gap_notice_when_captures_were_evicted(
+        self, chromium: Chromium, inspector: Inspector, client: Client
+    ) -> None:
+        async with dashboard_in(chromium, inspector.http_url) as browser:
             await client.dispatch(load_object("pre.json"))
             await browser.wait_rows(1)
             inspector.broadcaster.end_streams()
@@ -237,7 +254,9 @@ SVG_WITH_SCRIPT = (
 )
 
 
-async def test_hostile_payloads_execute_nothing_and_show_as_text(inspector: Inspector, client: Client) -> None:
+async def test_hostile_payloads_execute_nothing_and_show_as_text(
+    chromium: Chromium, inspector: Inspector, client: Client
+) -> None:
     obj = load_object("post-key-auth.json")
     obj.hook_name = HOSTILE[0]
     obj.spec["APIID"] = HOSTILE[1]
@@ -252,7 +271,7 @@ async def test_hostile_payloads_execute_nothing_and_show_as_text(inspector: Insp
     )
     svg_response = load_object("response-gzip.json")
     svg_response.response.raw_body = SVG_WITH_SCRIPT
-    async with open_dashboard(inspector.http_url) as browser:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         page = browser.page
         await client.dispatch(obj)
         await client.dispatch(html_response)
@@ -262,17 +281,17 @@ async def test_hostile_payloads_execute_nothing_and_show_as_text(inspector: Insp
         )
         await browser.wait_rows(4)
         for capture_id, tabs in (
-            (1, ["Request", "Session", "Spec & metadata", "Raw JSON"]),
-            (2, ["Response"]),
-            (3, ["Response"]),
-            (4, ["Event", "Raw JSON"]),
+            (1, ["request", "session", "spec", "raw"]),
+            (2, ["response"]),
+            (3, ["response"]),
+            (4, ["event", "raw"]),
         ):
             await browser.select(capture_id)
             for tab in tabs:
                 await page.click(f"button[data-tab='{tab}']")
                 await page.wait_for_selector(f"button[data-tab='{tab}'][aria-selected='true']")
         await browser.select(1)
-        await page.click("button[data-tab='Request']")
+        await page.click("button[data-tab='request']")
         assert HOSTILE[0] in await page.locator(".detail-head h2").inner_text()  # shown literally
         assert HOSTILE[1] in await page.locator("#list .row[data-id='1']").inner_text()
         request_text = await page.locator("#detail").inner_text()
@@ -283,15 +302,15 @@ async def test_hostile_payloads_execute_nothing_and_show_as_text(inspector: Insp
         assert browser.errors == []
 
 
-async def test_undecodable_capture_shows_a_hex_dump(inspector: Inspector, client: Client) -> None:
-    async with open_dashboard(inspector.http_url) as browser:
+async def test_undecodable_capture_shows_a_hex_dump(chromium: Chromium, inspector: Inspector, client: Client) -> None:
+    async with dashboard_in(chromium, inspector.http_url) as browser:
         with pytest.raises(Exception, match="INVALID_ARGUMENT"):
             await client.dispatch_bytes(b"\xff\xfe<script>window.__pwned=1</script>")
         await browser.wait_rows(1)
         row = browser.page.locator("#list .row[data-id='1']")
         assert "failed" in (await row.get_attribute("class") or "")
         await browser.select(1)
-        await browser.page.click("button[data-tab='Raw bytes']")
+        await browser.page.click("button[data-tab='raw-bytes']")
         dump = await browser.page.locator(".hexdump").inner_text()
         assert dump.startswith("00000000  ff fe 3c 73 63 72")
         assert "..<script>window" in dump
@@ -299,28 +318,27 @@ async def test_undecodable_capture_shows_a_hex_dump(inspector: Inspector, client
         assert await browser.page.evaluate("window.__pwned") is None
 
 
-async def test_login_page_in_the_browser() -> None:
+async def test_login_page_in_the_browser(chromium: Chromium) -> None:
 
     inspector = Inspector(replace(TEST_SETTINGS, auth_token="browser-token"))
     await inspector.start()
     try:
-        async with async_playwright() as playwright:
-            chromium = await playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-            page = await chromium.new_page()
-            await page.goto(inspector.http_url)
-            assert page.url.endswith("/login")
-            await page.fill("#token", "wrong")
-            await page.click("button[type='submit']")
-            await page.wait_for_selector("text=That is not the token.")
-            await page.fill("#token", "browser-token")
-            await page.click("button[type='submit']")
-            await page.wait_for_selector("#connection[data-state='live']")  # the page and its SSE stream
-            await chromium.close()
+        context = await chromium.new_context()
+        page = await context.new_page()
+        await page.goto(inspector.http_url)
+        assert page.url.endswith("/login")
+        await page.fill("#token", "wrong")
+        await page.click("button[type='submit']")
+        await page.wait_for_selector("text=That is not the token.")
+        await page.fill("#token", "browser-token")
+        await page.click("button[type='submit']")
+        await page.wait_for_selector("#connection[data-state='live']")  # the page and its SSE stream
+        await context.close()
     finally:
         await inspector.stop()
 
 
-async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
+async def test_reply_diff_warnings_and_replay_in_the_page(chromium: Chromium) -> None:
 
     async with plugin_server(header_plugin) as plugin, plugin_server(auth_plugin) as auth:
         inspector = Inspector(replace(TEST_SETTINGS, upstream=plugin.target))
@@ -328,7 +346,7 @@ async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
         try:
             async with (
                 grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel,
-                open_dashboard(inspector.http_url) as browser,
+                dashboard_in(chromium, inspector.http_url) as browser,
             ):
                 page = browser.page
                 await Client(channel).dispatch(load_object("pre.json"))
@@ -344,13 +362,13 @@ async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
                 await page.uncheck("input[name='modified']")
 
                 await browser.select(1)
-                await page.click("button[data-tab^='Reply']")
+                await page.click("button[data-tab='reply']")
                 table = await page.locator(".changes-table").inner_text()
                 assert "set header" in table and "X-Plugin added" in table and "delete param" in table
                 assert f"The plugin server {plugin.target} answered" in await page.locator("#detail").inner_text()
 
                 await browser.select(2)
-                await page.click("button[data-tab^='Reply']")
+                await page.click("button[data-tab='reply']")
                 assert "auth-no-session" in await page.locator("ul.warnings").inner_text()
                 await page.fill(".replay input[name='to']", auth.target)
                 await page.check(".replay input[type='checkbox']")
@@ -363,7 +381,7 @@ async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
                 await browser.wait_rows(3)
                 await page.click(".replay-result a")
                 await page.wait_for_selector(".detail-head h2:has-text('MyAuthCheck')")
-                await page.click("button[data-tab^='Reply']")
+                await page.click("button[data-tab='reply']")
                 assert "session created" in await page.locator(".changes-table").inner_text()
                 assert "replay of #2" in await page.locator("#detail").inner_text()
                 assert browser.errors == []
@@ -371,8 +389,10 @@ async def test_reply_diff_warnings_and_replay_in_the_page() -> None:
             await inspector.stop()
 
 
-async def test_list_follows_new_captures_until_the_user_scrolls_away(inspector: Inspector, client: Client) -> None:
-    async with open_dashboard(inspector.http_url, height=600) as browser:
+async def test_list_follows_new_captures_until_the_user_scrolls_away(
+    chromium: Chromium, inspector: Inspector, client: Client
+) -> None:
+    async with dashboard_in(chromium, inspector.http_url, height=600) as browser:
         page = browser.page
         at_bottom = (
             "() => { const l = document.getElementById('list'); "

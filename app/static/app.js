@@ -1,84 +1,158 @@
 // Tyk Inspector dashboard: a live, filterable list of captures fed by /api/stream,
 // and the detail of the selected one. No framework, no build step.
+import { Connection } from "./connection.js";
 import { renderDetail } from "./detail.js";
-import { el, formatBytes, formatTime, text } from "./dom.js";
-import { CaptureList } from "./list.js";
+import { button, effectiveStatus, el, formatBytes, formatTime, text } from "./dom.js";
+import { FilterError, Filters } from "./filters.js";
+import { installKeys } from "./keys.js";
+import { CaptureList, keyOf } from "./list.js";
+import { menuButton } from "./menu.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_KEPT = 100_000; // summaries kept in the page; the server's buffer is usually smaller
+const MAX_WAITING = 10_000; // captures held back while paused; past this the server's buffer is asked again
 
 const state = {
   all: [],            // every summary received, oldest first
-  byId: new Map(),
-  lastId: 0,          // newest capture id seen: where a reconnect resumes
+  byKey: new Map(),
+  lastId: 0,          // newest capture id seen from this inspector process: where a reconnect resumes
   paused: false,
-  waiting: [],        // captures that arrived while paused
-  filters: {},
-  serverMatches: null, // ids matching the text search on the server (it searches bodies too)
-  selectedId: null,
+  waiting: [],        // captures that arrived while paused (at most MAX_WAITING)
+  waitingCount: 0,    // how many arrived while paused, kept or not
+  matches: null,      // ids the server says match the filters; null: no filter
+  selectedKey: null,
+  restarts: 0,
 };
 
-const list = new CaptureList($("list"), $("list-spacer"), { onSelect: (id) => select(id) });
+const filters = new Filters($("filters"));
+const list = new CaptureList($("list"), $("list-spacer"), { onSelect: (key) => select(key) });
+const connection = new Connection({
+  pill: $("connection"),
+  banner: $("banner"),
+  lastId: () => state.lastId,
+  onCapture: (summary) => {
+    state.lastId = Math.max(state.lastId, summary.id);
+    receive(summary);
+  },
+  onGap: (gap) => notice(`${gap.missed} capture(s) (#${gap.from}–#${gap.to}) left the server's buffer before this page could show them.`),
+  onClear: (clear) => {
+    state.lastId = Math.max(state.lastId, clear.last_id);
+    clearAll();
+  },
+  onRestart: () => keepAfterRestart(),
+});
+
+// --- what the list shows ------------------------------------------------------------------
+
+function matches(c) {
+  if (state.matches === null) return true;
+  return !c.stale && state.matches.has(c.id);
+}
+
+const SORT_VALUE = {
+  duration: (c) => c.duration_ms ?? 0,
+  size: (c) => c.size ?? 0,
+  status: (c) => effectiveStatus(c) ?? 0,
+};
+
+function visible() {
+  const shown = state.all.filter(matches);
+  const { key, desc } = filters.sort;
+  const value = SORT_VALUE[key];
+  // Array order is time order; ties keep it (sort is stable).
+  if (value) shown.sort((a, b) => value(a) - value(b));
+  if (desc) shown.reverse();
+  return shown;
+}
+
+const timeOrder = () => filters.sort.key === "time" && !filters.sort.desc;
+
+function showList() {
+  list.setItems(visible(), { followNewest: timeOrder() });
+  updateEmpty();
+  updateCounts();
+}
+
+function updateEmpty() {
+  const nothing = state.all.length === 0;
+  $("empty").hidden = !nothing;
+  const none = $("no-match");
+  const noMatch = !nothing && list.items.length === 0;
+  none.hidden = !noMatch;
+  if (noMatch) {
+    none.replaceChildren(
+      text("p", filters.values.q
+        ? `No capture matches “${filters.values.q}”${Object.keys(filters.values).length > 1 ? " with these filters" : ""}.`
+        : "No capture matches these filters."),
+      button("Reset filters", () => resetFilters()));
+  }
+}
 
 // --- filters ------------------------------------------------------------------------------
 
-function readFilters() {
-  const data = new FormData($("filters"));
-  const filters = {};
-  for (const [key, value] of data.entries()) if (String(value).trim()) filters[key] = String(value).trim();
-  return filters;
-}
-
-function matches(c) {
-  const f = state.filters;
-  if (f.kind && c.kind !== f.kind) return false;
-  if (f.hook_type && c.hook_type.toLowerCase() !== f.hook_type.toLowerCase()) return false;
-  if (f.hook_name && !c.hook_name.toLowerCase().includes(f.hook_name.toLowerCase())) return false;
-  if (f.api_id && !c.api_id.toLowerCase().includes(f.api_id.toLowerCase())) return false;
-  if (f.method && c.method.toUpperCase() !== f.method.toUpperCase()) return false;
-  if (f.status && String(c.status) !== f.status) return false;
-  if (f.modified && !c.modified) return false;
-  if (f.warnings && !(c.warnings && c.warnings.length)) return false;
-  if (f.q && !(state.serverMatches?.has(c.id) ?? false)) return false;
-  return true;
-}
-
-function serverQuery(filters) {
-  const params = new URLSearchParams();
-  for (const key of ["kind", "hook_type", "method", "status", "q", "modified", "warnings"]) if (filters[key]) params.set(key, filters[key]);
-  return params;
-}
-
-let searchSeq = 0;
-async function refreshServerMatches(afterId = 0) {
-  // Free text also matches header values, bodies and sessions, which only the server holds.
-  const q = state.filters.q;
-  if (!q) { state.serverMatches = null; return; }
-  const seq = ++searchSeq;
-  const params = new URLSearchParams({ q, limit: "10000" });
-  if (afterId) params.set("after", String(afterId));
-  const res = await fetch(`/api/captures?${params}`);
-  if (!res.ok || seq !== searchSeq) return;
-  const ids = (await res.json()).items.map((c) => c.id);
-  if (!afterId || !state.serverMatches) state.serverMatches = new Set(ids);
-  else ids.forEach((id) => state.serverMatches.add(id));
-}
-
 async function applyFilters() {
-  state.filters = readFilters();
-  await refreshServerMatches();
-  list.setItems(state.all.filter(matches));
+  filters.read();
+  filters.saveToUrl();
   updateExportLinks();
-  updateCounts();
+  setFilterError(null);
+  if (!filters.active) {
+    state.matches = null;
+  } else {
+    try {
+      const ids = await filters.matchingIds();
+      if (ids === null) return; // a newer filter is on its way
+      state.matches = ids;
+    } catch (err) {
+      if (err instanceof FilterError) setFilterError(err.message);
+      else { setFilterError("The inspector is not answering: the filter cannot be applied."); connection.reportFailure(); }
+      return;
+    }
+  }
+  showList();
+  rerenderDetail();
+}
+
+function setFilterError(message) {
+  const box = $("filter-error");
+  box.textContent = message || "";
+  box.hidden = !message;
+  $("search").setAttribute("aria-invalid", message ? "true" : "false");
+}
+
+function resetFilters() {
+  if (!filters.active) return false;
+  $("filters").reset();
+  return true;
 }
 
 let filterTimer = 0;
 $("filters").addEventListener("input", () => {
   clearTimeout(filterTimer);
-  filterTimer = setTimeout(applyFilters, 150);
+  filterTimer = setTimeout(applyFilters, 60);
 });
 $("filters").addEventListener("reset", () => setTimeout(applyFilters, 0));
-$("filters").addEventListener("submit", (e) => { e.preventDefault(); applyFilters(); });
+$("filters").addEventListener("submit", (e) => { e.preventDefault(); clearTimeout(filterTimer); applyFilters(); });
+
+function setSort(key) {
+  const same = filters.sort.key === key;
+  // Time starts oldest first (the live order); the others start with the largest.
+  filters.sort = { key, desc: same ? !filters.sort.desc : key !== "time" };
+  filters.saveToUrl();
+  updateSortButtons();
+  showList();
+  if (state.selectedKey !== null) list.setSelected(state.selectedKey, true);
+}
+
+function updateSortButtons() {
+  for (const b of document.querySelectorAll("[data-sort]")) {
+    const on = b.dataset.sort === filters.sort.key;
+    b.setAttribute("aria-pressed", String(on));
+    b.dataset.direction = on ? (filters.sort.desc ? "desc" : "asc") : "";
+    const header = b.closest("[role='columnheader']");
+    if (header) header.setAttribute("aria-sort", on ? (filters.sort.desc ? "descending" : "ascending") : "none");
+  }
+}
+for (const b of document.querySelectorAll("[data-sort]")) b.addEventListener("click", () => setSort(b.dataset.sort));
 
 // --- live stream --------------------------------------------------------------------------
 
@@ -88,7 +162,8 @@ let lastSearch = 0;
 
 function receive(summary) {
   if (state.paused) {
-    state.waiting.push(summary);
+    state.waitingCount += 1;
+    if (state.waiting.length < MAX_WAITING) state.waiting.push(summary);
     updateWaiting();
     return;
   }
@@ -107,14 +182,19 @@ function scheduleFlush(delay = 0) {
 async function flush() {
   frameRequested = false;
   if (!pending.length) return;
-  if (state.filters.q) {
-    // The server checks new captures against the text search, a few times a second at most.
+  if (state.matches !== null) {
+    // The server checks new captures against the filters, a few times a second at most.
     const wait = lastSearch + 250 - performance.now();
     if (wait > 0) { scheduleFlush(wait); return; }
     lastSearch = performance.now();
     const batch = pending;
     pending = [];
-    await refreshServerMatches(batch[0].id - 1);
+    try {
+      const ids = await filters.matchingIds(batch[0].id - 1);
+      if (ids !== null && state.matches !== null) ids.forEach((id) => state.matches.add(id));
+    } catch {
+      connection.reportFailure();
+    }
     commit(batch);
   } else {
     const batch = pending;
@@ -124,147 +204,250 @@ async function flush() {
 }
 
 function commit(batch) {
-  const fresh = batch.filter((c) => !state.byId.has(c.id));
+  const fresh = batch.filter((c) => !state.byKey.has(keyOf(c)));
   for (const c of fresh) {
     state.all.push(c);
-    state.byId.set(c.id, c);
+    state.byKey.set(keyOf(c), c);
   }
-  list.append(fresh.filter(matches));
-  trim();
-  $("empty").hidden = state.all.length > 0;
-  updateCounts();
-}
-
-function trim() {
-  if (state.all.length <= MAX_KEPT) return;
-  const removed = state.all.splice(0, state.all.length - MAX_KEPT);
-  removed.forEach((c) => state.byId.delete(c.id));
-  list.setItems(state.all.filter(matches));
+  if (state.all.length > MAX_KEPT) {
+    const removed = state.all.splice(0, state.all.length - MAX_KEPT);
+    removed.forEach((c) => state.byKey.delete(keyOf(c)));
+    showList();
+  } else if (timeOrder()) {
+    list.append(fresh.filter(matches));
+    updateEmpty();
+    updateCounts();
+  } else {
+    showList();
+  }
 }
 
 function clearAll() {
-  state.all = [];
-  state.byId.clear();
+  state.all = state.all.filter((c) => c.stale); // kept from before a restart: the server never had them
+  state.byKey = new Map(state.all.map((c) => [keyOf(c), c]));
   state.waiting = [];
+  state.waitingCount = 0;
   pending = [];
-  state.serverMatches = state.filters.q ? new Set() : null;
-  list.setItems([]);
-  $("empty").hidden = false;
-  $("detail").replaceChildren(text("p", "The buffer was cleared.", { class: "muted placeholder" }));
-  state.selectedId = null;
+  if (state.matches !== null) state.matches = new Set();
+  showList();
+  if (!state.byKey.has(state.selectedKey)) {
+    $("detail").replaceChildren(text("p", "The buffer was cleared.", { class: "muted placeholder" }));
+    state.selectedKey = null;
+  }
   updateWaiting();
-  updateCounts();
+  updateExportLinks();
 }
 
-let source = null;
-
-function connect() {
-  setConnection("connecting", "connecting…");
-  source = new EventSource(`/api/stream?after=${state.lastId}`);
-  source.addEventListener("open", () => setConnection("live", "live"));
-  source.addEventListener("ready", () => setConnection("live", "live"));
-  source.addEventListener("capture", (e) => {
-    const summary = JSON.parse(e.data);
-    state.lastId = Math.max(state.lastId, summary.id);
-    receive(summary);
-  });
-  source.addEventListener("gap", (e) => {
-    const gap = JSON.parse(e.data);
-    notice(`${gap.missed} capture(s) (#${gap.from}–#${gap.to}) left the server's buffer before this page could show them.`);
-  });
-  source.addEventListener("clear", (e) => {
-    state.lastId = Math.max(state.lastId, JSON.parse(e.data).last_id);
-    clearAll();
-  });
-  source.addEventListener("error", () => {
-    // EventSource retries by itself (sending Last-Event-ID); if it gave up, start a new one
-    // that resumes after the newest capture shown.
-    setConnection("reconnecting", "reconnecting…");
-    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 1000);
-  });
+/** The inspector came back as a new process: keep what the page had, marked, and offer it as a file. */
+function keepAfterRestart() {
+  state.restarts += 1;
+  const prefix = `r${state.restarts}-`;
+  const rekeyed = new Map();
+  for (const c of state.all) {
+    if (!c.stale) {
+      const old = keyOf(c);
+      c.stale = true;
+      c.key = prefix + c.id;
+      rekeyed.set(old, c.key);
+      const detail = detailCache.get(old);
+      if (detail) { detailCache.delete(old); detailCache.set(c.key, detail); }
+    }
+  }
+  state.byKey = new Map(state.all.map((c) => [keyOf(c), c]));
+  if (rekeyed.has(state.selectedKey)) state.selectedKey = rekeyed.get(state.selectedKey);
+  state.lastId = 0;
+  pending = [];
+  const kept = state.all.length;
+  showList();
+  if (state.selectedKey !== null) list.setSelected(state.selectedKey, false);
+  if (kept) connection.showRestarted(kept, exportKept, discardKept);
+  if (filters.active) applyFilters();
 }
 
-function setConnection(state_, label) {
-  const pill = $("connection");
-  pill.dataset.state = state_;
-  pill.textContent = label;
+function exportKept() {
+  const stale = state.all.filter((c) => c.stale);
+  const records = [];
+  for (const c of stale) {
+    const d = detailCache.get(keyOf(c));
+    if (!d || (d.request === null && !d.request_base64)) continue;
+    records.push({
+      id: d.id, kind: d.kind, received_at: d.received_at_iso, peer: d.peer, metadata: d.metadata,
+      duration_ms: d.duration_ms, error: d.error, imported: d.imported, truncated: d.truncated,
+      echo: d.echo, request: d.request, ...(d.request_base64 ? { request_base64: d.request_base64 } : {}), reply: d.reply,
+    });
+  }
+  // An export document (importable: the captures this page had opened), plus every summary it had.
+  const doc = {
+    format: "tyk-inspector-export", version: 1, exported_at: new Date().toISOString(),
+    captures: records, page_summaries: stale,
+  };
+  const url = URL.createObjectURL(new Blob([JSON.stringify(doc, null, 1)], { type: "application/json" }));
+  const a = el("a", { href: url, download: `tyk-inspector-kept-${new Date().toISOString().replace(/[:.]/g, "-")}.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+  notice(`Saved ${stale.length} capture(s): ${records.length} with their full content (the ones opened here), the rest as summaries.`);
+}
+
+function discardKept() {
+  state.all = state.all.filter((c) => !c.stale);
+  state.byKey = new Map(state.all.map((c) => [keyOf(c), c]));
+  for (const key of [...detailCache.keys()]) if (!state.byKey.has(key)) detailCache.delete(key);
+  showList();
 }
 
 // --- selection and detail -----------------------------------------------------------------
 
-const detailCache = new Map();
+const detailCache = new Map(); // key -> detail JSON, the most recent last
+const DETAIL_CACHE_SIZE = 50;
 
-async function select(id, { scroll = true } = {}) {
-  state.selectedId = id;
-  list.setSelected(id, scroll);
-  history.replaceState(null, "", `#capture=${id}`);
+async function select(key, { scroll = true } = {}) {
+  const summary = state.byKey.get(key);
+  state.selectedKey = key;
+  list.setSelected(key, scroll);
+  if (summary && !summary.stale) history.replaceState(null, "", `${location.pathname}${location.search}#capture=${summary.id}`);
   updateExportLinks();
-  let detail = detailCache.get(id);
+  let detail = detailCache.get(key);
+  if (!detail && summary?.stale) {
+    $("detail").replaceChildren(staleDetail(summary));
+    return;
+  }
   if (!detail) {
-    const res = await fetch(`/api/captures/${id}`);
-    const body = await res.json();
+    const id = summary ? summary.id : Number(key);
+    let res;
+    try {
+      res = await fetch(`/api/captures/${id}`);
+    } catch {
+      if (state.selectedKey === key) {
+        $("detail").replaceChildren(text("p", `Capture #${id} could not be loaded: the inspector is not answering.`, { class: "error-text", role: "alert" }));
+      }
+      connection.reportFailure();
+      return;
+    }
+    const body = await res.json().catch(() => ({ detail: `the inspector answered ${res.status}` }));
     if (!res.ok) {
-      $("detail").replaceChildren(text("p", body.detail, { class: "error-text" }));
+      if (state.selectedKey === key) $("detail").replaceChildren(text("p", body.detail, { class: "error-text", role: "alert" }));
       return;
     }
     detail = body;
-    detailCache.set(id, detail);
-    if (detailCache.size > 50) detailCache.delete(detailCache.keys().next().value);
+    detailCache.set(key, detail);
+    if (detailCache.size > DETAIL_CACHE_SIZE) {
+      // Details of captures kept from before a restart are all that is left of them: evict others first.
+      const victim = [...detailCache.keys()].find((k) => !state.byKey.get(k)?.stale) ?? detailCache.keys().next().value;
+      detailCache.delete(victim);
+    }
   }
-  if (state.selectedId === id) renderDetail($("detail"), detail);
+  if (state.selectedKey === key) renderDetail($("detail"), detail, { highlight: filters.highlightTerms() });
+}
+
+function rerenderDetail() {
+  const detail = detailCache.get(state.selectedKey);
+  if (detail) renderDetail($("detail"), detail, { highlight: filters.highlightTerms() });
+}
+
+function staleDetail(c) {
+  return el("div", {},
+    el("header", { class: "detail-head" },
+      text("h2", `${c.hook_type || c.kind} · ${c.hook_name || ""}`),
+      text("p", `#${c.id} · ${formatTime(c.received_at)} · ${formatBytes(c.size)}`, { class: "muted small" })),
+    text("p", "This capture was in the inspector before it restarted. This page had only its summary, not its content.", { class: "muted" }));
 }
 
 function selectFromHash() {
   const match = /capture=(\d+)/.exec(location.hash);
-  if (match) select(Number(match[1]));
+  if (match) select(match[1]);
 }
 window.addEventListener("hashchange", selectFromHash);
 
+function move(delta) {
+  let step = delta;
+  if (delta === "page") step = list.pageSize();
+  else if (delta === "-page") step = -list.pageSize();
+  const key = list.neighbour(state.selectedKey, step);
+  if (key !== null) select(key);
+}
+
 // --- controls -----------------------------------------------------------------------------
 
-$("pause").addEventListener("click", () => {
+$("pause").addEventListener("click", async () => {
   state.paused = !state.paused;
   $("pause").setAttribute("aria-pressed", String(state.paused));
   $("pause").textContent = state.paused ? "Resume" : "Pause";
   if (!state.paused) {
+    const overflowed = state.waitingCount > state.waiting.length;
     const waiting = state.waiting;
     state.waiting = [];
-    waiting.forEach(receive);
+    state.waitingCount = 0;
+    updateWaiting();
+    if (overflowed) await catchUp();
+    else waiting.forEach(receive);
   }
   updateWaiting();
 });
 
-$("clear").addEventListener("click", async () => {
-  const res = await fetch("/api/captures", { method: "DELETE" });
-  if (!res.ok) notice(`Clear failed: ${(await res.json()).detail}`);
+/** After a long pause: read what arrived from the server's buffer instead of from memory. */
+async function catchUp() {
+  const shown = state.all.filter((c) => !c.stale);
+  let after = shown.length ? shown[shown.length - 1].id : 0;
+  for (;;) {
+    const res = await fetch(`/api/captures?after=${after}&limit=10000`).catch(() => null);
+    if (!res || !res.ok) { connection.reportFailure(); return; }
+    const page = await res.json();
+    page.items.forEach(receive);
+    if (!page.next_after) return;
+    after = page.next_after;
+  }
+}
+
+const clearDialog = $("clear-dialog");
+$("clear").addEventListener("click", () => {
+  $("clear-count").textContent = String(state.all.filter((c) => !c.stale).length);
+  clearDialog.showModal();
+});
+clearDialog.addEventListener("close", async () => {
+  if (clearDialog.returnValue !== "clear") return;
+  clearDialog.returnValue = "";
+  let res;
+  try {
+    res = await fetch("/api/captures", { method: "DELETE" });
+  } catch {
+    notice("Clear failed: the inspector is not answering. Nothing was cleared.");
+    connection.reportFailure();
+    return;
+  }
+  if (!res.ok) notice(`Clear failed: ${(await res.json().catch(() => ({}))).detail || res.status}`);
 });
 
+$("import").addEventListener("click", () => $("import-file").click());
 $("import-file").addEventListener("change", async (e) => {
   const file = e.target.files[0];
   e.target.value = "";
   if (!file) return;
-  const res = await fetch("/api/import", { method: "POST", body: file, headers: { "Content-Type": "application/json" } });
-  const body = await res.json();
+  let res;
+  try {
+    res = await fetch("/api/import", { method: "POST", body: file, headers: { "Content-Type": "application/json" } });
+  } catch {
+    notice(`Import failed: the inspector is not answering.`);
+    connection.reportFailure();
+    return;
+  }
+  const body = await res.json().catch(() => ({ detail: `the inspector answered ${res.status}` }));
   notice(res.ok ? `Imported ${body.imported} capture(s) from ${file.name}.` : `Import failed: ${body.detail}`);
 });
 
-$("export-button").addEventListener("click", () => {
-  const menu = $("export-menu");
-  menu.hidden = !menu.hidden;
-  $("export-button").setAttribute("aria-expanded", String(!menu.hidden));
-});
-$("export-menu").addEventListener("click", (e) => {
-  if (e.target.getAttribute("aria-disabled") === "true") e.preventDefault();
-  $("export-menu").hidden = true;
-});
+menuButton($("export-button"), $("export-menu"), { onOpen: updateExportLinks });
 
 function updateExportLinks() {
-  const params = serverQuery(state.filters);
-  for (const key of ["hook_name", "api_id"]) if (state.filters[key]) params.set(key, state.filters[key]);
+  const params = filters.params();
   $("export-filtered").href = `/api/export?${params}`;
+  const har = new URLSearchParams(params);
+  har.set("format", "har");
+  $("export-har").href = `/api/export?${har}`;
   const selected = $("export-selected");
-  if (state.selectedId !== null) {
-    selected.href = `/api/captures/${state.selectedId}/export`;
+  const summary = state.byKey.get(state.selectedKey);
+  if (summary && !summary.stale) {
+    selected.href = `/api/captures/${summary.id}/export`;
     selected.setAttribute("aria-disabled", "false");
   } else {
     selected.href = "#";
@@ -281,7 +464,7 @@ function updateCounts() {
 function updateWaiting() {
   const waiting = $("waiting");
   waiting.hidden = !state.paused;
-  waiting.textContent = `${state.waiting.length} waiting`;
+  waiting.textContent = `${state.waitingCount} waiting`;
 }
 
 let noticeTimer = 0;
@@ -293,49 +476,45 @@ function notice(message) {
   noticeTimer = setTimeout(() => { box.hidden = true; }, 15000);
 }
 
-document.addEventListener("keydown", (e) => {
-  const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement;
-  if (e.key === "Escape") {
-    $("filters").reset();
-    $("search").blur();
-    $("export-menu").hidden = true;
-    return;
-  }
-  if (typing) return;
-  if (e.key === "/") {
-    e.preventDefault();
-    $("search").focus();
-  } else if (e.key === "ArrowDown" || e.key === "j") {
-    e.preventDefault();
-    const id = list.neighbour(state.selectedId, +1);
-    if (id !== null) select(id);
-  } else if (e.key === "ArrowUp" || e.key === "k") {
-    e.preventDefault();
-    const id = list.neighbour(state.selectedId, -1);
-    if (id !== null) select(id);
-  }
+installKeys({
+  move,
+  search: () => $("search").focus(),
+  resetFilters,
 });
+
+// On a small screen the list shrinks when the detail opens below it: keep the selected row in view.
+new ResizeObserver(() => list.revealSelected()).observe($("list"));
 
 // --- start --------------------------------------------------------------------------------
 
 async function start() {
-  // The newest page of the buffer first, then the stream from just after it.
-  const res = await fetch("/api/captures?limit=10000");
-  const page = await res.json();
+  filters.loadFromUrl();
+  updateSortButtons();
+  let page;
+  let stats;
+  try {
+    // The newest page of the buffer first, then the stream from just after it.
+    const [res, statsRes] = await Promise.all([fetch("/api/captures?limit=10000"), fetch("/api/stats")]);
+    page = await res.json();
+    stats = await statsRes.json();
+  } catch {
+    connection.showDown();
+    connection.probe();
+    return;
+  }
+  connection.know(stats);
   const items = page.items.reverse();
   for (const c of items) {
     state.all.push(c);
-    state.byId.set(c.id, c);
+    state.byKey.set(keyOf(c), c);
   }
   state.lastId = page.last_id;
-  state.filters = readFilters();
-  list.setItems(state.all.filter(matches));
-  $("empty").hidden = state.all.length > 0;
-  updateCounts();
   updateExportLinks();
-  connect();
+  if (filters.active) await applyFilters();
+  else showList();
+  connection.connect();
   selectFromHash();
 }
 
-window.tykInspector = { state, formatBytes, formatTime }; // for the curious, in the console
+window.tykInspector = { state, filters, formatBytes, formatTime }; // for the curious, in the console
 start();

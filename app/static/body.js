@@ -1,10 +1,13 @@
 // The body viewer: JSON folded, text as text, HTML/XML as source (never rendered),
 // images through <img> from a blob URL, anything else as a hex dump.
 import { button, copyText, el, formatBytes, text } from "./dom.js";
+import { jsonTree } from "./jsontree.js";
+import { prettyMarkup } from "./pretty.js";
+
+export { jsonTree };
 
 const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml"]);
 const HEX_LIMIT = 64 * 1024;
-const TREE_OPEN_DEPTH = 2;
 
 export function base64ToBytes(b64) {
   const bin = atob(b64 || "");
@@ -42,11 +45,34 @@ function bodyContent(view, bytes, mediaType) {
   if (IMAGE_TYPES.has(mediaType)) {
     // As an <img>, even an SVG with script in it is only ever an image.
     const url = URL.createObjectURL(new Blob([bytes], { type: mediaType }));
-    return el("div", { class: "image-preview" }, el("img", { src: url, alt: "body preview", class: "body-image" }));
+    const size = text("span", "", { class: "image-size muted small" });
+    const img = el("img", { src: url, alt: "body preview", class: "body-image" });
+    // Once decoded the image no longer needs its URL: release the blob right away.
+    img.addEventListener("load", () => {
+      size.textContent = `${img.naturalWidth} × ${img.naturalHeight} px`;
+      URL.revokeObjectURL(url);
+    }, { once: true });
+    img.addEventListener("error", () => { size.textContent = "not a decodable image"; URL.revokeObjectURL(url); }, { once: true });
+    return el("div", { class: "image-preview" }, img, size);
   }
   if (view.json !== null && view.json !== undefined) return el("div", { class: "json-tree" }, jsonTree(view.json, 0));
-  if (view.text !== null && view.text !== undefined) return text("pre", view.text, { class: "body-text" });
+  if (view.text !== null && view.text !== undefined) return markupOrText(view.text, mediaType);
   return text("pre", hexDump(bytes), { class: "hexdump" });
+}
+
+/** HTML and XML re-indented (as text, never rendered), with the source a click away. */
+function markupOrText(source, mediaType) {
+  const markup = mediaType === "text/html" || mediaType === "application/xml" || mediaType === "image/svg+xml";
+  const pretty = markup ? prettyMarkup(source, { html: mediaType === "text/html" }) : null;
+  if (pretty === null || pretty === source) return text("pre", source, { class: "body-text" });
+  const pre = text("pre", pretty, { class: "body-text", "data-view": "pretty" });
+  const toggle = button("show source", () => {
+    const showPretty = pre.dataset.view !== "pretty";
+    pre.textContent = showPretty ? pretty : source;
+    pre.dataset.view = showPretty ? "pretty" : "source";
+    toggle.textContent = showPretty ? "show source" : "show indented";
+  }, { class: "link small body-toggle" });
+  return el("div", { class: "markup" }, toggle, pre);
 }
 
 export function hexDump(bytes) {
@@ -60,28 +86,4 @@ export function hexDump(bytes) {
   }
   if (bytes.length > end) lines.push(`… ${bytes.length - end} more bytes (download to see them all)`);
   return lines.join("\n");
-}
-
-/** A foldable JSON tree from <details> elements. */
-export function jsonTree(value, depth) {
-  if (value === null || typeof value !== "object") return text("span", JSON.stringify(value), { class: `json-${typeOf(value)}` });
-  const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
-  const [open, close] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
-  if (!entries.length) return text("span", open + close, { class: "json-punct" });
-  const details = el("details", { open: depth < TREE_OPEN_DEPTH },
-    el("summary", {}, text("span", `${open} ${entries.length} ${Array.isArray(value) ? "items" : "keys"} ${close}`, { class: "json-punct" })));
-  const list = el("div", { class: "json-children" });
-  for (const [key, child] of entries) {
-    list.append(el("div", { class: "json-entry" },
-      Array.isArray(value) ? null : text("span", JSON.stringify(String(key)), { class: "json-key" }),
-      Array.isArray(value) ? null : text("span", ": ", { class: "json-punct" }),
-      jsonTree(child, depth + 1)));
-  }
-  details.append(list);
-  return details;
-}
-
-function typeOf(value) {
-  if (value === null) return "null";
-  return typeof value;
 }

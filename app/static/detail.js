@@ -14,37 +14,85 @@ const SESSION_FIRST = [
   ["hmacEnabled", "HMAC enabled"], ["oauthClientId", "OAuth client"],
 ];
 
-/** Render a capture's detail (the /api/captures/{id} JSON) into `root`. */
-export function renderDetail(root, detail) {
+/** Render a capture's detail (the /api/captures/{id} JSON) into `root`; `highlight`: text to mark. */
+export function renderDetail(root, detail, { highlight = [] } = {}) {
   const tabs = [];
   if (detail.kind === "event") {
-    tabs.push(["Event", () => eventTab(detail)]);
+    tabs.push(["event", "Event", () => eventTab(detail)]);
   } else if (detail.request) {
     const obj = detail.request;
-    tabs.push(["Request", () => requestTab(detail, obj)]);
-    tabs.push([replyTabName(detail), () => replyTab(detail)]);
-    if (obj.session) tabs.push(["Session", () => sessionTab(obj.session)]);
-    if (obj.response) tabs.push(["Response", () => responseTab(detail, obj.response)]);
-    tabs.push(["Spec & metadata", () => specTab(detail, obj)]);
+    tabs.push(["request", "Request", () => requestTab(detail, obj)]);
+    tabs.push(["reply", replyTabName(detail), () => replyTab(detail)]);
+    if (obj.session) tabs.push(["session", "Session", () => sessionTab(obj.session)]);
+    if (obj.response) tabs.push(["response", "Response", () => responseTab(detail, obj.response)]);
+    tabs.push(["spec", "Spec & metadata", () => specTab(detail, obj)]);
   }
-  if (!detail.request) tabs.push(["Raw bytes", () => rawBytesTab(detail)]);
-  tabs.push(["Raw JSON", () => rawTab(detail)]);
+  if (!detail.request) tabs.push(["raw-bytes", "Raw bytes", () => rawBytesTab(detail)]);
+  tabs.push(["raw", "Raw JSON", () => rawTab(detail)]);
+  // What a capture opens on: the event, the response a Response hook saw, else the request.
+  const main = detail.kind === "event" ? "event"
+    : detail.hook_type === "Response" && tabs.some(([id]) => id === "response") ? "response" : tabs[0][0];
 
-  const bar = el("div", { class: "tabs", role: "tablist" });
-  const panel = el("div", { class: "tab-panel", role: "tabpanel" });
-  const buttons = tabs.map(([name, render], index) => {
-    const tab = button(name, () => select(index), { role: "tab", "data-tab": name });
-    return [tab, render];
-  });
-  function select(index) {
-    buttons.forEach(([tab], i) => tab.setAttribute("aria-selected", String(i === index)));
-    panel.replaceChildren(buttons[index][1]());
-    root.dataset.tab = tabs[index][0];
+  const bar = el("div", { class: "tabs", role: "tablist", "aria-label": "Capture detail" });
+  const panel = el("div", { class: "tab-panel", role: "tabpanel", id: "tab-panel", tabindex: "0" });
+  const buttons = tabs.map(([id, label], index) => button(label, () => select(index, true), {
+    role: "tab", id: `tab-${id}`, "data-tab": id, "aria-controls": "tab-panel", "aria-selected": "false", tabindex: "-1",
+  }));
+  function select(index, chosen) {
+    buttons.forEach((tab, i) => {
+      tab.setAttribute("aria-selected", String(i === index));
+      tab.tabIndex = i === index ? 0 : -1;
+    });
+    panel.setAttribute("aria-labelledby", buttons[index].id);
+    panel.replaceChildren(tabs[index][2]());
+    markMatches(panel, highlight);
+    // The tab is remembered by what it is, not by its label ("Reply (2 changes)" changes from
+    // capture to capture); the main tab is remembered as "main", whatever each capture's is.
+    if (chosen) root.dataset.tab = tabs[index][0] === main ? "main" : tabs[index][0];
   }
-  bar.append(...buttons.map(([tab]) => tab));
+  bar.addEventListener("keydown", (e) => {
+    const at = buttons.indexOf(document.activeElement);
+    if (at < 0) return;
+    const next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: buttons.length - 1 }[e.key];
+    if (next === undefined) return;
+    e.preventDefault();
+    const index = (next + buttons.length) % buttons.length;
+    select(index, true);
+    buttons[index].focus();
+  });
+  panel.addEventListener("json-rendered", (e) => markMatches(e.target, highlight));
+  bar.append(...buttons);
   root.replaceChildren(header(detail), bar, panel);
-  const previous = tabs.findIndex(([name]) => name === root.dataset.tab);
-  select(previous >= 0 ? previous : 0);
+  const wanted = root.dataset.tab && root.dataset.tab !== "main" ? root.dataset.tab : main;
+  const index = tabs.findIndex(([id]) => id === wanted);
+  select(index >= 0 ? index : tabs.findIndex(([id]) => id === main), false);
+}
+
+const MAX_MARKS = 500;
+
+/** Wrap each occurrence of the filter's text in <mark>, case-insensitively. */
+function markMatches(node, terms) {
+  if (!terms.length) return;
+  const pattern = new RegExp(terms.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "gi");
+  const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT);
+  const hits = [];
+  while (walker.nextNode() && hits.length < MAX_MARKS) {
+    const textNode = walker.currentNode;
+    if (textNode.parentElement?.closest("mark, button, textarea")) continue;
+    pattern.lastIndex = 0;
+    if (pattern.test(textNode.data)) hits.push(textNode);
+  }
+  for (const textNode of hits) {
+    const parts = [];
+    let last = 0;
+    pattern.lastIndex = 0;
+    for (const match of textNode.data.matchAll(pattern)) {
+      parts.push(textNode.data.slice(last, match.index), text("mark", match[0]));
+      last = match.index + match[0].length;
+    }
+    parts.push(textNode.data.slice(last));
+    textNode.replaceWith(...parts.filter((p) => p !== ""));
+  }
 }
 
 function replyTabName(detail) {
@@ -73,12 +121,7 @@ function replyTab(detail) {
       detail.warnings.map((w) => el("li", {}, text("code", w.code), " ", text("span", w.message))))));
   }
   if (detail.changes.length) {
-    const rows = detail.changes.map((c) => el("tr", { "data-kind": c.kind },
-      text("td", c.kind), text("td", c.what), text("td", formatValue(c.before), { class: "pre" }),
-      text("td", formatValue(c.after), { class: "pre" })));
-    parts.push(section("What the plugin changed", el("table", { class: "grid changes-table" },
-      el("thead", {}, el("tr", {}, text("th", "change"), text("th", "what"), text("th", "before"), text("th", "after"))),
-      el("tbody", {}, rows))));
+    parts.push(section("What the plugin changed", changesTable(detail.changes)));
   } else if (detail.reply === null && !detail.echo) {
     parts.push(text("p", "No reply was returned to the gateway.", { class: "muted" }));
   } else {
@@ -86,6 +129,15 @@ function replyTab(detail) {
   }
   parts.push(section("Replay", replayForm(detail)));
   return el("div", {}, parts);
+}
+
+function changesTable(changes, className = "changes-table") {
+  const rows = changes.map((c) => el("tr", { "data-kind": c.kind },
+    text("td", c.kind), text("td", c.what), text("td", formatValue(c.before), { class: "pre" }),
+    text("td", formatValue(c.after), { class: "pre" })));
+  return el("table", { class: `grid ${className}` },
+    el("thead", {}, el("tr", {}, text("th", "change"), text("th", "what"), text("th", "before"), text("th", "after"))),
+    el("tbody", {}, rows));
 }
 
 function replayForm(detail) {
@@ -105,10 +157,12 @@ function replayForm(detail) {
     send.disabled = false;
     if (!res.ok) { result.replaceChildren(text("p", answer.detail, { class: "error-text" })); return; }
     const changes = answer.changes_vs_original;
-    result.replaceChildren(
-      el("p", {}, "Replayed as ", el("a", { href: `#capture=${answer.id}` }, `#${answer.id}`),
-        answer.capture.error ? ` — ${answer.capture.error}` : ` — ${answer.capture.changes.length} change(s) to the Object`,
-        changes ? `, ${changes.length} difference(s) from the original reply.` : "."));
+    const parts = [el("p", {}, "Replayed as ", el("a", { href: `#capture=${answer.id}` }, `#${answer.id}`),
+      answer.capture.error ? ` — ${answer.capture.error}` : ` — ${answer.capture.changes.length} change(s) to the Object`,
+      changes ? `, ${changes.length} difference(s) from the original reply${changes.length ? ":" : "."}` : ".")];
+    // The differences themselves: "before" is the reply the original call got, "after" the new one.
+    if (changes && changes.length) parts.push(changesTable(changes, "replay-differences"));
+    result.replaceChildren(...parts);
   }, { class: "primary" });
   return el("div", { class: "replay" }, el("div", { class: "toolbar" }, target, send), editToggle, editor, result);
 }

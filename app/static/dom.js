@@ -70,3 +70,23 @@ export function formatTime(seconds) {
   const d = new Date(seconds * 1000);
   return d.toLocaleTimeString(undefined, { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
 }
+
+export function formatDuration(ms) {
+  if (ms === null || ms === undefined) return "";
+  if (ms < 1) return `${ms.toFixed(2)} ms`;
+  if (ms < 100) return `${ms.toFixed(1)} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** The status the client got: the outcome of the hook's reply when known, else the upstream's. */
+export function effectiveStatus(c) {
+  const outcome = c.outcome_status;
+  if (outcome !== undefined && outcome !== null) return outcome;
+  return c.status || null;
+}
+
+export function statusClass(status) {
+  if (!status) return "";
+  return `s-${String(status)[0]}xx`;
+}

@@ -1,9 +1,12 @@
 // The capture list: only the rows in view are in the DOM, so 10,000 captures scroll
-// as smoothly as 10. It sticks to the newest capture until the user scrolls away.
-import { el, formatBytes, formatTime, text } from "./dom.js";
+// as smoothly as 10. In time order it sticks to the newest capture until the user scrolls away.
+import { effectiveStatus, el, formatBytes, formatDuration, formatTime, statusClass, text } from "./dom.js";
 
 const ROW_HEIGHT = 26;
 const OVERSCAN = 10;
+
+/** A capture's key in the list: its id, or a prefixed one for captures kept from before a restart. */
+export const keyOf = (c) => c.key ?? String(c.id);
 
 export class CaptureList {
   constructor(container, spacer, { onSelect }) {
@@ -11,58 +14,83 @@ export class CaptureList {
     this.spacer = spacer;
     this.onSelect = onSelect;
     this.items = [];
-    this.index = new Map(); // id -> position in items
-    this.selectedId = null;
+    this.index = new Map(); // key -> position in items
+    this.selectedKey = null;
+    this.followNewest = true; // only meaningful in time order, oldest first
     this.stick = true;
     this.renderRequested = false;
-    this.rows = new Map(); // id -> row element now in the DOM, reused while it stays in view
+    this.rows = new Map(); // key -> row element now in the DOM, reused while it stays in view
     container.addEventListener("scroll", () => {
       const bottom = container.scrollTop + container.clientHeight >= container.scrollHeight - ROW_HEIGHT;
       this.stick = bottom;
       this.requestRender();
     });
     container.addEventListener("click", (e) => {
-      const row = e.target.closest(".row[data-id]");
-      if (row) this.onSelect(Number(row.dataset.id));
+      const row = e.target.closest(".row[data-key]");
+      if (row) this.onSelect(row.dataset.key);
     });
     new ResizeObserver(() => this.requestRender()).observe(container);
   }
 
-  setItems(items) {
+  setItems(items, { followNewest = true } = {}) {
     this.items = items;
-    this.index = new Map(items.map((c, i) => [c.id, i]));
+    this.followNewest = followNewest;
+    this.index = new Map(items.map((c, i) => [keyOf(c), i]));
+    // Rows are rebuilt: a capture's fields (its status after a restart, say) may have changed.
+    for (const row of this.rows.values()) row.remove();
+    this.rows.clear();
     this.render();
   }
 
   append(items) {
     if (!items.length) return;
     for (const c of items) {
-      this.index.set(c.id, this.items.length);
+      this.index.set(keyOf(c), this.items.length);
       this.items.push(c);
     }
     this.render();
   }
 
-  setSelected(id, scroll) {
-    this.selectedId = id;
-    const position = this.index.get(id);
+  setSelected(key, scroll) {
+    this.selectedKey = key;
+    const position = this.index.get(key);
     if (scroll && position !== undefined) {
-      const top = position * ROW_HEIGHT;
-      const view = this.container;
-      if (top < view.scrollTop) view.scrollTop = top;
-      else if (top + ROW_HEIGHT > view.scrollTop + view.clientHeight) view.scrollTop = top + ROW_HEIGHT - view.clientHeight;
+      this.scrollToPosition(position);
       this.stick = false;
     }
     this.render();
+    const row = this.rows.get(key);
+    if (row) this.container.setAttribute("aria-activedescendant", row.id);
+    else this.container.removeAttribute("aria-activedescendant");
   }
 
-  /** The id `delta` rows away from `id` (the newest when nothing is selected). */
-  neighbour(id, delta) {
+  scrollToPosition(position) {
+    const top = position * ROW_HEIGHT;
+    const view = this.container;
+    if (top < view.scrollTop) view.scrollTop = top;
+    else if (top + ROW_HEIGHT > view.scrollTop + view.clientHeight) view.scrollTop = top + ROW_HEIGHT - view.clientHeight;
+  }
+
+  /** Keep the selected row in view (after the list's height changed, as on a small screen). */
+  revealSelected() {
+    const position = this.index.get(this.selectedKey);
+    if (position !== undefined) this.scrollToPosition(position);
+    this.render();
+  }
+
+  /** The key `delta` rows away from `key` (the newest when nothing is selected); ±Infinity: the ends. */
+  neighbour(key, delta) {
     if (!this.items.length) return null;
-    const position = this.index.get(id);
-    if (position === undefined) return this.items[this.items.length - 1].id;
+    const position = this.index.get(key);
+    if (delta === -Infinity) return keyOf(this.items[0]);
+    if (delta === Infinity || position === undefined) return keyOf(this.items[this.items.length - 1]);
     const next = Math.min(this.items.length - 1, Math.max(0, position + delta));
-    return this.items[next].id;
+    return keyOf(this.items[next]);
+  }
+
+  /** How many rows one page of the list holds. */
+  pageSize() {
+    return Math.max(1, Math.floor(this.container.clientHeight / ROW_HEIGHT) - 1);
   }
 
   requestRender() {
@@ -77,7 +105,7 @@ export class CaptureList {
   render() {
     const view = this.container;
     this.spacer.style.height = `${this.items.length * ROW_HEIGHT}px`;
-    if (this.stick) view.scrollTop = view.scrollHeight;
+    if (this.stick && this.followNewest) view.scrollTop = view.scrollHeight;
     const first = Math.max(0, Math.floor(view.scrollTop / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(this.items.length, Math.ceil((view.scrollTop + view.clientHeight) / ROW_HEIGHT) + OVERSCAN);
     // Rows still in view are kept (only moved); while captures stream in, a frame creates just
@@ -85,12 +113,15 @@ export class CaptureList {
     const wanted = new Map();
     for (let i = first; i < last; i++) {
       const c = this.items[i];
-      const row = this.rows.get(c.id) ?? this.row(c);
+      const key = keyOf(c);
+      const row = this.rows.get(key) ?? this.row(c);
       row.style.top = `${i * ROW_HEIGHT}px`; // CSSOM, which the CSP allows (style attributes it does not)
-      row.setAttribute("aria-selected", c.id === this.selectedId ? "true" : "false");
-      wanted.set(c.id, row);
+      row.setAttribute("aria-selected", key === this.selectedKey ? "true" : "false");
+      row.setAttribute("aria-posinset", String(i + 1));
+      row.setAttribute("aria-setsize", String(this.items.length));
+      wanted.set(key, row);
     }
-    for (const [id, row] of this.rows) if (!wanted.has(id)) row.remove();
+    for (const [key, row] of this.rows) if (!wanted.has(key)) row.remove();
     const fresh = [...wanted.values()].filter((row) => !row.isConnected);
     if (fresh.length) this.spacer.append(...fresh);
     this.rows = wanted;
@@ -101,8 +132,16 @@ export class CaptureList {
     if (c.error) classes.push("failed");
     if (c.modified) classes.push("modified");
     if (c.imported) classes.push("imported");
+    if (c.replay_of) classes.push("replayed");
+    if (c.stale) classes.push("stale");
     if (c.warnings && c.warnings.length) classes.push("warned");
-    const row = el("div", { class: classes.join(" "), role: "row", "data-id": c.id, "data-kind": c.kind },
+    const status = effectiveStatus(c);
+    const marks = rowMarks(c);
+    const key = keyOf(c);
+    const row = el("div", {
+      class: classes.join(" "), role: "option", id: `row-${key}`, "data-key": key, "data-id": c.id, "data-kind": c.kind,
+    },
+    text("span", marks.map(([sign]) => sign).join(""), { class: "c-mark", title: marks.map(([, why]) => why).join("; ") || null }),
     text("span", c.id, { class: "c-id" }),
     text("span", formatTime(c.received_at), { class: "c-time" }),
     text("span", c.kind, { class: "c-kind" }),
@@ -111,9 +150,28 @@ export class CaptureList {
     text("span", c.api_id, { class: "c-api" }),
     text("span", c.method, { class: "c-method" }),
     text("span", c.path, { class: "c-path", title: c.path }),
-    text("span", c.status ?? "", { class: "c-status" }),
+    text("span", status ?? "", { class: `c-status ${statusClass(status)}`, title: statusTitle(c) }),
+    text("span", formatDuration(c.duration_ms), { class: "c-dur" }),
     text("span", formatBytes(c.size), { class: "c-size" }));
     if (c.error) row.title = c.error;
     return row;
   }
+}
+
+/** The signs shown before a capture's id, with what each means. */
+function rowMarks(c) {
+  const marks = [];
+  if (c.warnings && c.warnings.length) marks.push(["⚠", `${c.warnings.length} lint warning(s): ${c.warnings.join(", ")}`]);
+  if (c.modified) marks.push(["✎", "the reply changed the Object"]);
+  if (c.replay_of) marks.push(["↻", `replay of #${c.replay_of}`]);
+  if (c.imported) marks.push(["⇣", "imported"]);
+  if (c.stale) marks.push(["⌛", "from before the inspector restarted"]);
+  return marks;
+}
+
+function statusTitle(c) {
+  if (c.outcome_status !== undefined && c.outcome_status !== null && c.outcome_status !== c.status) {
+    return `the client got ${c.outcome_status}` + (c.status ? ` (upstream ${c.status})` : "");
+  }
+  return c.status ? `upstream status ${c.status}` : null;
 }

@@ -1,0 +1,104 @@
+// The live stream from /api/stream and the inspector's health: a banner when it stops answering,
+// and, when it comes back as a new process (ids start over), a hand-off so the page keeps what it had.
+import { button, text } from "./dom.js";
+
+const RECONNECT_MS = 1000; // after a dropped stream; the server's buffer covers the gap
+const PROBE_MAX_MS = 5000;
+
+export class Connection {
+  constructor({ pill, banner, lastId, onCapture, onGap, onClear, onRestart }) {
+    this.pill = pill;
+    this.banner = banner;
+    this.lastId = lastId;
+    this.handlers = { onCapture, onGap, onClear, onRestart };
+    this.source = null;
+    this.serverStarted = null; // when the inspector process started, by its own clock
+    this.down = false;
+    this.probing = false;
+  }
+
+  /** Remember which inspector process this page talks to (from /api/stats). */
+  know(stats) {
+    this.serverStarted = Date.now() / 1000 - stats.uptime_seconds;
+  }
+
+  connect() {
+    this.setState("connecting", "connecting…");
+    const source = new EventSource(`/api/stream?after=${this.lastId()}`);
+    this.source = source;
+    const live = () => { if (this.source === source) this.setState("live", "live"); };
+    source.addEventListener("open", live);
+    source.addEventListener("ready", live);
+    source.addEventListener("capture", (e) => this.handlers.onCapture(JSON.parse(e.data)));
+    source.addEventListener("gap", (e) => this.handlers.onGap(JSON.parse(e.data)));
+    source.addEventListener("clear", (e) => this.handlers.onClear(JSON.parse(e.data)));
+    source.addEventListener("error", () => {
+      if (this.source !== source) return;
+      // Reconnects are ours, not EventSource's: a restarted inspector must be noticed before
+      // the stream resumes (its ids start over), and a dead one gets a banner, not silence.
+      source.close();
+      this.source = null;
+      this.setState("reconnecting", "reconnecting…");
+      setTimeout(() => this.probe(), RECONNECT_MS);
+    });
+  }
+
+  /** Something failed to reach the inspector: find out whether it is down. */
+  reportFailure() {
+    if (!this.probing) this.probe();
+  }
+
+  async probe(wait = RECONNECT_MS) {
+    this.probing = true;
+    let stats = null;
+    try {
+      const res = await fetch("/api/stats", { cache: "no-store" });
+      if (res.ok) stats = await res.json();
+    } catch {
+      stats = null;
+    }
+    if (!stats) {
+      this.showDown();
+      setTimeout(() => this.probe(Math.min(wait * 2, PROBE_MAX_MS)), wait);
+      return;
+    }
+    this.probing = false;
+    const started = Date.now() / 1000 - stats.uptime_seconds;
+    const restarted = (this.serverStarted !== null && started > this.serverStarted + 2) || stats.last_id < this.lastId();
+    this.serverStarted = started;
+    if (this.down) this.showUp();
+    if (restarted) this.handlers.onRestart(stats);
+    if (!this.source) this.connect();
+  }
+
+  showDown() {
+    this.setState("down", "offline");
+    if (this.down) return;
+    this.down = true;
+    this.banner.dataset.kind = "down";
+    this.banner.replaceChildren(text("span",
+      "The inspector is not answering. The list keeps what this page had; it reconnects by itself when the inspector is back."));
+  }
+
+  showUp() {
+    this.down = false;
+    this.banner.replaceChildren();
+    delete this.banner.dataset.kind;
+  }
+
+  /** The banner's message after a restart, with its actions. */
+  showRestarted(kept, onExport, onDiscard) {
+    this.banner.dataset.kind = "restarted";
+    const dismiss = () => { this.banner.replaceChildren(); delete this.banner.dataset.kind; };
+    this.banner.replaceChildren(
+      text("span", `The inspector restarted with an empty buffer. This page kept the ${kept} capture(s) it had.`),
+      button("Export them", onExport, { id: "export-kept" }),
+      button("Discard them", () => { onDiscard(); dismiss(); }),
+      button("Dismiss", dismiss, { class: "link" }));
+  }
+
+  setState(state, label) {
+    this.pill.dataset.state = state;
+    this.pill.textContent = label;
+  }
+}

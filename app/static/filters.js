@@ -1,0 +1,106 @@
+// Filters: the form, the page URL (so reload and a shared link keep them) and the server's answer.
+// The server alone decides what matches (the same `q=` language as the API and export), so the
+// rows shown are exactly what "Filtered captures" exports.
+
+const FILTER_KEYS = ["q", "kind", "hook_type", "method", "status", "modified", "warnings"];
+const PAGE_LIMIT = 10_000;
+export const SORTS = ["time", "duration", "size", "status"];
+
+export class Filters {
+  constructor(form) {
+    this.form = form;
+    this.values = {};
+    this.sort = { key: "time", desc: false };
+    this.group = false;
+    this.seq = 0;
+  }
+
+  /** Fill the form from the page URL (?q=...&kind=...&sort=duration-desc). */
+  loadFromUrl() {
+    const params = new URLSearchParams(location.search);
+    for (const key of FILTER_KEYS) {
+      const field = this.form.elements.namedItem(key);
+      if (!field) continue;
+      const value = params.get(key) ?? "";
+      if (field.type === "checkbox") field.checked = value === "true";
+      else field.value = value;
+    }
+    const [sortKey, direction] = (params.get("sort") || "time").split("-");
+    this.sort = { key: SORTS.includes(sortKey) ? sortKey : "time", desc: direction === "desc" };
+    this.group = params.get("group") === "request";
+    this.read();
+  }
+
+  read() {
+    const values = {};
+    for (const [key, value] of new FormData(this.form).entries()) {
+      if (FILTER_KEYS.includes(key) && String(value).trim()) values[key] = String(value).trim();
+    }
+    this.values = values;
+    return values;
+  }
+
+  get active() {
+    return Object.keys(this.values).length > 0;
+  }
+
+  /** The API's query parameters for these filters. */
+  params() {
+    return new URLSearchParams(this.values);
+  }
+
+  /** Write the filters, sort and grouping into the page URL, keeping the #capture= part. */
+  saveToUrl() {
+    const params = this.params();
+    if (this.sort.key !== "time" || this.sort.desc) params.set("sort", `${this.sort.key}-${this.sort.desc ? "desc" : "asc"}`);
+    if (this.group) params.set("group", "request");
+    const search = params.toString();
+    history.replaceState(null, "", `${location.pathname}${search ? `?${search}` : ""}${location.hash}`);
+  }
+
+  /**
+   * The ids of every capture matching the filters (after `afterId` when given), or null when a
+   * newer request superseded this one. Throws FilterError with the server's reason for a bad filter.
+   */
+  async matchingIds(afterId = 0) {
+    const seq = ++this.seq;
+    const ids = new Set();
+    let cursor = null;
+    for (;;) {
+      const params = this.params();
+      params.set("limit", String(PAGE_LIMIT));
+      if (afterId) params.set("after", String(cursor ?? afterId));
+      else if (cursor) params.set("before", String(cursor));
+      const res = await fetch(`/api/captures?${params}`);
+      if (seq !== this.seq) return null;
+      const body = await res.json().catch(() => ({ detail: `the inspector answered ${res.status}` }));
+      if (!res.ok) throw new FilterError(body.detail || `the inspector answered ${res.status}`, res.status);
+      for (const c of body.items) ids.add(c.id);
+      cursor = afterId ? body.next_after : body.next_before;
+      if (!cursor) return ids;
+    }
+  }
+
+  /** Words and values worth highlighting in the detail: free text, quoted text, body:/h:/path: values. */
+  highlightTerms() {
+    const q = this.values.q || "";
+    const terms = [];
+    const token = /(!?)(?:([A-Za-z_.]+):)?("(?:[^"\\]|\\.)*"|\/(?:[^/\\]|\\.)+\/|[^\s()]+)/g;
+    for (const [, negated, field, raw] of q.matchAll(token)) {
+      if (negated || /^(and|or|not)$/i.test(raw)) continue;
+      if (field && !["body", "h", "header", "path", "text"].includes(field.toLowerCase())) continue;
+      let value = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, "$1") : raw;
+      if (raw.startsWith("/")) continue; // a regex: no literal to mark
+      if (field && /^h(eader)?$/i.test(field) && value.includes("=")) value = value.slice(value.indexOf("=") + 1);
+      if (value.length >= 2) terms.push(value);
+    }
+    return terms;
+  }
+}
+
+export class FilterError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
