@@ -96,6 +96,7 @@ async function applyFilters() {
   updateExportLinks();
   setFilterError(null);
   if (!filters.active) {
+    filters.cancel();
     state.matches = null;
   } else {
     try {

@@ -58,6 +58,11 @@ export class Filters {
     history.replaceState(null, "", `${location.pathname}${search ? `?${search}` : ""}${location.hash}`);
   }
 
+  /** Forget any answer still on its way: the filters changed. */
+  cancel() {
+    this.seq += 1;
+  }
+
   /**
    * The ids of every capture matching the filters (after `afterId` when given), or null when a
    * newer request superseded this one. Throws FilterError with the server's reason for a bad filter.
@@ -92,7 +97,7 @@ export class Filters {
       let value = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, "$1") : raw;
       if (raw.startsWith("/")) continue; // a regex: no literal to mark
       if (field && /^h(eader)?$/i.test(field) && value.includes("=")) value = value.slice(value.indexOf("=") + 1);
-      if (value.length >= 2) terms.push(value);
+      if (value.length >= 3) terms.push(value);
     }
     return terms;
   }

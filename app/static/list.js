@@ -59,16 +59,15 @@ export class CaptureList {
       this.stick = false;
     }
     this.render();
-    const row = this.rows.get(key);
-    if (row) this.container.setAttribute("aria-activedescendant", row.id);
-    else this.container.removeAttribute("aria-activedescendant");
   }
 
   scrollToPosition(position) {
     const top = position * ROW_HEIGHT;
     const view = this.container;
+    // clientHeight is rounded; a fractional height would leave the row a pixel short of the view.
+    const height = Math.min(view.clientHeight, Math.floor(view.getBoundingClientRect().height));
     if (top < view.scrollTop) view.scrollTop = top;
-    else if (top + ROW_HEIGHT > view.scrollTop + view.clientHeight) view.scrollTop = top + ROW_HEIGHT - view.clientHeight;
+    else if (top + ROW_HEIGHT > view.scrollTop + height) view.scrollTop = top + ROW_HEIGHT - height;
   }
 
   /** Keep the selected row in view (after the list's height changed, as on a small screen). */
@@ -125,6 +124,10 @@ export class CaptureList {
     const fresh = [...wanted.values()].filter((row) => !row.isConnected);
     if (fresh.length) this.spacer.append(...fresh);
     this.rows = wanted;
+    // Only a row in the DOM can be the active descendant; the selected one may be filtered or scrolled away.
+    const selected = wanted.get(this.selectedKey);
+    if (selected) view.setAttribute("aria-activedescendant", selected.id);
+    else view.removeAttribute("aria-activedescendant");
   }
 
   row(c) {
