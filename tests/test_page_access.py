@@ -290,4 +290,3 @@ async def test_ids_readable_with_marks(chromium: Chromium) -> None:
                     assert await cell.evaluate("c => c.scrollWidth <= c.clientWidth")
         finally:
             await inspector.stop()
-
