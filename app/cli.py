@@ -204,6 +204,9 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
     )
     o.names("--redact-header", "REDACT_HEADERS", "NAME", "another header whose value to redact")
     o.names("--redact-metadata", "REDACT_METADATA", "KEY", "an Object/session metadata key whose value to redact")
+    o.names("--redact-query", "REDACT_QUERY", "KEY", "a query key whose value to redact (url, request_uri, params)")
+    o.names("--redact-body", "REDACT_BODY", "KEY|PATH",
+            "a JSON key (anywhere) or dotted path (user.card, items.*.pin) to redact in bodies")  # fmt: skip
     o.value("--upstream", str, None, "proxy mode: forward every call to this plugin server and capture its reply",
             metavar="HOST:PORT")  # fmt: skip
     o.value("--rules", str, None, "routing rules (YAML or JSON): upstream, mock or echo per API, hook, method, path; "
@@ -243,6 +246,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         redact=not args.no_redact,
         redact_headers=tuple(args.redact_header),
         redact_metadata=tuple(args.redact_metadata),
+        redact_query=tuple(args.redact_query),
+        redact_body=tuple(args.redact_body),
         tls_cert=args.tls_cert or None,
         tls_key=args.tls_key or None,
         upstream=args.upstream or None,

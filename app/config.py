@@ -66,6 +66,10 @@ class Settings:
     """Header names to redact besides Authorization, Cookie and Proxy-Authorization."""
     redact_metadata: tuple[str, ...] = ()
     """Object and session metadata keys to redact."""
+    redact_query: tuple[str, ...] = ()
+    """Query keys to redact (in url, request_uri and params) besides the built-in credential names."""
+    redact_body: tuple[str, ...] = ()
+    """JSON keys (anywhere) or dotted JSON paths from the root ('*' for any key) to redact in bodies."""
     tls_cert: str | None = None
     tls_key: str | None = None
     upstream: str | None = None

@@ -17,6 +17,7 @@ import pytest
 
 from app.capture.capture_log import RateLimiter, capture_line, printable
 from app.capture.record import Capture
+from app.capture.redact import Redactor
 from app.config import Settings
 from app.server import Inspector
 from tests.conftest import Client, load_object, wait_until, with_settings
@@ -41,7 +42,7 @@ def test_printable_escapes_controls_and_invisible_formatting() -> None:
 
 
 def test_capture_line_is_one_line_whatever_the_hook_name_holds() -> None:
-    line = capture_line(capture(7, hook_name=FORGED, api_id="a\nb"))
+    line = capture_line(capture(7, hook_name=FORGED, api_id="a\nb"), Redactor())
     assert "\n" not in line and "\x1b" not in line and "\u202e" not in line and "\x07" not in line
     assert line == ("Pre MyPreHook\\n01:59:59 WARNING forged line\\x1b[2J\\x1b]0;owned\\x07\\u202etxt.exe api=a\\nb #7")
 

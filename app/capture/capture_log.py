@@ -51,8 +51,8 @@ def _escape(match: re.Match[str]) -> str:
     return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
-def capture_line(capture: Capture) -> str:
-    """'Pre MyPreHook api=b84f... GET /orders #12' in Tyk's words; captured text escaped."""
+def capture_line(capture: Capture, redactor: Redactor) -> str:
+    """'Pre MyPreHook api=b84f... GET /orders #12' in Tyk's words; captured text escaped, query secrets hidden."""
     if capture.kind == "event":
         parts = ["event", capture.hook_type or "(unrecognised payload)", f"handler={capture.hook_name}"]
     else:
@@ -62,7 +62,7 @@ def capture_line(capture: Capture) -> str:
     if capture.method:
         parts.append(capture.method)
     if capture.path:
-        parts.append(capture.path)
+        parts.append(redactor.url(capture.path))
     if capture.status is not None:
         parts.append(f"status={capture.status}")
     if capture.error:
@@ -181,10 +181,10 @@ class RateLimiter:
 Write = Callable[[], None]
 
 
-def _line_writer(captures: list[Capture]) -> Write:
+def _line_writer(captures: list[Capture], redactor: Redactor) -> Write:
     def write() -> None:
         for capture in captures:
-            log.info("%s", capture_line(capture), extra=_fields(capture))
+            log.info("%s", capture_line(capture, redactor), extra=_fields(capture))
 
     return write
 
@@ -193,7 +193,7 @@ def _json_writer(captures: list[Capture], redactor: Redactor) -> Write:
     def write() -> None:
         for capture in captures:
             request = capture_detail(capture, redactor)["request"]
-            log.info("%s\n%s", capture_line(capture), json.dumps(request, indent=2), extra=_fields(capture))
+            log.info("%s\n%s", capture_line(capture, redactor), json.dumps(request, indent=2), extra=_fields(capture))
 
     return write
 
@@ -218,11 +218,11 @@ class ConsoleLog:
         if self.mode == "json":
             return [_json_writer(list(captures), self.redactor)]
         if self.limiter is None:
-            return [_line_writer(list(captures))]
+            return [_line_writer(list(captures), self.redactor)]
         writes = []
         chosen = self.limiter.select(captures, now)
         if chosen:
-            writes.append(_line_writer(chosen))
+            writes.append(_line_writer(chosen, self.redactor))
         return writes + self.summary_writes()
 
     def summary_writes(self, final: bool = False) -> list[Write]:

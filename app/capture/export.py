@@ -37,7 +37,7 @@ def capture_record(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[
         "kind": capture.kind,
         "received_at": iso_time(capture.received_us),
         "peer": capture.peer,
-        "metadata": metadata_pairs(capture.metadata),
+        "metadata": metadata_pairs(capture.metadata, redactor),
         "duration_ms": capture.duration_ns / 1e6,
         "error": capture.error,
         "imported": capture.imported,

@@ -7,11 +7,16 @@ from dataclasses import dataclass
 
 from app.capture.analysis import has_effect_of, warnings_of
 from app.capture.record import Capture, Kind
+from app.capture.redact import Redactor
+
+# A filter that does not say otherwise searches the redacted view: a secret must not be
+# findable (or rebuilt prefix by prefix) through the search box.
+REDACTED_SEARCH = Redactor()
 
 
 @dataclass(frozen=True, slots=True)
 class CaptureFilter:
-    """Every field set must match; text matches summary fields and the raw message bytes."""
+    """Every field set must match; text matches summary fields and the messages as they are shown (redacted)."""
 
     kind: Kind | None = None
     hook_type: str | None = None
@@ -24,6 +29,7 @@ class CaptureFilter:
     warnings: bool | None = None
     answered_by: str | None = None
     text: str | None = None
+    redactor: Redactor = REDACTED_SEARCH
 
     def matches(self, capture: Capture) -> bool:
         if self.kind is not None and capture.kind != self.kind:
@@ -46,17 +52,7 @@ class CaptureFilter:
             return False
         if self.warnings is not None and bool(warnings_of(capture)) != self.warnings:
             return False
-        return not self.text or _contains_text(capture, self.text)
+        return not self.text or self.redactor.contains_text(capture, self.text)
 
     def apply(self, captures: Iterable[Capture]) -> Iterator[Capture]:
         return (c for c in captures if self.matches(c))
-
-
-def _contains_text(capture: Capture, text: str) -> bool:
-    needle = text.lower()
-    fields = (capture.hook_type, capture.hook_name, capture.api_id, capture.org_id, capture.method, capture.path)
-    if any(needle in field.lower() for field in fields):
-        return True
-    # Header values, bodies, session fields: all are in the wire bytes as UTF-8.
-    encoded = text.encode("utf-8")
-    return encoded in capture.request or (capture.reply is not None and encoded in capture.reply)

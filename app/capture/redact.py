@@ -1,7 +1,8 @@
-"""Hiding credentials in what the inspector shows and exports.
+"""Hiding credentials in everything the inspector shows, exports, logs or searches.
 
-Applied to decoded copies in the view layer only: the bytes returned to the gateway
-and kept in the buffer are never touched.
+Applied to decoded copies when a capture leaves the process: the bytes returned to the
+gateway and kept in the buffer are never touched. The rules live in app.capture.secrets
+and docs/security.md.
 """
 
 from __future__ import annotations
@@ -9,78 +10,215 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from protogen import coprocess_object_pb2
+from google.protobuf.message import DecodeError
 
-REDACTED = "[redacted]"
-DEFAULT_HEADERS = ("authorization", "cookie", "proxy-authorization")
+from app.capture.record import Capture
+from app.capture.secrets import REDACTED, TOO_DEEP, NameRules
+from protogen import coprocess_object_pb2, coprocess_session_state_pb2
+
+__all__ = ["REDACTED", "Redactor"]
 
 
 class Redactor:
     """Replaces credential values with "[redacted]"; a disabled one changes nothing."""
 
-    def __init__(self, enabled: bool = True, headers: Iterable[str] = (), metadata: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        enabled: bool = True,
+        headers: Iterable[str] = (),
+        metadata: Iterable[str] = (),
+        query: Iterable[str] = (),
+        body: Iterable[str] = (),
+    ) -> None:
         self.enabled = enabled
-        self.headers = frozenset(h.lower() for h in (*DEFAULT_HEADERS, *headers))
-        self.metadata = frozenset(m.lower() for m in metadata)
-        names = "|".join(re.escape(h) for h in sorted(self.headers))
-        self._header_line = re.compile(rf"^({names})(\s*:).*$", re.IGNORECASE | re.MULTILINE)
+        self.rules = NameRules.build(headers, metadata, query, body)
+
+    # --- messages -------------------------------------------------------------------------------
 
     def object(self, obj: coprocess_object_pb2.Object) -> None:
         """Redact an Object in place (pass a copy)."""
         if not self.enabled:
             return
+        rules = self.rules
         request = obj.request
+        request_type = _header(request.headers, "content-type")
         for headers in (request.headers, request.set_headers, request.return_overrides.headers, obj.response.headers):
-            self._mapping(headers, self.headers)
-        for header in obj.response.multivalue_headers:
-            if header.key.lower() in self.headers:
-                header.values[:] = [REDACTED] * len(header.values)
-        self._mapping(obj.metadata, self.metadata)
-        session = obj.session
-        self._mapping(session.metadata, self.metadata)
-        for owner, field in (
+            self._map(headers, rules.header)
+        for params in (request.params, request.add_params, request.extended_params):
+            self._map(params, rules.query_key)
+        request.url = rules.url(request.url)
+        request.request_uri = rules.url(request.request_uri)
+        if request.body:
+            request.body = rules.body_text(request.body, request_type)
+        if request.raw_body:
+            request.raw_body = rules.body_bytes(request.raw_body, request_type)
+        overrides = request.return_overrides
+        if overrides.response_body:
+            override_type = _header(overrides.headers, "content-type")
+            overrides.response_body = rules.body_text(overrides.response_body, override_type)
+            overrides.response_error = rules.body_text(overrides.response_error, override_type)
+        response = obj.response
+        for header in response.multivalue_headers:
+            if rules.header(header.key):
+                header.values[:] = [REDACTED if value else value for value in header.values]
+        response_type = _header(response.headers, "content-type")
+        if response.body:
+            response.body = rules.body_text(response.body, response_type)
+        if response.raw_body:
+            response.raw_body = rules.body_bytes(response.raw_body, response_type)
+        self._map(obj.metadata, rules.metadata_key)
+        self._spec(obj.spec)
+        self._session(obj.session)
+
+    def _spec(self, spec: MutableMapping[str, str]) -> None:
+        # config_data is the API's plugin configuration as a JSON string: API keys of
+        # third-party services often live there.
+        for key in list(spec):
+            if key == "config_data":
+                spec[key] = self.rules.json_text(spec[key])
+            elif self.rules.json_key(key) and spec[key]:
+                spec[key] = REDACTED
+
+    def _session(self, session: coprocess_session_state_pb2.SessionState) -> None:
+        self._map(session.metadata, self.rules.metadata_key)
+        for key in session.oauth_keys:
+            session.oauth_keys[key] = REDACTED
+        for owner, name in (
             (session, "hmac_secret"),
+            (session, "key_id"),
             (session.jwt_data, "secret"),
             (session.basic_auth_data, "password"),
             (session.basic_auth_data, "hash"),
         ):
-            if getattr(owner, field):
-                setattr(owner, field, REDACTED)
+            if getattr(owner, name):
+                setattr(owner, name, REDACTED)
 
     def event_payload(self, payload: str) -> str:
-        """An event payload with the key and the originating request's credential headers hidden."""
+        """An event payload with the key, credential fields and the originating request's secrets hidden."""
         if not self.enabled:
             return payload
         try:
             doc = json.loads(payload)
+            dumps = _originating_requests(doc)
+            redacted, changed = self.rules.json_value(doc)
         except ValueError:
             return payload
-        meta = doc.get("message", {}).get("Meta") if isinstance(doc, dict) else None
-        if not isinstance(meta, dict):
-            return payload
-        if meta.get("Key"):
-            meta["Key"] = REDACTED
-        encoded = meta.get("OriginatingRequest")
-        if isinstance(encoded, str) and encoded:
+        except RecursionError:
+            return TOO_DEEP
+        for meta, encoded in dumps:
             try:
                 dump = base64.b64decode(encoded, validate=True).decode("utf-8", "replace")
             except (binascii.Error, ValueError):
-                return json.dumps(doc)
-            meta["OriginatingRequest"] = base64.b64encode(self.http_dump(dump).encode()).decode("ascii")
-        return json.dumps(doc)
+                continue  # not base64: shown as sent, it is not a request dump
+            hidden = self.rules.http_dump(dump)
+            if hidden != dump:
+                meta["OriginatingRequest"] = base64.b64encode(hidden.encode()).decode("ascii")
+                changed = True
+        return json.dumps(redacted) if changed else payload
 
     def http_dump(self, dump: str) -> str:
-        """An HTTP/1.x request dump with credential header lines hidden."""
+        """An HTTP/1.x request dump with credential headers, query values and body fields hidden."""
+        return self.rules.http_dump(dump) if self.enabled else dump
+
+    def metadata(self, pairs: Iterable[tuple[str, str | bytes]]) -> list[tuple[str, str | bytes]]:
+        """gRPC call metadata (the gateway's own call headers) with credential values hidden."""
         if not self.enabled:
-            return dump
-        return self._header_line.sub(lambda m: f"{m.group(1)}{m.group(2)} {REDACTED}", dump)
+            return list(pairs)
+        return [(key, REDACTED if self.rules.header(key) and value else value) for key, value in pairs]
+
+    def url(self, url: str) -> str:
+        """A URL or request URI with credential query values hidden."""
+        return self.rules.url(url) if self.enabled else url
+
+    def summary(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """A capture's list fields (Capture.summary()) ready to leave the process."""
+        if self.enabled and summary.get("path"):
+            summary["path"] = self.rules.url(summary["path"])
+        return summary
+
+    # --- search ---------------------------------------------------------------------------------
+
+    def searchable(self, capture: Capture) -> bytes:
+        """What a text search may match: the redacted messages' wire bytes and call metadata.
+
+        Serialized protobuf keeps strings as UTF-8, so a search for header values, bodies or
+        session fields matches here exactly as it would in the raw bytes, minus the secrets.
+        """
+        pieces = [self._redacted_request(capture)]
+        if capture.reply is not None and capture.reply is not capture.request:
+            pieces.append(self._redacted_reply(capture))
+        for key, value in self.metadata(capture.metadata):
+            pieces.append(f"{key}: {value if isinstance(value, str) else ''}".encode())
+        return b"\0".join(pieces)
+
+    def contains_text(self, capture: Capture, text: str) -> bool:
+        """Whether `text` (case-insensitive in summary fields) appears in what this capture shows."""
+        needle = text.lower()
+        fields = (capture.hook_type, capture.hook_name, capture.api_id, capture.org_id, capture.method)
+        if any(needle in value.lower() for value in fields) or needle in self.url(capture.path).lower():
+            return True
+        encoded = text.encode("utf-8")
+        raw = encoded in capture.request or (capture.reply is not None and encoded in capture.reply)
+        in_metadata = any(isinstance(v, str) and text in v for _, v in capture.metadata)
+        if not (raw or in_metadata):
+            return False  # redaction only removes text: no raw match, no match
+        if not self.enabled:
+            return True
+        return encoded in self.searchable(capture)
+
+    def _redacted_request(self, capture: Capture) -> bytes:
+        if not self.enabled:
+            return capture.request
+        try:
+            if capture.kind == "event":
+                event = coprocess_object_pb2.Event.FromString(capture.request)
+                event.payload = self.event_payload(event.payload)
+                return bytes(event.SerializeToString())
+            obj = coprocess_object_pb2.Object.FromString(capture.request)
+        except DecodeError:
+            return capture.request  # undecodable bytes hold no fields to redact
+        self.object(obj)
+        return bytes(obj.SerializeToString())
+
+    def _redacted_reply(self, capture: Capture) -> bytes:
+        assert capture.reply is not None
+        if not self.enabled or capture.kind == "event":
+            return capture.reply  # an EventReply is empty
+        try:
+            reply = coprocess_object_pb2.Object.FromString(capture.reply)
+        except DecodeError:
+            return capture.reply
+        self.object(reply)
+        return bytes(reply.SerializeToString())
 
     @staticmethod
-    def _mapping(mapping: MutableMapping[str, Any], names: frozenset[str]) -> None:
+    def _map(mapping: MutableMapping[str, str], sensitive: Any) -> None:
         for key in list(mapping):
-            if key.lower() in names and mapping[key]:
+            if mapping[key] and sensitive(key):
                 mapping[key] = REDACTED
+
+
+def _header(headers: MutableMapping[str, str], name: str) -> str:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return ""
+
+
+def _originating_requests(doc: Any) -> list[tuple[dict[str, Any], str]]:
+    """Every Meta-like object holding a base64 OriginatingRequest, wherever the payload puts it."""
+    found: list[tuple[dict[str, Any], str]] = []
+    stack = [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            encoded = value.get("OriginatingRequest")
+            if isinstance(encoded, str) and encoded:
+                found.append((value, encoded))
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found

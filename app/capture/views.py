@@ -48,10 +48,11 @@ def message_to_json(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message)
 
 
-def metadata_pairs(metadata: tuple[tuple[str, str | bytes], ...]) -> list[list[str]]:
-    """gRPC metadata as [key, value] pairs; binary (-bin) values as base64."""
+def metadata_pairs(metadata: tuple[tuple[str, str | bytes], ...], redactor: Redactor = NO_REDACTION) -> list[list[str]]:
+    """gRPC metadata as [key, value] pairs, credentials hidden; binary (-bin) values as base64."""
     return [
-        [key, value if isinstance(value, str) else base64.b64encode(value).decode("ascii")] for key, value in metadata
+        [key, value if isinstance(value, str) else base64.b64encode(value).decode("ascii")]
+        for key, value in redactor.metadata(metadata)
     ]
 
 
@@ -117,22 +118,23 @@ def _object_bodies(prefix: str, obj: Any) -> dict[str, dict[str, Any]]:
     return bodies
 
 
-def summary_of(capture: Capture, gateway: Gateway | None = None) -> dict[str, Any]:
-    """A capture's list fields, with the gateway model's verdict (warnings, modified, outcome_status)."""
+def summary_of(capture: Capture, redactor: Redactor, gateway: Gateway | None = None) -> dict[str, Any]:
+    """A capture's list fields, with the gateway model's verdict (warnings, modified, outcome_status),
+    ready to leave the process (path redacted)."""
     analyze(capture, gateway)
-    return capture.summary()
+    return redactor.summary(capture.summary())
 
 
 def capture_detail(
     capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY
 ) -> dict[str, Any]:
     """Everything about one capture: summary, messages in protobuf JSON, decoded bodies, the outcome."""
-    detail = summary_of(capture, gateway)
+    detail = summary_of(capture, redactor, gateway)
     detail["warnings"] = list(analyze(capture, gateway).warnings)
     detail["outcome"] = None
     detail["changes"] = []
     detail["received_at_iso"] = iso_time(capture.received_us)
-    detail["metadata"] = metadata_pairs(capture.metadata)
+    detail["metadata"] = metadata_pairs(capture.metadata, redactor)
     detail["echo"] = capture.reply is capture.request
     detail["request"] = None
     detail["reply"] = None

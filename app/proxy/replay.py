@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import copy
+import gzip
 import time
+import zlib
 from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
 from app.capture.record import Capture, Recorder, summarize_object
+from app.capture.redact import REDACTED, Redactor
 from app.proxy.rules import DEFAULT_DEADLINE_SECONDS, Rules
 from app.proxy.upstream import UpstreamPool
 from app.tyk.protocol import Object
@@ -16,6 +23,87 @@ from app.tyk.protocol import Object
 
 class ReplayError(ValueError):
     """The replay cannot be made as asked; the message says why."""
+
+
+def restore_redacted(edited: dict[str, Any], original_request: bytes, redactor: Redactor) -> dict[str, Any]:
+    """The edited Object with every value the page showed redacted, and the user left alone, put back.
+
+    The page edits the redacted view; sending "[redacted]" to a plugin server would silently
+    replay something else. A field the user changed while it still holds a redacted part (a
+    URL with `api_key=[redacted]` and a new path) cannot be restored: that is refused, saying where.
+    """
+    if not redactor.enabled:
+        return edited
+    try:
+        message = Object.FromString(original_request)
+    except DecodeError:
+        return edited
+    original = json_format.MessageToDict(message)
+    redactor.object(message)
+    shown = json_format.MessageToDict(message)
+    restored = _restore(edited, shown, original)
+    leftover = _redacted_at(restored, original, ())
+    if leftover:
+        where = ".".join(leftover)
+        raise ReplayError(
+            f'the edited Object still holds "{REDACTED}" at {where}: the captured value there was hidden '
+            "and the field was changed around it. Type the real value, or leave the field as shown to send "
+            "the captured one."
+        )
+    result: dict[str, Any] = restored
+    return result
+
+
+def _restore(edited: Any, shown: Any, original: Any) -> Any:
+    if edited == shown:
+        return copy.deepcopy(original)
+    if isinstance(edited, dict) and isinstance(shown, dict) and isinstance(original, dict):
+        return {
+            key: _restore(value, shown[key], original[key]) if key in shown and key in original else value
+            for key, value in edited.items()
+        }
+    if isinstance(edited, list) and isinstance(shown, list) and isinstance(original, list):
+        return [
+            _restore(value, shown[i], original[i]) if i < len(shown) and i < len(original) else value
+            for i, value in enumerate(edited)
+        ]
+    return edited
+
+
+def _redacted_at(value: Any, original: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where `value` holds a "[redacted]" the original did not (an imported export may hold some)."""
+    if value == original:
+        return None
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found = _redacted_at(child, original.get(key) if isinstance(original, dict) else None, (*path, str(key)))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            before = original[index] if isinstance(original, list) and index < len(original) else None
+            found = _redacted_at(child, before, (*path, str(index)))
+            if found:
+                return found
+    elif isinstance(value, str):
+        if REDACTED in value:
+            return path
+        if path and path[-1] == "rawBody" and REDACTED.encode() in _body_bytes(value):
+            return path
+    return None
+
+
+def _body_bytes(encoded: str) -> bytes:
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)[: 32 * 1024 * 1024]
+        except (OSError, EOFError, zlib.error):
+            return data
+    return data
 
 
 class Replayer:
@@ -34,12 +122,23 @@ class Replayer:
             return rule.upstream
         raise ReplayError("no plugin server to replay to: give one (`to`: HOST:PORT) or run with --upstream/--rules")
 
-    async def replay(self, original: Capture, to: str | None = None, edited: dict[str, Any] | None = None) -> Capture:
-        """Send the original's Object (or `edited`, protobuf JSON) and record the result, linked to the original."""
+    async def replay(
+        self,
+        original: Capture,
+        to: str | None = None,
+        edited: dict[str, Any] | None = None,
+        redactor: Redactor | None = None,
+    ) -> Capture:
+        """Send the original's Object (or `edited`, protobuf JSON) and record the result, linked to the original.
+
+        `edited` comes from a view redacted by `redactor`: the values it hid are restored first.
+        """
         if original.kind != "dispatch":
             raise ReplayError("only Dispatch captures can be replayed")
         target = self.target_for(original, to)
         if edited is not None:
+            if redactor is not None:
+                edited = restore_redacted(edited, original.request, redactor)
             try:
                 request = bytes(json_format.ParseDict(edited, Object()).SerializeToString())
             except json_format.ParseError as exc:

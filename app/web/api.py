@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from app.capture.filters import CaptureFilter
 from app.capture.record import Capture
+from app.capture.redact import Redactor
 from app.capture.views import summary_of
 from app.proxy.replay import ReplayError
 from app.tyk.diff import diff_objects
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/api", tags=["captures"])
 
 
 def capture_filter(
+    context: Context,
     kind: Annotated[Literal["dispatch", "event"] | None, Query(description="dispatch or event")] = None,
     hook_type: Annotated[str | None, Query(description="Pre, CustomKeyCheck, PostKeyAuth, Post, Response")] = None,
     hook_name: Annotated[str | None, Query()] = None,
@@ -49,6 +51,7 @@ def capture_filter(
         warnings=warnings,
         answered_by=answered_by,
         text=q,
+        redactor=context.redactor,
     )
 
 
@@ -76,7 +79,7 @@ def list_captures(
     source = context.store.oldest_first(after) if after is not None else context.store.newest_first(before)
     page = list(islice(capture_filter.apply(source), limit + 1))
     more = len(page) > limit
-    items = [summary_of(c, context.gateway) for c in page[:limit]]
+    items = [summary_of(c, context.redactor, context.gateway) for c in page[:limit]]
     cursor_name = "next_after" if after is not None else "next_before"
     return {"items": items, cursor_name: items[-1]["id"] if more else None, "last_id": context.store.last_id}
 
@@ -128,18 +131,22 @@ async def replay_capture(context: Context, capture_id: int, body: ReplayRequest 
         raise HTTPException(503, "replay is not available")
     body = body or ReplayRequest(to=None, object=None)
     try:
-        result = await context.replayer.replay(original, body.to, body.object)
+        result = await context.replayer.replay(original, body.to, body.object, context.redactor)
     except ReplayError as exc:
         raise HTTPException(400, str(exc)) from None
     detail = context.details.get(result)
-    return {"id": result.id, "capture": detail, "changes_vs_original": _against_original(original, result)}
+    changes = _against_original(original, result, context.redactor)
+    return {"id": result.id, "capture": detail, "changes_vs_original": changes}
 
 
-def _against_original(original: Capture, result: Capture) -> list[dict[str, Any]] | None:
-    """How the new reply differs from the reply the original call got."""
+def _against_original(original: Capture, result: Capture, redactor: Redactor) -> list[dict[str, Any]] | None:
+    """How the new reply differs from the reply the original call got, both as shown (redacted)."""
     if result.reply is None or original.reply is None:
         return None
     try:
-        return diff_objects(Object.FromString(original.reply), Object.FromString(result.reply))
+        before, after = Object.FromString(original.reply), Object.FromString(result.reply)
     except DecodeError:
         return None
+    redactor.object(before)
+    redactor.object(after)
+    return diff_objects(before, after)

@@ -34,7 +34,7 @@ class WebContext:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.redactor = Redactor(s.redact, s.redact_headers, s.redact_metadata)
+        self.redactor = Redactor(s.redact, s.redact_headers, s.redact_metadata, s.redact_query, s.redact_body)
         self.gateway = Gateway(version=TykVersion.parse(s.tyk_version))
         self.details = DetailCache(self.redactor, gateway=self.gateway)
 

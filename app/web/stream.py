@@ -11,6 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from app.capture.broadcast import CLOSED, Batch, Cleared, Subscription
 from app.capture.record import Capture
+from app.capture.redact import Redactor
 from app.capture.store import CaptureStore
 from app.capture.views import summary_of
 from app.tyk.outcome import Gateway
@@ -51,10 +52,11 @@ def _resume_point(last_event_id: str | None, after: int | None, newest: int) -> 
     return newest if after is None else after
 
 
-def sse_event(capture: Capture, gateway: Gateway | None = None) -> bytes:
-    # Cached on the capture: with N browsers open it is still encoded once.
+def sse_event(capture: Capture, redactor: Redactor, gateway: Gateway | None = None) -> bytes:
+    # Cached on the capture: with N browsers open it is still encoded once. One redactor
+    # serves a process, so the cached event is the redacted one.
     if capture.sse_event is None:
-        data = json.dumps(summary_of(capture, gateway), separators=(",", ":"))
+        data = json.dumps(summary_of(capture, redactor, gateway), separators=(",", ":"))
         capture.sse_event = f"event: capture\nid: {capture.id}\ndata: {data}\n\n".encode()
     return capture.sse_event
 
@@ -69,8 +71,9 @@ class _Outbox:
     Ids are consecutive, so a jump in them is a gap the client is told about.
     """
 
-    def __init__(self, sent: int, gateway: Gateway | None = None) -> None:
+    def __init__(self, sent: int, redactor: Redactor, gateway: Gateway | None = None) -> None:
         self.sent = sent
+        self.redactor = redactor
         self.gateway = gateway
         self._parts: list[bytes] = []
         self._size = 0
@@ -85,7 +88,7 @@ class _Outbox:
         if capture.id > self.sent + 1:
             missed = {"from": self.sent + 1, "to": capture.id - 1, "missed": capture.id - 1 - self.sent}
             self.add(named_event("gap", missed))
-        self.add(sse_event(capture, self.gateway))
+        self.add(sse_event(capture, self.redactor, self.gateway))
         self.sent = capture.id
 
     @property
@@ -109,7 +112,7 @@ async def _catch_up(store: CaptureStore, outbox: _Outbox) -> AsyncIterator[bytes
 async def capture_events(context: WebContext, sent: int) -> AsyncIterator[bytes]:
     """Catch up from the store, then follow the broadcaster; resync from the store when lagging."""
     store, subscription = context.store, context.broadcaster.subscribe()
-    outbox = _Outbox(sent, context.gateway)
+    outbox = _Outbox(sent, context.redactor, context.gateway)
     # Browsers wait 3 s before reconnecting unless told otherwise; a second is plenty.
     outbox.add(f"retry: {RECONNECT_MS}\n\n".encode())
     try:
