@@ -190,7 +190,9 @@ async def test_list_focus_is_visible_and_import_is_reachable_by_keyboard(
         await page.keyboard.press("End")
         await page.wait_for_selector("#list .row[data-id='3'][aria-selected='true']")
 
-        await page.focus("#import")
+        await page.focus("#export-button")
+        await page.keyboard.press("Tab")  # the next stop after Export is Import
+        assert await page.evaluate("document.activeElement.id") == "import"
         async with page.expect_file_chooser() as chooser:
             await page.keyboard.press("Enter")
         assert (await chooser.value).is_multiple() is False
