@@ -46,8 +46,11 @@ class Settings:
     """Lines a second the "auto" console log writes one by one before it summarises."""
     sse_queue_size: int = 1_000
     """Captures queued per browser before it is treated as lagging and resynced from the buffer."""
-    sse_batch_seconds: float = 0.01
+    sse_batch_seconds: float = 0.02
     """Captures arriving within this window after a batch go out together, to browsers and the console."""
+    sse_full_rate: int = 1_000
+    """Captures a second the live stream sends in full; past it a batch sends its newest captures and
+    the range of the others, which a page fetches through the API (a page shows a few dozen rows)."""
     sse_ping_seconds: float = 15.0
     sse_send_timeout_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0
@@ -81,13 +84,18 @@ class Settings:
     """The Tyk Gateway version whose reply handling the outcome, lint and diff follow."""
 
     @property
+    def sse_tail_after(self) -> int:
+        """Captures a live batch carries in full; a larger batch is sent as its tail."""
+        return max(1, round(self.sse_full_rate * self.sse_batch_seconds))
+
+    @property
     def http_is_loopback(self) -> bool:
         return is_loopback(self.http_host)
 
     def __post_init__(self) -> None:
         if not self.grpc_address and not self.grpc_unix_socket:
             raise ValueError("set --grpc-address or --grpc-unix: the Dispatcher needs somewhere to listen")
-        for name in ("buffer_items", "buffer_bytes", "max_message_bytes", "sse_queue_size"):
+        for name in ("buffer_items", "buffer_bytes", "max_message_bytes", "sse_queue_size", "sse_full_rate"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")
         if not 0 <= self.http_port <= 65535:

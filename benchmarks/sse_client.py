@@ -2,8 +2,9 @@
 
 Usage: python -m benchmarks.sse_client URL [--count-only]
 Reads from stdin one line with the last capture id to wait for, then prints one JSON object:
-events, p50_ms, p99_ms (time from the gateway call arriving to the event arriving here; both
-clocks are this machine's). Gives up 30 s after being told the id. With --count-only it only
+events (SSE events), summaries (captures sent in full), skipped (captures told of only by a tail
+event's range), p50_ms, p99_ms (time from the gateway call arriving to its summary arriving here;
+both clocks are this machine's). Gives up 30 s after being told the id. With --count-only it only
 counts events, spending as little CPU as a browser's native EventSource parser would.
 """
 
@@ -22,28 +23,33 @@ import httpx
 
 from benchmarks.loadgen import percentile
 
-CAPTURE_ID = re.compile(rb"event: capture\nid: (\d+)\n")
+EVENT_ID = re.compile(rb"event: (?:captures|tail)\nid: (\d+)\n")
 
 
 async def main(url: str, count_only: bool) -> None:
     latencies: list[float] = []
     newest = 0
-    events = 0
+    events = summaries = skipped = 0
     connected = asyncio.Event()
 
     async def read() -> None:
-        nonlocal newest, events
+        nonlocal newest, events, summaries, skipped
         async with httpx.AsyncClient(timeout=None) as client, client.stream("GET", f"{url}/api/stream") as response:
             connected.set()
             event = ""
             async for line in response.aiter_lines():
                 if line.startswith("event: "):
                     event = line[7:]
-                elif line.startswith("data: ") and event == "capture":
-                    summary = json.loads(line[6:])
-                    latencies.append(time.time() - summary["received_at"])
-                    newest = summary["id"]
+                elif line.startswith("data: ") and event in ("captures", "tail"):
+                    data = json.loads(line[6:])
+                    if event == "tail":
+                        skipped += data["skipped"]["count"]
+                        data = data["items"]
+                    arrived = time.time()
+                    latencies.extend(arrived - summary["received_at"] for summary in data)
+                    newest = data[-1]["id"]
                     events += 1
+                    summaries += len(data)
 
     def read_raw() -> None:
         # The lightest possible reader (a browser's EventSource parses in native code):
@@ -55,7 +61,7 @@ async def main(url: str, count_only: bool) -> None:
             connected_flag.set()
             tail = b""
             while chunk := sock.recv(1 << 20):
-                ids = CAPTURE_ID.findall(tail + chunk)
+                ids = EVENT_ID.findall(tail + chunk)
                 if ids:
                     events += len(ids)
                     newest = int(ids[-1])
@@ -84,6 +90,8 @@ async def main(url: str, count_only: bool) -> None:
         json.dumps(
             {
                 "events": events,
+                "summaries": summaries,
+                "skipped": skipped,
                 "complete": newest >= target,
                 "p50_ms": round(percentile(latencies, 0.5) * 1000, 2) if latencies else None,
                 "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,

@@ -29,11 +29,37 @@ class Stream:
     def named(self, name: str) -> list[ServerSentEvent]:
         return [e for e in self.events if e.event == name]
 
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every summary received, in order: the items of `captures` and `tail` events."""
+        return [item for _, items in self._batches() for item in items]
+
     def capture_ids(self) -> list[int]:
-        return [int(e.id) for e in self.named("capture")]
+        """Every capture the stream told of, in order: sent in full, or in a tail's skipped range."""
+        ids: list[int] = []
+        for skipped, items in self._batches():
+            if skipped:
+                ids += range(skipped["from"], skipped["to"] + 1)
+            ids += [item["id"] for item in items]
+        return ids
+
+    def _batches(self) -> list[tuple[dict[str, int] | None, list[dict[str, Any]]]]:
+        found: list[tuple[dict[str, int] | None, list[dict[str, Any]]]] = []
+        for event in self.events:
+            if event.event == "captures":
+                skipped, items = None, json.loads(event.data)
+            elif event.event == "tail":
+                data = json.loads(event.data)
+                skipped, items = data["skipped"], data["items"]
+                assert skipped["count"] == skipped["to"] - skipped["from"] + 1 > 0
+                assert items[0]["id"] == skipped["to"] + 1, "the items follow the skipped range"
+            else:
+                continue
+            assert items and int(event.id) == items[-1]["id"], "an event's id is its newest capture's"
+            found.append((skipped, items))
+        return found
 
     async def wait_for_ids(self, count: int) -> list[int]:
-        await wait_until(lambda: len(self.named("capture")) >= count, what=f"{count} capture events")
+        await wait_until(lambda: len(self.capture_ids()) >= count, what=f"{count} captures")
         return self.capture_ids()
 
 
@@ -71,7 +97,7 @@ async def test_live_captures_arrive_in_order_with_ids(client: Client, http: http
     async with open_stream(http) as stream:
         await dispatch_n(client, 20)
         assert await stream.wait_for_ids(20) == list(range(1, 21))
-        first = json.loads(stream.named("capture")[0].data)
+        first = stream.summaries()[0]
         assert (first["hook_type"], first["hook_name"], first["id"]) == ("Pre", "MyPreHook", 1)
 
 
@@ -145,7 +171,7 @@ class TestEvictedWhileAway:
             assert gap == {"from": 4, "to": 7, "missed": 4}
             assert stream.capture_ids() == [8, 9, 10, 11, 12]
             gap_index = stream.events.index(stream.named("gap")[0])
-            assert stream.events[gap_index + 1].id == "8"  # the notice comes right before the jump
+            assert json.loads(stream.events[gap_index + 1].data)[0]["id"] == 8  # the notice comes right before the jump
 
 
 class TestLaggingClient:
@@ -216,3 +242,60 @@ class TestStalledClient:
             assert latencies[-1] < 5.0, f"slowest Dispatch took {latencies[-1]:.2f}s"
         finally:
             stalled.close()
+
+
+async def test_a_batch_is_one_event(inspector: Inspector, client: Client, http: httpx.AsyncClient) -> None:
+    await dispatch_n(client, 1)
+    export = (await http.get("/api/export")).json()
+    export["captures"] *= 15
+    async with open_stream(http) as a, open_stream(http) as b:
+        batches = inspector.broadcaster.batches
+        assert (await http.post("/api/import", json=export)).status_code == 201  # 15 captures in one loop turn
+        for stream in (a, b):
+            assert await stream.wait_for_ids(15) == list(range(2, 17))
+            (event,) = stream.named("captures")
+            assert event.id == "16" and [s["id"] for s in json.loads(event.data)] == list(range(2, 17))
+        assert a.named("captures")[0].data == b.named("captures")[0].data
+        assert inspector.broadcaster.batches == batches + 1, "one batch, so one wakeup per stream"
+
+
+class TestTail:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        # 250 a second in full at 20 ms batches: a batch of more than 5 is sent as its tail.
+        return with_settings(sse_full_rate=250, sse_batch_seconds=0.02)()
+
+    async def test_a_batch_beyond_the_rate_sends_its_tail_and_the_range_of_the_rest(
+        self, inspector: Inspector, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await dispatch_n(client, 1)
+        export = (await http.get("/api/export")).json()
+        export["captures"] *= 50
+        async with open_stream(http) as stream:
+            assert (await http.post("/api/import", json=export)).status_code == 201  # ids 2..51 in one batch
+            assert await stream.wait_for_ids(50) == list(range(2, 52))
+            (tail,) = stream.named("tail")
+            assert tail.id == "51"
+            data = json.loads(tail.data)
+            assert data["skipped"] == {"from": 2, "to": 46, "count": 45}
+            assert [s["id"] for s in data["items"]] == [47, 48, 49, 50, 51]
+            assert stream.named("gap") == []
+        # The skipped captures were never encoded for the stream; the page reads them through the API.
+        assert all(inspector.store.get(i).summary_json is None for i in range(2, 47))  # type: ignore[union-attr]
+        listed = (await http.get("/api/captures", params={"after": 1, "limit": 45})).json()
+        assert [s["id"] for s in listed["items"]] == list(range(2, 47)) and listed["next_after"] == 46
+        assert listed["items"][0] == {**data["items"][0], "id": 2, "received_at": listed["items"][0]["received_at"]}
+
+        # Resuming after the tail's id sends only what came later, and no gap.
+        async with open_stream(http, last_event_id=51) as resumed:
+            await dispatch_n(client, 2)
+            assert await resumed.wait_for_ids(2) == [52, 53]
+            assert resumed.named("gap") == [] and resumed.named("tail") == []
+
+    async def test_catching_up_from_the_buffer_sends_everything_in_full(
+        self, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await dispatch_n(client, 12)
+        async with open_stream(http, after=0) as stream:
+            assert [s["id"] for s in stream.summaries()] == list(range(1, 13))
+            assert stream.named("tail") == []

@@ -74,8 +74,9 @@ class Capture:
     """What the gateway model says of the reply, filled on first use by app.capture.analysis."""
     id: int = 0
     """Assigned by the store: increasing, never reused, also after a clear."""
-    sse_event: bytes | None = None
-    """The encoded SSE event, filled on first use by the web layer so N browsers encode it once."""
+    summary_json: bytes | None = None
+    """The summary as compact JSON, encoded on first use and shared by the list API, the stream and
+    every browser (app.capture.views.summary_json)."""
 
     @property
     def size(self) -> int:

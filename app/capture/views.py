@@ -125,6 +125,16 @@ def summary_of(capture: Capture, redactor: Redactor, gateway: Gateway | None = N
     return redactor.summary(capture.summary())
 
 
+def summary_json(capture: Capture, redactor: Redactor, gateway: Gateway | None = None) -> bytes:
+    """The summary as compact JSON, encoded once per capture: the list API and the stream join these.
+
+    One redactor and one gateway model serve a process, so the cached summary is the redacted one.
+    """
+    if capture.summary_json is None:
+        capture.summary_json = json.dumps(summary_of(capture, redactor, gateway), separators=(",", ":")).encode()
+    return capture.summary_json
+
+
 def capture_detail(
     capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY
 ) -> dict[str, Any]:

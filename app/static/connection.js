@@ -29,7 +29,28 @@ export class Connection {
     const live = () => { if (this.source === source) this.setState("live", "live"); };
     source.addEventListener("open", live);
     source.addEventListener("ready", live);
-    source.addEventListener("capture", (e) => this.handlers.onCapture(JSON.parse(e.data)));
+    // Each event carries a batch of summaries; its id is the newest capture's. Past the rate a page
+    // can show, the server sends a batch's newest summaries and the range of the rest ("tail"): that
+    // range is read through the API, one request at a time, and what arrives meanwhile follows it.
+    let behind = null; // [from, to]: ids to read through the API before showing newer ones
+    const show = (items) => items.forEach((c) => this.handlers.onCapture(c));
+    const readBehind = async () => {
+      while (behind) {
+        const [from, to] = behind;
+        const res = await fetch(`/api/captures?after=${from - 1}&limit=${Math.min(10000, to - from + 1)}`).catch(() => null);
+        const items = res && res.ok ? (await res.json()).items.filter((c) => c.id <= to) : [];
+        show(items);
+        const reached = items.length ? items[items.length - 1].id : to; // none: evicted meanwhile
+        behind = reached >= behind[1] ? null : [reached + 1, behind[1]];
+      }
+    };
+    const batch = (e, items, skipped) => {
+      if (behind) behind[1] = Number(e.lastEventId);
+      else if (!skipped) show(items);
+      else { behind = [skipped.from, Number(e.lastEventId)]; readBehind(); }
+    };
+    source.addEventListener("captures", (e) => batch(e, JSON.parse(e.data), null));
+    source.addEventListener("tail", (e) => { const tail = JSON.parse(e.data); batch(e, tail.items, tail.skipped); });
     source.addEventListener("gap", (e) => this.handlers.onGap(JSON.parse(e.data)));
     source.addEventListener("clear", (e) => this.handlers.onClear(JSON.parse(e.data)));
     source.addEventListener("error", () => {

@@ -13,7 +13,7 @@ from app.capture.broadcast import CLOSED, Batch, Cleared, Subscription
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.store import CaptureStore
-from app.capture.views import summary_of
+from app.capture.views import summary_json
 from app.tyk.outcome import Gateway
 from app.web.context import Context, WebContext
 
@@ -31,8 +31,11 @@ async def stream(
     after: Annotated[int | None, Query(ge=0, description="send buffered captures after this id first")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
-    """Events: `capture` (id = capture id, data = summary), `gap` (captures evicted before they
-    could be sent), `clear` (buffer emptied), `ready` (caught up; live from here)."""
+    """Events, each with the id of the newest capture it covers (what Last-Event-ID resumes after):
+    `captures` (data = JSON array of summaries, oldest first), `tail` (more captures arrived than a
+    page can show: data = {"skipped": {"from", "to", "count"}, "items": [the newest summaries]};
+    the skipped ones are in the buffer, GET /api/captures?after= reads them), `gap` (captures
+    evicted before they could be sent), `clear` (buffer emptied), `ready` (caught up; live from here)."""
     resume_from = _resume_point(last_event_id, after, context.store.last_id)
     settings = context.settings
     return EventSourceResponse(
@@ -52,13 +55,33 @@ def _resume_point(last_event_id: str | None, after: int | None, newest: int) -> 
     return newest if after is None else after
 
 
-def sse_event(capture: Capture, redactor: Redactor, gateway: Gateway | None = None) -> bytes:
-    # Cached on the capture: with N browsers open it is still encoded once. One redactor
-    # serves a process, so the cached event is the redacted one.
-    if capture.sse_event is None:
-        data = json.dumps(summary_of(capture, redactor, gateway), separators=(",", ":"))
-        capture.sse_event = f"event: capture\nid: {capture.id}\ndata: {data}\n\n".encode()
-    return capture.sse_event
+def captures_event(summaries: list[bytes], last_id: int) -> bytes:
+    """One `captures` event: summaries already encoded as JSON, joined into an array."""
+    return b"event: captures\nid: %d\ndata: [%s]\n\n" % (last_id, b",".join(summaries))
+
+
+def tail_event(batch: Batch, items: int, redactor: Redactor, gateway: Gateway | None = None) -> bytes:
+    """One `tail` event: the newest `items` summaries of a batch, and the range of the others."""
+    shown = batch.captures[-items:]
+    skipped = {"from": batch.first_id, "to": shown[0].id - 1, "count": shown[0].id - batch.first_id}
+    return b'event: tail\nid: %d\ndata: {"skipped":%s,"items":[%s]}\n\n' % (
+        batch.last_id,
+        json.dumps(skipped, separators=(",", ":")).encode(),
+        b",".join(summary_json(c, redactor, gateway) for c in shown),
+    )
+
+
+def batch_event(batch: Batch, tail_after: int, redactor: Redactor, gateway: Gateway | None = None) -> bytes:
+    """A live batch as one event, made once for every stream: in full up to `tail_after` captures,
+    else as a tail. Captures in a skipped range are never encoded unless someone lists them."""
+    event = batch.encoded.get("sse")
+    if event is None:
+        if len(batch) > tail_after:
+            event = tail_event(batch, tail_after, redactor, gateway)
+        else:
+            event = captures_event([summary_json(c, redactor, gateway) for c in batch.captures], batch.last_id)
+        batch.encoded["sse"] = event
+    return event
 
 
 def named_event(name: str, data: object) -> bytes:
@@ -71,31 +94,61 @@ class _Outbox:
     Ids are consecutive, so a jump in them is a gap the client is told about.
     """
 
-    def __init__(self, sent: int, redactor: Redactor, gateway: Gateway | None = None) -> None:
+    def __init__(self, sent: int, tail_after: int, redactor: Redactor, gateway: Gateway | None = None) -> None:
         self.sent = sent
+        self.tail_after = tail_after
         self.redactor = redactor
         self.gateway = gateway
         self._parts: list[bytes] = []
         self._size = 0
+        self._summaries: list[bytes] = []
+        """Summaries of the `captures` event being gathered (catching up from the store)."""
 
     def add(self, event: bytes) -> None:
+        self._end_captures()
         self._parts.append(event)
         self._size += len(event)
 
     def add_capture(self, capture: Capture) -> None:
+        """One capture read from the store (catching up): gathered with its neighbours into one event."""
         if capture.id <= self.sent:
-            return  # already sent while catching up from the store
+            return  # already sent
         if capture.id > self.sent + 1:
-            missed = {"from": self.sent + 1, "to": capture.id - 1, "missed": capture.id - 1 - self.sent}
-            self.add(named_event("gap", missed))
-        self.add(sse_event(capture, self.redactor, self.gateway))
+            self._gap_before(capture.id)
+        summary = summary_json(capture, self.redactor, self.gateway)
+        self._summaries.append(summary)
+        self._size += len(summary) + 1
         self.sent = capture.id
+
+    def add_batch(self, batch: Batch) -> None:
+        """A live batch: the event every stream shares, unless this one already sent part of it."""
+        if batch.last_id <= self.sent:
+            return
+        if batch.first_id <= self.sent:
+            # Caught up from the store meanwhile: only the rest, as this stream's own event.
+            for capture in batch.captures:
+                self.add_capture(capture)
+            return
+        if batch.first_id > self.sent + 1:
+            self._gap_before(batch.first_id)
+        self.add(batch_event(batch, self.tail_after, self.redactor, self.gateway))
+        self.sent = batch.last_id
+
+    def _gap_before(self, capture_id: int) -> None:
+        missed = {"from": self.sent + 1, "to": capture_id - 1, "missed": capture_id - 1 - self.sent}
+        self.add(named_event("gap", missed))
+
+    def _end_captures(self) -> None:
+        if self._summaries:
+            self._parts.append(captures_event(self._summaries, self.sent))
+            self._summaries = []
 
     @property
     def full(self) -> bool:
         return self._size >= MAX_CHUNK_BYTES
 
     def take(self) -> bytes:
+        self._end_captures()
         chunk = b"".join(self._parts)
         self._parts.clear()
         self._size = 0
@@ -112,7 +165,7 @@ async def _catch_up(store: CaptureStore, outbox: _Outbox) -> AsyncIterator[bytes
 async def capture_events(context: WebContext, sent: int) -> AsyncIterator[bytes]:
     """Catch up from the store, then follow the broadcaster; resync from the store when lagging."""
     store, subscription = context.store, context.broadcaster.subscribe()
-    outbox = _Outbox(sent, context.redactor, context.gateway)
+    outbox = _Outbox(sent, context.settings.sse_tail_after, context.redactor, context.gateway)
     # Browsers wait 3 s before reconnecting unless told otherwise; a second is plenty.
     outbox.add(f"retry: {RECONNECT_MS}\n\n".encode())
     try:
@@ -150,8 +203,7 @@ def _drain(subscription: Subscription, first: object, outbox: _Outbox) -> bool:
         if isinstance(message, Cleared):
             outbox.add(named_event("clear", {"last_id": message.last_id}))
         elif isinstance(message, Batch):
-            for capture in message.captures:
-                outbox.add_capture(capture)
+            outbox.add_batch(message)
         if outbox.full:
             return False  # the rest waits for the next write
         message = subscription.get_nowait()
