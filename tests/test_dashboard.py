@@ -114,8 +114,8 @@ async def test_filters(chromium: Chromium, inspector: Inspector, client: Client)
         await page.fill("input[name='status']", "301")
         await browser.wait_for_ids([4])
         await page.fill("input[name='status']", "")
-        # Free text reaches into bodies: the JSON body of the Post hook holds this SKU.
-        await page.fill("#search", "ABC-123")
+        # Free text reaches into bodies: only the JSON body of the Post hook holds this word.
+        await page.fill("#search", "café")
         await browser.wait_for_ids([3])
         await client.dispatch(load_object("post-json-body.json"))  # a live one that matches
         await client.dispatch(load_object("pre.json"))  # and one that does not

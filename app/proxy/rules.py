@@ -15,11 +15,13 @@ from typing import Any, Literal
 
 import yaml
 
+from app.capture.matcher import REQUEST_FIELDS, Matcher, Searcher, compile_query
+from app.capture.query import QueryError
 from app.capture.record import Capture
 from app.proxy.mock import validate_mock
 
 OnError = Literal["pass", "echo"]
-MATCH_FIELDS = ("api_id", "org_id", "hook_type", "hook_name", "method", "path_prefix")
+MATCH_FIELDS = ("api_id", "org_id", "hook_type", "hook_name", "method", "path_prefix", "query")
 MOCK_FIELDS = (
     "set_headers", "delete_headers", "add_params", "delete_params", "extended_params",
     "return_overrides", "session", "metadata",
@@ -39,6 +41,8 @@ class Match:
     hook_name: str | None = None
     method: str | None = None
     path_prefix: str | None = None
+    query: Matcher | None = None
+    """A filter query (docs/filters.md) over what is known before the call is answered."""
 
     def matches(self, capture: Capture) -> bool:
         return (
@@ -48,6 +52,7 @@ class Match:
             and (self.hook_name is None or capture.hook_name == self.hook_name)
             and (self.method is None or capture.method.upper() == self.method.upper())
             and (self.path_prefix is None or capture.path.startswith(self.path_prefix))
+            and (self.query is None or self.query.matches(capture))
         )
 
 
@@ -167,7 +172,13 @@ def _rule(
     if not isinstance(match_raw, dict) or set(match_raw) - set(MATCH_FIELDS):
         problems.append(f"{where}: 'match' takes {', '.join(MATCH_FIELDS)}")
         match_raw = {}
-    match = Match(**{k: str(v) for k, v in match_raw.items()})
+    query = None
+    if "query" in match_raw:
+        try:
+            query = rule_query(str(match_raw["query"]))
+        except QueryError as exc:
+            problems.append(f"{where}: match.query: {exc}")
+    match = Match(**{k: str(v) for k, v in match_raw.items() if k != "query"}, query=query)
     actions = [key for key in ("upstream", "mock", "action") if key in raw]
     if len(actions) != 1:
         problems.append(f"{where}: give exactly one of 'upstream', 'mock' or 'action: echo'")
@@ -194,6 +205,16 @@ def _rule(
         problems.append(f"{where}: 'deadline_seconds' must be a positive number")
         deadline = DEFAULT_DEADLINE_SECONDS
     return Rule(name=name, match=match, upstream=upstream, mock=mock, on_error=on_error, deadline_seconds=deadline)
+
+
+# Rules see the call as the gateway sent it: real values (nothing to redact for a routing
+# decision) and the status the Response hook carries.
+RULE_SEARCHER = Searcher(request_only=True)
+
+
+def rule_query(text: str) -> Matcher:
+    """A rule's `match.query`, limited to what is known before the call is answered."""
+    return compile_query(text, RULE_SEARCHER, fields=REQUEST_FIELDS)
 
 
 def _check_target(target: str, where: str, problems: list[str]) -> None:

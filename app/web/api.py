@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from itertools import islice
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable
+from contextlib import aclosing
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
-from app.capture.filters import CaptureFilter
+from app.capture.matcher import Matcher
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.views import summary_json
@@ -20,43 +21,9 @@ from app.proxy.replay import ReplayError
 from app.tyk.diff import diff_objects
 from app.tyk.protocol import Object
 from app.web.context import Context
+from app.web.filtering import CaptureQuery
 
 router = APIRouter(prefix="/api", tags=["captures"])
-
-
-def capture_filter(
-    context: Context,
-    kind: Annotated[Literal["dispatch", "event"] | None, Query(description="dispatch or event")] = None,
-    hook_type: Annotated[str | None, Query(description="Pre, CustomKeyCheck, PostKeyAuth, Post, Response")] = None,
-    hook_name: Annotated[str | None, Query()] = None,
-    api_id: Annotated[str | None, Query()] = None,
-    method: Annotated[str | None, Query()] = None,
-    status: Annotated[int | None, Query(description="Response hook upstream status")] = None,
-    modified: Annotated[bool | None, Query(description="only replies that differ (true) or echoes (false)")] = None,
-    errors: Annotated[bool | None, Query(description="only failed calls (true) or successful ones (false)")] = None,
-    warnings: Annotated[bool | None, Query(description="only replies with lint warnings (true) or without")] = None,
-    answered_by: Annotated[
-        Literal["echo", "upstream", "mock", "fallback"] | None, Query(description="who answered the gateway")
-    ] = None,
-    q: Annotated[str | None, Query(max_length=1000, description="text in any field, header or body")] = None,
-) -> CaptureFilter:
-    return CaptureFilter(
-        kind=kind,
-        hook_type=hook_type,
-        hook_name=hook_name,
-        api_id=api_id,
-        method=method,
-        status=status,
-        modified=modified,
-        errors=errors,
-        warnings=warnings,
-        answered_by=answered_by,
-        text=q,
-        redactor=context.redactor,
-    )
-
-
-Filter = Annotated[CaptureFilter, Depends(capture_filter)]
 
 
 def get_capture(context: Context, capture_id: int) -> Capture:
@@ -67,18 +34,18 @@ def get_capture(context: Context, capture_id: int) -> Capture:
 
 
 @router.get("/captures")
-def list_captures(
+async def list_captures(
     context: Context,
-    capture_filter: Filter,
+    matcher: CaptureQuery,
     before: Annotated[int | None, Query(ge=1, description="newest first, ids below this one")] = None,
     after: Annotated[int | None, Query(ge=0, description="oldest first, ids above this one")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> Response:
-    """Capture summaries, newest first (or oldest first with `after`), `limit` at a time."""
+    """Capture summaries matching `q`, newest first (or oldest first with `after`), `limit` at a time."""
     if before is not None and after is not None:
         raise HTTPException(400, "use either before (newest first) or after (oldest first), not both")
     source = context.store.oldest_first(after) if after is not None else context.store.newest_first(before)
-    page = list(islice(capture_filter.apply(source), limit + 1))
+    page = await first_matches(matcher, source, limit + 1)
     more = len(page) > limit
     # Each summary is encoded once and shared with the stream: a page of 10,000 is a join.
     items = b",".join(summary_json(c, context.redactor, context.gateway) for c in page[:limit])
@@ -86,6 +53,19 @@ def list_captures(
     cursor = page[limit - 1].id if more else None
     rest = json.dumps({cursor_name: cursor, "last_id": context.store.last_id}, separators=(",", ":"))
     return Response(b'{"items":[%s],%s' % (items, rest[1:].encode()), media_type="application/json")
+
+
+async def first_matches(matcher: Matcher, captures: Iterable[Capture], count: int) -> list[Capture]:
+    """Up to `count` matching captures, the loop getting turns while the buffer is walked."""
+    found: list[Capture] = []
+    if count <= 0:
+        return found
+    async with aclosing(matcher.filter(captures)) as matching:
+        async for capture in matching:
+            found.append(capture)
+            if len(found) >= count:
+                break
+    return found
 
 
 @router.get("/captures/{capture_id}")

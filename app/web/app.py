@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.web import api, pages, stream, transfer
+from app.capture.query import QueryError
+from app.web import api, filtering, pages, stream, transfer
 from app.web.context import WebContext
 from app.web.security import AccessGuard
 
@@ -69,7 +70,9 @@ def create_app(context: WebContext) -> FastAPI:
     )
     app.state.inspector = context
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(QueryError, filtering.query_error)
     app.include_router(api.router)
+    app.include_router(filtering.router)
     app.include_router(stream.router)
     app.include_router(transfer.router)
     app.include_router(pages.router)

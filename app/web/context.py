@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from app.capture.broadcast import Broadcaster
 from app.capture.record import Capture
 from app.capture.redact import Redactor
+from app.capture.search import SearchViews
 from app.capture.store import CaptureStore
 from app.capture.views import DetailCache
 from app.config import Settings
@@ -29,6 +30,7 @@ class WebContext:
     started_at: float = field(default_factory=time.time)
     redactor: Redactor = field(init=False)
     details: DetailCache = field(init=False)
+    search_views: SearchViews = field(init=False)
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
 
@@ -37,6 +39,7 @@ class WebContext:
         self.redactor = Redactor(s.redact, s.redact_headers, s.redact_metadata, s.redact_query, s.redact_body)
         self.gateway = Gateway(version=TykVersion.parse(s.tyk_version))
         self.details = DetailCache(self.redactor, gateway=self.gateway)
+        self.search_views = SearchViews(self.redactor)
 
     def add(self, captures: list[Capture]) -> list[Capture]:
         """Store captures (e.g. imported ones) and tell live subscribers."""
@@ -48,6 +51,7 @@ class WebContext:
     def clear(self) -> int:
         removed = self.store.clear()
         self.details.clear()
+        self.search_views.clear()
         self.broadcaster.publish_cleared(self.store.last_id)
         return removed
 

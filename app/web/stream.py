@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -10,12 +12,14 @@ from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse
 
 from app.capture.broadcast import CLOSED, Batch, Cleared, Subscription
+from app.capture.matcher import SLICE_SECONDS, Budget, Matcher, QueryTooSlow, compile_query
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.store import CaptureStore
 from app.capture.views import summary_json
 from app.tyk.outcome import Gateway
 from app.web.context import Context, WebContext
+from app.web.filtering import CaptureQuery
 
 router = APIRouter(prefix="/api", tags=["stream"])
 
@@ -28,6 +32,7 @@ RECONNECT_MS = 1000
 @router.get("/stream")
 async def stream(
     context: Context,
+    matcher: CaptureQuery,
     after: Annotated[int | None, Query(ge=0, description="send buffered captures after this id first")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
@@ -35,11 +40,13 @@ async def stream(
     `captures` (data = JSON array of summaries, oldest first), `tail` (more captures arrived than a
     page can show: data = {"skipped": {"from", "to", "count"}, "items": [the newest summaries]};
     the skipped ones are in the buffer, GET /api/captures?after= reads them), `gap` (captures
-    evicted before they could be sent), `clear` (buffer emptied), `ready` (caught up; live from here)."""
+    evicted before they could be sent), `clear` (buffer emptied), `ready` (caught up; live from here),
+    `error` (the query went over its time limit; the stream ends). With `q`, only matching captures
+    are sent (and never as a tail)."""
     resume_from = _resume_point(last_event_id, after, context.store.last_id)
     settings = context.settings
     return EventSourceResponse(
-        capture_events(context, resume_from),
+        capture_events(context, resume_from, matcher),
         ping=settings.sse_ping_seconds,
         # A browser that stops reading would otherwise block its send forever.
         send_timeout=settings.sse_send_timeout_seconds,
@@ -94,8 +101,13 @@ class _Outbox:
     Ids are consecutive, so a jump in them is a gap the client is told about.
     """
 
-    def __init__(self, sent: int, tail_after: int, redactor: Redactor, gateway: Gateway | None = None) -> None:
+    def __init__(
+        self, sent: int, tail_after: int, redactor: Redactor, gateway: Gateway | None = None, matcher: Matcher | None = None
+    ) -> None:
         self.sent = sent
+        self.matcher = matcher or compile_query("")
+        self.budget = Budget()
+        """Regex time for the captures being gathered; renewed for each catch-up and each drain."""
         self.tail_after = tail_after
         self.redactor = redactor
         self.gateway = gateway
@@ -115,17 +127,18 @@ class _Outbox:
             return  # already sent
         if capture.id > self.sent + 1:
             self._gap_before(capture.id)
-        summary = summary_json(capture, self.redactor, self.gateway)
-        self._summaries.append(summary)
-        self._size += len(summary) + 1
-        self.sent = capture.id
+        if self.matcher.matches(capture, self.budget):
+            summary = summary_json(capture, self.redactor, self.gateway)
+            self._summaries.append(summary)
+            self._size += len(summary) + 1
+        self.sent = capture.id  # a capture the query skips is passed over, not missed
 
     def add_batch(self, batch: Batch) -> None:
         """A live batch: the event every stream shares, unless this one already sent part of it."""
         if batch.last_id <= self.sent:
             return
-        if batch.first_id <= self.sent:
-            # Caught up from the store meanwhile: only the rest, as this stream's own event.
+        if batch.first_id <= self.sent or not self.matcher.everything:
+            # Caught up from the store meanwhile (only the rest), or filtered: this stream's own event.
             for capture in batch.captures:
                 self.add_capture(capture)
             return
@@ -156,16 +169,29 @@ class _Outbox:
 
 
 async def _catch_up(store: CaptureStore, outbox: _Outbox) -> AsyncIterator[bytes]:
+    outbox.budget = Budget()
+    slice_end = time.perf_counter() + SLICE_SECONDS
     for capture in store.oldest_first(outbox.sent):
         outbox.add_capture(capture)
         if outbox.full:
             yield outbox.take()
+        elif time.perf_counter() > slice_end:
+            await asyncio.sleep(0)  # a query that skips most captures must still let the loop breathe
+            slice_end = time.perf_counter() + SLICE_SECONDS
 
 
-async def capture_events(context: WebContext, sent: int) -> AsyncIterator[bytes]:
+async def capture_events(context: WebContext, sent: int, matcher: Matcher | None = None) -> AsyncIterator[bytes]:
     """Catch up from the store, then follow the broadcaster; resync from the store when lagging."""
+    try:
+        async for chunk in _events(context, sent, matcher):
+            yield chunk
+    except QueryTooSlow as exc:
+        yield named_event("error", {"detail": f"invalid query: {exc}", "query_error": exc.as_json()})
+
+
+async def _events(context: WebContext, sent: int, matcher: Matcher | None) -> AsyncIterator[bytes]:
     store, subscription = context.store, context.broadcaster.subscribe()
-    outbox = _Outbox(sent, context.settings.sse_tail_after, context.redactor, context.gateway)
+    outbox = _Outbox(sent, context.settings.sse_tail_after, context.redactor, context.gateway, matcher)
     # Browsers wait 3 s before reconnecting unless told otherwise; a second is plenty.
     outbox.add(f"retry: {RECONNECT_MS}\n\n".encode())
     try:
@@ -196,6 +222,7 @@ async def capture_events(context: WebContext, sent: int) -> AsyncIterator[bytes]
 
 def _drain(subscription: Subscription, first: object, outbox: _Outbox) -> bool:
     """Move every message already queued into the outbox; True when the stream is closing."""
+    outbox.budget = Budget()
     message = first
     while True:
         if message is CLOSED:

@@ -11,8 +11,9 @@ from fastapi.responses import StreamingResponse
 
 from app.capture.export import ImportFormatError, export_chunks, parse_document
 from app.capture.record import Capture
-from app.web.api import Filter, get_capture
+from app.web.api import first_matches, get_capture
 from app.web.context import Context, WebContext
+from app.web.filtering import CaptureQuery
 
 router = APIRouter(prefix="/api", tags=["export"])
 
@@ -22,9 +23,11 @@ EXPORT_CHUNK_RECORDS = 50
 
 
 @router.get("/export")
-def export_captures(context: Context, capture_filter: Filter) -> StreamingResponse:
-    """Every buffered capture matching the filters, oldest first, as a download."""
-    return _download(capture_filter.apply(context.store.oldest_first()), "tyk-inspector", context)
+async def export_captures(context: Context, matcher: CaptureQuery) -> StreamingResponse:
+    """Every buffered capture matching `q`, oldest first, as a download."""
+    # Matched before the response starts, so a query that fails is still a 400.
+    captures = await first_matches(matcher, context.store.oldest_first(), context.store.stats().count)
+    return _download(captures, "tyk-inspector", context)
 
 
 @router.get("/captures/{capture_id}/export")
