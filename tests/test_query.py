@@ -267,8 +267,13 @@ def matching(q: str, captures: dict[str, Capture], redactor: Redactor | None = N
         ("status:301", ["redirect"]),
         ("status:3xx", ["redirect"]),
         ("status:200-399", ["gzip", "redirect"]),
-        ("status:*", ["gzip", "redirect"]),
-        ("!status:*", ["pre", "auth", "post", "modified", "event"]),
+        ("status:*", ["auth", "gzip", "redirect", "modified"]),  # the effective status (the outcome)
+        ("!status:*", ["pre", "post", "event"]),
+        ("status:401", ["modified"]),  # a return override
+        ("status:403", ["auth"]),  # an auth reply without a session: refused
+        ("status:4xx", ["auth", "modified"]),
+        ("status:continue", ["pre", "post"]),  # the chain goes on
+        ("status:dropped", []),
         ("dur:>100ms", ["auth"]),
         ("dur:1ms-3ms", ["pre"]),
         ("id:2-3", ["auth", "post"]),
@@ -312,14 +317,12 @@ def test_gzip_bodies_are_searched_inflated(captures: dict[str, Capture]) -> None
 
 
 def test_warn_matches_lint_codes(captures: dict[str, Capture]) -> None:
-    deny = load_object("custom-key-check.json")
-    reply = pb.Object()
-    reply.CopyFrom(deny)
-    reply.request.return_overrides.response_code = 403
-    bad = capture_of("custom-key-check.json", reply=reply, id=9)
-    codes = [w["code"] for w in __import__("app.capture.analysis", fromlist=["warnings_of"]).warnings_of(bad)]
-    assert codes, "the fixture reply should carry a warning"
-    assert compile_query(f"warn:{codes[0]}").matches(bad)
+    reply = load_object("pre.json")
+    reply.request.set_headers["Host"] = "other.example.com"
+    bad = capture_of("pre.json", reply=reply, id=9)
+    assert compile_query("warn:host-in-set-headers").matches(bad)
+    assert compile_query("warn:host-*").matches(bad)
+    assert not compile_query("warn:method-empty").matches(bad)
     assert compile_query("warn:*").matches(bad) and compile_query("warnings").matches(bad)
     assert not compile_query("warn:*").matches(captures["pre"])
 
