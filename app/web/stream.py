@@ -102,7 +102,12 @@ class _Outbox:
     """
 
     def __init__(
-        self, sent: int, tail_after: int, redactor: Redactor, gateway: Gateway | None = None, matcher: Matcher | None = None
+        self,
+        sent: int,
+        tail_after: int,
+        redactor: Redactor,
+        gateway: Gateway | None = None,
+        matcher: Matcher | None = None,
     ) -> None:
         self.sent = sent
         self.matcher = matcher or compile_query("")
