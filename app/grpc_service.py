@@ -43,6 +43,18 @@ def forwardable(metadata: tuple[tuple[str, str | bytes], ...]) -> tuple[tuple[st
     )
 
 
+def upstream_deadline(rule: Rule, context: grpc.aio.ServicerContext) -> float | None:
+    """The upstream call lasts as long as the gateway's own call may: its remaining deadline, if any.
+
+    The gateway sets no deadline of its own, so by default there is none; a rule's
+    `deadline_seconds` is an explicit choice that can only shorten it (docs/proxy.md).
+    """
+    remaining: float | None = context.time_remaining()
+    if rule.deadline_seconds is None:
+        return remaining
+    return rule.deadline_seconds if remaining is None else min(remaining, rule.deadline_seconds)
+
+
 def _read_object(capture: Capture) -> None:
     summarize_object(capture, pb.Object.FromString(capture.request))
 
@@ -105,7 +117,7 @@ class DispatcherService:
         began = time.perf_counter()
         try:
             capture.reply = await self._upstreams.call(
-                rule.upstream, method, capture.request, rule.deadline_seconds, forwardable(capture.metadata)
+                rule.upstream, method, capture.request, upstream_deadline(rule, context), forwardable(capture.metadata)
             )
             capture.upstream_status = "OK"
             capture.answered_by = "upstream"

@@ -22,6 +22,8 @@ class PluginServer(pb_grpc.DispatcherServicer):
         self.received: list[pb.Object] = []
         self.events: list[str] = []
         self.metadata: list[dict[str, str]] = []
+        self.deadlines: list[float | None] = []
+        """The seconds each call had left when it arrived; None: the caller set no deadline."""
         self.target = ""
 
     async def Dispatch(self, request: pb.Object, context: grpc.aio.ServicerContext) -> pb.Object:
@@ -29,6 +31,7 @@ class PluginServer(pb_grpc.DispatcherServicer):
         received.CopyFrom(request)  # the handler changes `request` in place
         self.received.append(received)
         self.metadata.append({k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)})
+        self.deadlines.append(context.time_remaining())
         return await self.handler(request)
 
     async def DispatchEvent(self, request: pb.Event, context: grpc.aio.ServicerContext) -> pb.EventReply:

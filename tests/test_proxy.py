@@ -196,11 +196,24 @@ async def test_mock_rules_answer_without_an_upstream(tmp_path: Path) -> None:
         ({"rules": [{"mock": {"session": {"rate": "fast"}}}]}, "mock cannot be applied"),
         ({"rules": [{"action": "echo", "on_error": "explode"}]}, "'on_error' must be"),
         ({"rulez": []}, "unknown top-level keys: rulez"),
+        ({"deadline_seconds": "abc", "rules": []}, "top level: 'deadline_seconds' must be a positive number"),
+        ({"deadline_seconds": -5, "rules": []}, "top level: 'deadline_seconds' must be a positive number"),
+        ({"rules": [{"action": "echo", "deadline_seconds": True}]}, "rule #1: 'deadline_seconds' must be"),
+        ({"rules": [{"action": "echo", "deadline_seconds": 0}]}, "rule #1: 'deadline_seconds' must be"),
     ],
 )
 def test_invalid_rules_are_refused_with_the_reason(tmp_path: Path, doc: dict[str, Any], message: str) -> None:
     with pytest.raises(RulesError, match=message):
         load_rules(write_rules(tmp_path / "rules.yaml", doc))
+
+
+def test_deadlines_are_none_unless_given(tmp_path: Path) -> None:
+    rules = load_rules(write_rules(tmp_path / "rules.yaml", {
+        "deadline_seconds": 3, "rules": [{"action": "echo"}, {"action": "echo", "deadline_seconds": 1.5}],
+    }))  # fmt: skip
+    assert [r.deadline_seconds for r in rules.rules] == [3.0, 1.5] and rules.default.deadline_seconds == 3.0
+    bare = load_rules(write_rules(tmp_path / "bare.yaml", {"rules": [{"action": "echo"}]}), "127.0.0.1:1")
+    assert bare.rules[0].deadline_seconds is None and bare.default.deadline_seconds is None
 
 
 def test_rules_json_and_yaml_syntax_errors(tmp_path: Path) -> None:
@@ -295,3 +308,33 @@ async def test_replay_from_the_command_line() -> None:
         result = json.loads(out)
         assert result["replay_of"] == 1 and result["id"] == 2
         assert "response body changed" in {c["kind"] for c in result["changes"]}
+
+
+# --- deadlines --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("caller_timeout", "rule_deadline", "expected"),
+    [
+        (None, None, None),  # the gateway sets no deadline: neither does the proxy
+        (30.0, None, 30.0),  # the caller's remaining deadline is passed on
+        (None, 2.0, 2.0),  # a rule's deadline is an explicit choice
+        (30.0, 2.0, 2.0),  # ... that can only shorten the caller's
+        (1.5, 20.0, 1.5),
+    ],
+)
+async def test_the_upstream_call_gets_the_callers_deadline(
+    tmp_path: Path, caller_timeout: float | None, rule_deadline: float | None, expected: float | None
+) -> None:
+    async with plugin_server(header_plugin) as plugin:
+        rule: dict[str, object] = {"name": "plugin", "match": {}, "upstream": plugin.target}
+        if rule_deadline is not None:
+            rule["deadline_seconds"] = rule_deadline
+        rules = write_rules(tmp_path / "rules.yaml", {"rules": [rule]})
+        async with inspector_with(rules_file=str(rules)) as (_inspector, client, _http):
+            await client.dispatch(load_object("pre.json"), timeout=caller_timeout)
+        [seen] = plugin.deadlines
+        if expected is None:
+            assert seen is None
+        else:
+            assert seen is not None and expected - 1.0 < seen <= expected + 0.1  # grpc-timeout is rounded

@@ -16,9 +16,13 @@ from google.protobuf.message import DecodeError
 
 from app.capture.record import Capture, Recorder, summarize_object
 from app.capture.redact import REDACTED, Redactor
-from app.proxy.rules import DEFAULT_DEADLINE_SECONDS, Rules
+from app.proxy.rules import Rules
 from app.proxy.upstream import UpstreamPool
 from app.tyk.protocol import Object
+
+
+REPLAY_DEADLINE_SECONDS = 10.0
+"""A replay has no gateway call whose deadline it could pass on, so it keeps one of its own."""
 
 
 class ReplayError(ValueError):
@@ -153,7 +157,7 @@ class Replayer:
         capture.upstream = target
         began = time.perf_counter()
         try:
-            capture.reply = await self._pool.call(target, "Dispatch", request, DEFAULT_DEADLINE_SECONDS)
+            capture.reply = await self._pool.call(target, "Dispatch", request, REPLAY_DEADLINE_SECONDS)
             capture.upstream_status = "OK"
             capture.answered_by = "upstream"
         except grpc.aio.AioRpcError as exc:

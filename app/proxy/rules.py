@@ -26,7 +26,6 @@ MOCK_FIELDS = (
     "set_headers", "delete_headers", "add_params", "delete_params", "extended_params",
     "return_overrides", "session", "metadata",
 )  # fmt: skip
-DEFAULT_DEADLINE_SECONDS = 10.0
 
 
 class RulesError(ValueError):
@@ -65,7 +64,8 @@ class Rule:
     upstream: str | None = None
     mock: Mapping[str, Any] | None = None
     on_error: OnError = "pass"
-    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    deadline_seconds: float | None = None
+    """A deadline of the proxy's own on each upstream call; None: the gateway's (it sets none), passed on."""
 
     @property
     def action(self) -> Literal["upstream", "mock", "echo"]:
@@ -125,7 +125,7 @@ def parse_rules(doc: Any, fallback_upstream: str | None = None, source: str = "r
         problems.append("'upstreams' must map names to HOST:PORT strings")
         upstreams = {}
     on_error = doc.get("on_error", "pass")
-    deadline = doc.get("deadline_seconds", DEFAULT_DEADLINE_SECONDS)
+    deadline = _deadline(doc.get("deadline_seconds"), "top level", problems)
     defaults = {"on_error": on_error, "deadline_seconds": deadline}
 
     rules = []
@@ -200,10 +200,7 @@ def _rule(
     on_error = raw.get("on_error", defaults["on_error"])
     if on_error not in ("pass", "echo"):
         problems.append(f"{where}: 'on_error' must be 'pass' or 'echo'")
-    deadline = raw.get("deadline_seconds", defaults["deadline_seconds"])
-    if not isinstance(deadline, int | float) or deadline <= 0:
-        problems.append(f"{where}: 'deadline_seconds' must be a positive number")
-        deadline = DEFAULT_DEADLINE_SECONDS
+    deadline = _deadline(raw.get("deadline_seconds", defaults["deadline_seconds"]), where, problems)
     return Rule(name=name, match=match, upstream=upstream, mock=mock, on_error=on_error, deadline_seconds=deadline)
 
 
@@ -215,6 +212,16 @@ RULE_SEARCHER = Searcher(request_only=True)
 def rule_query(text: str) -> Matcher:
     """A rule's `match.query`, limited to what is known before the call is answered."""
     return compile_query(text, RULE_SEARCHER, fields=REQUEST_FIELDS)
+
+
+def _deadline(value: Any, where: str, problems: list[str]) -> float | None:
+    """A positive number of seconds, or None (no deadline of the proxy's own: the gateway's is passed on)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        problems.append(f"{where}: 'deadline_seconds' must be a positive number of seconds (or left out: none)")
+        return None
+    return float(value)
 
 
 def _check_target(target: str, where: str, problems: list[str]) -> None:

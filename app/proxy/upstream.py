@@ -31,10 +31,13 @@ class UpstreamPool:
         target: str,
         method: str,
         request: bytes,
-        deadline_seconds: float,
+        deadline_seconds: float | None,
         metadata: tuple[tuple[str, str], ...] = (),
     ) -> bytes:
-        """Send serialized `request` to `method` (Dispatch or DispatchEvent); raises grpc.aio.AioRpcError."""
+        """Send serialized `request` to `method` (Dispatch or DispatchEvent); raises grpc.aio.AioRpcError.
+
+        `deadline_seconds` None: no deadline, as the gateway sets none on its plugin calls.
+        """
         stub = self._channel(target).unary_unary(SERVICE + method)
         reply: bytes = await stub(request, timeout=deadline_seconds, metadata=metadata or None)
         return reply
