@@ -20,7 +20,6 @@ from app.proxy.rules import Rules
 from app.proxy.upstream import UpstreamPool
 from app.tyk.protocol import Object
 
-
 REPLAY_DEADLINE_SECONDS = 10.0
 """A replay has no gateway call whose deadline it could pass on, so it keeps one of its own."""
 
