@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from protogen import coprocess_object_pb2 as protogen_dot_coprocess__object__pb2
+from protogen import coprocess_object_pb2 as coprocess__object__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protogen/coprocess_object_pb2_grpc.py depends on'
+        + ' but the generated code in coprocess_object_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,13 +36,13 @@ class DispatcherStub:
         """
         self.Dispatch = channel.unary_unary(
                 '/coprocess.Dispatcher/Dispatch',
-                request_serializer=protogen_dot_coprocess__object__pb2.Object.SerializeToString,
-                response_deserializer=protogen_dot_coprocess__object__pb2.Object.FromString,
+                request_serializer=coprocess__object__pb2.Object.SerializeToString,
+                response_deserializer=coprocess__object__pb2.Object.FromString,
                 _registered_method=True)
         self.DispatchEvent = channel.unary_unary(
                 '/coprocess.Dispatcher/DispatchEvent',
-                request_serializer=protogen_dot_coprocess__object__pb2.Event.SerializeToString,
-                response_deserializer=protogen_dot_coprocess__object__pb2.EventReply.FromString,
+                request_serializer=coprocess__object__pb2.Event.SerializeToString,
+                response_deserializer=coprocess__object__pb2.EventReply.FromString,
                 _registered_method=True)
 
 
@@ -66,13 +66,13 @@ def add_DispatcherServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Dispatch': grpc.unary_unary_rpc_method_handler(
                     servicer.Dispatch,
-                    request_deserializer=protogen_dot_coprocess__object__pb2.Object.FromString,
-                    response_serializer=protogen_dot_coprocess__object__pb2.Object.SerializeToString,
+                    request_deserializer=coprocess__object__pb2.Object.FromString,
+                    response_serializer=coprocess__object__pb2.Object.SerializeToString,
             ),
             'DispatchEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.DispatchEvent,
-                    request_deserializer=protogen_dot_coprocess__object__pb2.Event.FromString,
-                    response_serializer=protogen_dot_coprocess__object__pb2.EventReply.SerializeToString,
+                    request_deserializer=coprocess__object__pb2.Event.FromString,
+                    response_serializer=coprocess__object__pb2.EventReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -100,8 +100,8 @@ class Dispatcher:
             request,
             target,
             '/coprocess.Dispatcher/Dispatch',
-            protogen_dot_coprocess__object__pb2.Object.SerializeToString,
-            protogen_dot_coprocess__object__pb2.Object.FromString,
+            coprocess__object__pb2.Object.SerializeToString,
+            coprocess__object__pb2.Object.FromString,
             options,
             channel_credentials,
             insecure,
@@ -127,8 +127,8 @@ class Dispatcher:
             request,
             target,
             '/coprocess.Dispatcher/DispatchEvent',
-            protogen_dot_coprocess__object__pb2.Event.SerializeToString,
-            protogen_dot_coprocess__object__pb2.EventReply.FromString,
+            coprocess__object__pb2.Event.SerializeToString,
+            coprocess__object__pb2.EventReply.FromString,
             options,
             channel_credentials,
             insecure,

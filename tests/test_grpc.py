@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -102,6 +103,33 @@ async def test_reflection_lists_the_dispatcher(client: Client) -> None:
     requests = iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol="coprocess.Dispatcher")])
     async for response in stub.ServerReflectionInfo(requests):
         assert response.file_descriptor_response.file_descriptor_proto, "Dispatcher descriptor is served"
+
+
+TYK_PROTO_FILES = {
+    "coprocess_common.proto", "coprocess_mini_request_object.proto", "coprocess_object.proto",
+    "coprocess_response_object.proto", "coprocess_return_overrides.proto", "coprocess_session_state.proto",
+}  # fmt: skip
+
+
+async def test_reflection_names_the_proto_files_as_tyk_does(client: Client) -> None:
+    """grpcurl and other reflection clients see Tyk's own file names (coprocess/proto/*.proto), no prefix."""
+    stub = reflection_pb2_grpc.ServerReflectionStub(client.channel)
+    names: set[str] = set()
+    dependencies: set[str] = set()
+    wanted = ["coprocess_object.proto", "coprocess_mini_request_object.proto"]
+    requests = iter(
+        [reflection_pb2.ServerReflectionRequest(file_containing_symbol="coprocess.Dispatcher")]
+        + [reflection_pb2.ServerReflectionRequest(file_by_filename=name) for name in wanted]
+    )
+    async for response in stub.ServerReflectionInfo(requests):
+        assert not response.HasField("error_response"), response.error_response.error_message
+        for raw in response.file_descriptor_response.file_descriptor_proto:
+            proto = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            assert proto.package == "coprocess"
+            names.add(proto.name)
+            dependencies.update(proto.dependency)
+    assert names == TYK_PROTO_FILES  # the Dispatcher's file and everything it imports
+    assert dependencies <= TYK_PROTO_FILES
 
 
 async def test_health_reports_serving(client: Client) -> None:
