@@ -1,6 +1,7 @@
 // The detail view of one capture: request, session, response, spec and metadata, raw JSON, event.
 import { base64ToBytes, bodyViewer, hexDump, jsonTree } from "./body.js";
 import { button, copyText, el, formatBytes, kvTable, section, text } from "./dom.js";
+import { changesTable as effectTable, opensOnOutcome, outcomeTab, outcomeTabName } from "./outcome.js";
 
 const SESSION_EPOCH_FIELDS = ["expires", "quotaRenews", "lastCheck", "dataExpires", "idExtractorDeadline", "lastUpdated"];
 const SESSION_FIRST = [
@@ -23,6 +24,7 @@ export function renderDetail(root, detail, { highlight = [] } = {}) {
     const obj = detail.request;
     tabs.push(["request", "Request", () => requestTab(detail, obj)]);
     tabs.push(["reply", replyTabName(detail), () => replyTab(detail)]);
+    tabs.push(["outcome", outcomeTabName(detail), () => outcomeTab(detail)]);
     if (obj.session) tabs.push(["session", "Session", () => sessionTab(obj.session)]);
     if (obj.response) tabs.push(["response", "Response", () => responseTab(detail, obj.response)]);
     tabs.push(["spec", "Spec & metadata", () => specTab(detail, obj)]);
@@ -63,7 +65,9 @@ export function renderDetail(root, detail, { highlight = [] } = {}) {
   panel.addEventListener("json-rendered", (e) => markMatches(e.target, highlight));
   bar.append(...buttons);
   root.replaceChildren(header(detail), bar, panel);
-  const wanted = root.dataset.tab && root.dataset.tab !== "main" ? root.dataset.tab : main;
+  // In proxy mode a reply that changes something opens on what the gateway will do with it.
+  const remembered = root.dataset.tab && root.dataset.tab !== "main" ? root.dataset.tab : main;
+  const wanted = opensOnOutcome(detail) ? "outcome" : remembered;
   const index = tabs.findIndex(([id]) => id === wanted);
   select(index >= 0 ? index : tabs.findIndex(([id]) => id === main), false);
 }
@@ -132,12 +136,7 @@ function replyTab(detail) {
 }
 
 function changesTable(changes, className = "changes-table") {
-  const rows = changes.map((c) => el("tr", { "data-kind": c.kind },
-    text("td", c.kind), text("td", c.what), text("td", formatValue(c.before), { class: "pre" }),
-    text("td", formatValue(c.after), { class: "pre" })));
-  return el("table", { class: `grid ${className}` },
-    el("thead", {}, el("tr", {}, text("th", "change"), text("th", "what"), text("th", "before"), text("th", "after"))),
-    el("tbody", {}, rows));
+  return effectTable(changes, formatValue, className);
 }
 
 function replayForm(detail) {

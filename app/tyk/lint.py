@@ -440,7 +440,11 @@ def _headers(sent: pb.Object, reply: pb.Object, gateway: Gateway) -> Iterator[Wa
                 "them; return multivalue_headers as received, or edit headers instead",
             )
         return
-    only_multi = sorted({h.key for h in after.multivalue_headers if h.values} - set(after.headers))
+    # Keys the upstream sent and the plugin removed from headers are meant to go; new ones only in
+    # multivalue_headers are the mistake.
+    only_multi = sorted(
+        {h.key for h in after.multivalue_headers if h.values} - set(after.headers) - set(before.headers)
+    )
     if only_multi:
         yield _warning(
             "multivalue-dropped",
