@@ -50,7 +50,8 @@ async def test_the_outcome_tab_opens_first_on_replies_that_change_something() ->
                 assert await page.locator(f"[data-tyk-version='{LATEST}']").count() == 1
 
                 await browser.select(2)
-                await page.wait_for_selector("button[data-tab='outcome'][aria-selected='true']:has-text('Outcome (401)')")
+                selected_outcome = "button[data-tab='outcome'][aria-selected='true']"
+                await page.wait_for_selector(f"{selected_outcome}:has-text('Outcome (401)')")
                 outcome = await page.locator(".outcome").text_content() or ""
                 assert "The client receives" in outcome and "401 Unauthorized" in outcome
                 assert "AuthFailure" in outcome and '"error": "bad key"' in outcome
@@ -60,7 +61,7 @@ async def test_the_outcome_tab_opens_first_on_replies_that_change_something() ->
                 await browser.select(3)
                 await page.wait_for_selector("button[data-tab='request'][aria-selected='true']")
                 await page.click("button[data-tab='outcome']")
-                assert "The request goes on" in await page.locator(".outcome").text_content() or ""
+                assert "The request goes on" in (await page.locator(".outcome").text_content() or "")
 
                 await browser.select(1)
                 await page.click("button[data-tab='reply']")
