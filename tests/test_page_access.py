@@ -118,7 +118,7 @@ async def test_tab_is_remembered_by_identity_and_a_response_opens_on_response(ch
             async with dashboard_in(chromium, f"{inspector.http_url}/#capture=1") as browser:
                 page = browser.page
                 await page.wait_for_selector(".detail-head h2:has-text('MyPreHook')")
-                assert await selected_tab(page) == "request"
+                assert await selected_tab(page) == "outcome"  # a proxied reply that changes something
                 await page.click("[role='tab'][data-tab='reply']")
                 first_label = await page.inner_text("[role='tab'][data-tab='reply']")
                 await page.focus("#list")
@@ -128,14 +128,14 @@ async def test_tab_is_remembered_by_identity_and_a_response_opens_on_response(ch
                 assert first_label != second_label  # "Reply (3 changes)" and "Reply (2 changes, ⚠ 1)"
                 assert await selected_tab(page) == "reply"  # the same tab, whatever its label says
 
-                await page.click("[role='tab'][data-tab='request']")
+                await page.click("[role='tab'][data-tab='outcome']")  # this capture's main tab
                 await page.focus("#list")
                 await page.keyboard.press("j")  # a Response hook: its main tab is the response
                 await page.wait_for_selector(".detail-head h2:has-text('Response')")
                 assert await selected_tab(page) == "response"
                 await page.keyboard.press("j")
                 await page.wait_for_selector(".detail-head h2:has-text('PostKeyAuth')")
-                assert await selected_tab(page) == "request"
+                assert await selected_tab(page) == "outcome"
         finally:
             await inspector.stop()
 
@@ -146,9 +146,9 @@ async def test_tab_bar_follows_the_aria_tabs_pattern(chromium: Chromium, inspect
         page = browser.page
         await page.wait_for_selector("[role='tab'][aria-selected='true']")
         tabs = await page.eval_on_selector_all("[role='tab']", "tabs => tabs.map(t => t.dataset.tab)")
-        assert tabs == ["request", "reply", "session", "spec", "raw"]
+        assert tabs == ["request", "reply", "outcome", "session", "spec", "raw"]
         tab_stops = await page.eval_on_selector_all("[role='tab']", "tabs => tabs.map(t => t.tabIndex)")
-        assert tab_stops == [0, -1, -1, -1, -1]  # one tab stop for the bar: the selected tab
+        assert tab_stops == [0, -1, -1, -1, -1, -1]  # one tab stop for the bar: the selected tab
         await page.focus("[role='tab'][aria-selected='true']")
         await page.keyboard.press("ArrowRight")
         assert await selected_tab(page) == "reply"

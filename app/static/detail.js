@@ -31,8 +31,10 @@ export function renderDetail(root, detail, { highlight = [] } = {}) {
   }
   if (!detail.request) tabs.push(["raw-bytes", "Raw bytes", () => rawBytesTab(detail)]);
   tabs.push(["raw", "Raw JSON", () => rawTab(detail)]);
-  // What a capture opens on: the event, the response a Response hook saw, else the request.
+  // What a capture opens on: the event; in proxy mode, what the gateway does with a reply that
+  // changes something; the response a Response hook saw; else the request.
   const main = detail.kind === "event" ? "event"
+    : opensOnOutcome(detail) ? "outcome"
     : detail.hook_type === "Response" && tabs.some(([id]) => id === "response") ? "response" : tabs[0][0];
 
   const bar = el("div", { class: "tabs", role: "tablist", "aria-label": "Capture detail" });
@@ -65,9 +67,7 @@ export function renderDetail(root, detail, { highlight = [] } = {}) {
   panel.addEventListener("json-rendered", (e) => markMatches(e.target, highlight));
   bar.append(...buttons);
   root.replaceChildren(header(detail), bar, panel);
-  // In proxy mode a reply that changes something opens on what the gateway will do with it.
-  const remembered = root.dataset.tab && root.dataset.tab !== "main" ? root.dataset.tab : main;
-  const wanted = opensOnOutcome(detail) ? "outcome" : remembered;
+  const wanted = root.dataset.tab && root.dataset.tab !== "main" ? root.dataset.tab : main;
   const index = tabs.findIndex(([id]) => id === wanted);
   select(index >= 0 ? index : tabs.findIndex(([id]) => id === main), false);
 }
