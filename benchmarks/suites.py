@@ -210,6 +210,43 @@ def sse(quick: bool) -> dict[str, Any]:
     return {"seconds": seconds, "runs": runs}
 
 
+def stream_scaling(quick: bool) -> dict[str, Any]:
+    """The stream's server cost per capture against the number of browsers, at a fixed call rate.
+
+    One inspector per reader count (console log off, so only the stream differs), the same
+    open-loop load taking turns; server CPU µs per call, and what each reader adds to it.
+    """
+    counts = [0, 2] if quick else [0, 2, 8]
+    rate = 500 if quick else 2000
+    seconds = 1.0 if quick else 3.0
+    repeats = 1 if quick else 3
+    inspectors = {n: Server.inspector() for n in counts}
+    readers = {n: SseClients(inspectors[n].http_url, n, count_only=True) for n in counts if n}
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
+    try:
+        for _ in range(repeats):
+            for n, server in inspectors.items():
+                cpu_before = server.cpu_seconds()
+                result = loadgen(server.grpc_target, 2 * KiB, 64, seconds, rate=rate)
+                result["server_cpu_us_per_call"] = (server.cpu_seconds() - cpu_before) * 1e6 / max(1, result["calls"])
+                runs[n].append(result)
+        delivered = {n: clients.finish(_last_id(inspectors[n])) for n, clients in readers.items()}
+    finally:
+        for server in inspectors.values():
+            server.stop()
+    cells = [{"readers": n, **_medians(results)} for n, results in runs.items()]
+    alone = cells[0]["server_cpu_us_per_call"]
+    for cell in cells:
+        n = cell["readers"]
+        cell["added_cpu_us_per_call"] = round(cell["server_cpu_us_per_call"] - alone, 1)
+        cell["added_cpu_us_per_call_per_reader"] = round((cell["server_cpu_us_per_call"] - alone) / n, 1) if n else None
+        cell["all_told"] = all(c["complete"] for c in delivered.get(n, []))
+    _table(["SSE readers", "qps", "server CPU us/call", "added", "added per reader", "every capture told"],
+           [[c["readers"], c["qps"], round(c["server_cpu_us_per_call"], 1), c["added_cpu_us_per_call"],
+             c["added_cpu_us_per_call_per_reader"] if c["readers"] else "", c["all_told"]] for c in cells])  # fmt: skip
+    return {"rate": rate, "seconds": seconds, "cells": cells}
+
+
 # --- 3. Memory ----------------------------------------------------------------------------------
 
 
@@ -367,6 +404,7 @@ def proxy(quick: bool) -> dict[str, Any]:
 ALL: dict[str, Callable[[bool], dict[str, Any]]] = {
     "dispatch": dispatch,
     "sse": sse,
+    "stream_scaling": stream_scaling,
     "memory": memory,
     "export": export,
     "browser": browser,

@@ -36,6 +36,8 @@ def test_quick_benchmark_run_produces_results(tmp_path: Path) -> None:
 
     for run in results["sse"]["runs"]:
         assert run["complete"], "every capture reached every SSE client"
+    scaling = results["stream_scaling"]["cells"]
+    assert [c["readers"] for c in scaling] == [0, 2] and all(c["calls"] > 0 and c["all_told"] for c in scaling)
     memory = results["memory"]
     assert memory["captures_sent"] > 0 and memory["buffered_bytes"] <= memory["buffer_bytes"]
     assert results["export"]["bytes"] > 0

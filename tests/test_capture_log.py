@@ -78,11 +78,14 @@ def test_rate_limiter_is_silent_when_every_capture_was_logged() -> None:
 
 def test_summary_escapes_captured_names() -> None:
     limiter = RateLimiter(rate=1, now=0.0)
-    limiter.select([capture(1), capture(2, hook_name=FORGED)], now=0.0)
+    failed = capture(3)
+    failed.error = "request is not a coprocess.Object"
+    limiter.select([capture(1), capture(2, hook_name=FORGED), failed], now=0.0)
     summary = limiter.summary(now=0.0, final=True)
-    assert summary is not None
+    assert summary is not None and (summary.captures, summary.logged, summary.errors) == (3, 1, 1)
     text = summary.text(now=1.0)
     assert "\n" not in text and "\x1b" not in text and "MyPreHook\\n01:59:59 WARNING" in text
+    assert "| errors 1 |" in text
 
 
 class TestAutoMode:

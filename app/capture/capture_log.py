@@ -18,9 +18,10 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from app.capture.broadcast import CLOSED, Batch, Broadcaster, Subscription
 from app.capture.record import Capture
@@ -71,16 +72,19 @@ def capture_line(capture: Capture, redactor: Redactor) -> str:
     return printable(" ".join(parts))
 
 
-def _hook(capture: Capture) -> str:
-    if capture.kind == "event":
-        return f"event {capture.hook_type or '(unrecognised)'}"
-    return f"{capture.hook_type} {capture.hook_name}".strip() or "(no hook)"
+def _hook(kind: str, hook_type: str, hook_name: str) -> str:
+    if kind == "event":
+        return f"event {hook_type or '(unrecognised)'}"
+    return f"{hook_type} {hook_name}".strip() or "(no hook)"
 
 
-def _status(capture: Capture) -> str:
-    if capture.error:
-        return "error"
-    return "-" if capture.status is None else str(capture.status)
+# Tallying runs for every capture at any rate, so it is done a batch at a time with C-level
+# helpers (attrgetter, Counter.update); names are formatted once, when a summary is written.
+_HOOK_OF = attrgetter("kind", "hook_type", "hook_name")
+_API_OF = attrgetter("api_id")
+_STATUS_OF = attrgetter("status")
+_ERROR_OF = attrgetter("error")
+_DURATION_OF = attrgetter("duration_ns")
 
 
 @dataclass
@@ -90,18 +94,36 @@ class Summary:
     started: float
     captures: int = 0
     logged: int = 0
-    hooks: Counter[str] = field(default_factory=Counter)
-    apis: Counter[str] = field(default_factory=Counter)
-    statuses: Counter[str] = field(default_factory=Counter)
+    errors: int = 0
     slowest: Capture | None = None
+    _hooks: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    _apis: Counter[str] = field(default_factory=Counter)
+    _statuses: Counter[int | None] = field(default_factory=Counter)
 
-    def add(self, capture: Capture) -> None:
-        self.captures += 1
-        self.hooks[_hook(capture)] += 1
-        self.apis[capture.api_id or "(none)"] += 1
-        self.statuses[_status(capture)] += 1
-        if self.slowest is None or capture.duration_ns > self.slowest.duration_ns:
-            self.slowest = capture
+    def add(self, captures: Sequence[Capture]) -> None:
+        if not captures:
+            return
+        self.captures += len(captures)
+        self._hooks.update(map(_HOOK_OF, captures))
+        self._apis.update(map(_API_OF, captures))
+        self._statuses.update(map(_STATUS_OF, captures))
+        self.errors += len(captures) - list(map(_ERROR_OF, captures)).count(None)
+        slowest = max(captures, key=_DURATION_OF)
+        if self.slowest is None or slowest.duration_ns > self.slowest.duration_ns:
+            self.slowest = slowest
+
+    @property
+    def hooks(self) -> Counter[str]:
+        return _named(self._hooks, lambda key: _hook(*key))
+
+    @property
+    def apis(self) -> Counter[str]:
+        return _named(self._apis, lambda key: key or "(none)")
+
+    @property
+    def statuses(self) -> Counter[str]:
+        """Response hooks' upstream status codes; "-" for the other hooks."""
+        return _named(self._statuses, lambda key: "-" if key is None else str(key))
 
     def text(self, now: float) -> str:
         seconds = max(now - self.started, 0.001)
@@ -112,9 +134,11 @@ class Summary:
             "APIs " + _top(self.apis),
             "status " + _top(self.statuses),
         ]
+        if self.errors:
+            parts.append(f"errors {self.errors:,}")
         if self.slowest is not None:
             s = self.slowest
-            parts.append(f"slowest #{s.id} {_hook(s)} {s.duration_ns / 1e6:.3f} ms")
+            parts.append(f"slowest #{s.id} {_hook(*_HOOK_OF(s))} {s.duration_ns / 1e6:.3f} ms")
         return printable(" | ".join(parts))
 
     def fields(self) -> dict[str, Any]:
@@ -122,12 +146,23 @@ class Summary:
         return {
             "captures": self.captures,
             "logged": self.logged,
+            "errors": self.errors,
             "hooks": dict(self.hooks),
             "apis": dict(self.apis),
             "statuses": dict(self.statuses),
             "slowest_id": self.slowest.id if self.slowest else None,
             "slowest_ms": round(self.slowest.duration_ns / 1e6, 3) if self.slowest else None,
         }
+
+
+K = TypeVar("K")
+
+
+def _named(counts: Counter[K], name: Callable[[K], str]) -> Counter[str]:
+    named: Counter[str] = Counter()
+    for key, count in counts.items():
+        named[name(key)] += count
+    return named
 
 
 def _top(counts: Counter[str]) -> str:
@@ -150,19 +185,18 @@ class RateLimiter:
         self._refilled = now
         self._period: Summary | None = None
 
-    def select(self, captures: Iterable[Capture], now: float) -> list[Capture]:
+    def select(self, captures: Sequence[Capture], now: float) -> Sequence[Capture]:
         """The captures to log one by one; every capture also counts towards the period's summary."""
+        if not captures:
+            return ()
         self._tokens = min(float(self.rate), self._tokens + (now - self._refilled) * self.rate)
         self._refilled = now
-        chosen = []
-        for capture in captures:
-            if self._period is None:
-                self._period = Summary(started=now)
-            self._period.add(capture)
-            if self._tokens >= 1:
-                self._tokens -= 1
-                self._period.logged += 1
-                chosen.append(capture)
+        if self._period is None:
+            self._period = Summary(started=now)
+        self._period.add(captures)
+        chosen = captures[: int(self._tokens)]
+        self._tokens -= len(chosen)
+        self._period.logged += len(chosen)
         return chosen
 
     def due_in(self, now: float) -> float | None:
@@ -181,7 +215,7 @@ class RateLimiter:
 Write = Callable[[], None]
 
 
-def _line_writer(captures: list[Capture], redactor: Redactor) -> Write:
+def _line_writer(captures: Sequence[Capture], redactor: Redactor) -> Write:
     def write() -> None:
         for capture in captures:
             log.info("%s", capture_line(capture, redactor), extra=_fields(capture))

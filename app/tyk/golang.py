@@ -7,6 +7,7 @@ are small, faithful re-statements of the behaviour the gateway model needs, noth
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 from urllib.parse import quote_plus, unquote_to_bytes
@@ -50,6 +51,10 @@ class RequestURI:
         return self.path
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+"""What Go's stringContainsCTLByte looks for (a regex: this runs for every capture listed or streamed)."""
+
+
 class URIError(ValueError):
     """url.ParseRequestURI refused the url; the message is Go's reason."""
 
@@ -58,7 +63,7 @@ def parse_request_uri(raw: str) -> RequestURI:
     """url.ParseRequestURI: an absolute path or an absolute URI of any scheme; no fragment split."""
     if raw == "":
         raise URIError("empty url")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
+    if _CONTROL.search(raw):
         raise URIError("invalid control character in URL")
     if raw == "*":
         return RequestURI("", "", "*", "")
