@@ -180,6 +180,12 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
     o.value(
         "--max-message-bytes", byte_size, d.max_message_bytes, "largest gRPC message in or out (default: %(default)s)"
     )
+    o.value(
+        "--max-inflight-bytes",
+        byte_size,
+        d.max_inflight_bytes,
+        "message bytes of unanswered calls held at most; beyond it calls get RESOURCE_EXHAUSTED (default: %(default)s)",
+    )
     o.value("--log-format", _choice("text", "json"), d.log_format, "text or json (default: %(default)s)")
     o.value("--log-level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), d.log_level, "(default: %(default)s)")
     o.value("--capture-log", _choice("off", "auto", "line", "json"), d.capture_log,
@@ -234,6 +240,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         buffer_items=args.buffer_items,
         buffer_bytes=args.buffer_bytes,
         max_message_bytes=args.max_message_bytes,
+        max_inflight_bytes=args.max_inflight_bytes,
         log_format=args.log_format,
         log_level=args.log_level,
         capture_log=args.capture_log,

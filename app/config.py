@@ -22,6 +22,8 @@ DEFAULT_BUFFER_BYTES = 256 * MiB
 # Request and response bodies travel inside the Object, and tens of MiB happen;
 # Tyk's own tests run with 100,000,000 bytes on both sides.
 DEFAULT_MAX_MESSAGE_BYTES = 100_000_000
+# Room for a few calls of the largest size waiting on slow plugin servers at once.
+DEFAULT_MAX_INFLIGHT_BYTES = 256 * MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,10 @@ class Settings:
     event_loop: EventLoop = "auto"
     """uvloop when installed ("auto"), else asyncio's own loop; both servers share it either way."""
     max_import_bytes: int = 512 * MiB
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES
+    """Message bytes of calls not answered yet; a call beyond it gets RESOURCE_EXHAUSTED."""
+    detail_cache_bytes: int = 64 * MiB
+    """Detail documents kept ready for the page, by total size."""
     auth_token: str | None = None
     """Required on every web request when set (cookie from /login, or `Authorization: Bearer`)."""
     allow_no_auth: bool = False
@@ -95,7 +101,11 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.grpc_address and not self.grpc_unix_socket:
             raise ValueError("set --grpc-address or --grpc-unix: the Dispatcher needs somewhere to listen")
-        for name in ("buffer_items", "buffer_bytes", "max_message_bytes", "sse_queue_size", "sse_full_rate"):
+        for name in (
+            "buffer_items", "buffer_bytes", "max_message_bytes", "sse_queue_size", "sse_full_rate",
+            "max_inflight_bytes",
+            "detail_cache_bytes",
+        ):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")
         if not 0 <= self.http_port <= 65535:

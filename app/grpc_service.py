@@ -9,6 +9,7 @@ JSON or written anywhere before the gateway has its answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -66,11 +67,21 @@ def _read_event(capture: Capture) -> None:
 class DispatcherService:
     """Answers Dispatch and DispatchEvent (echo, mock or an upstream plugin server) and records every call."""
 
-    def __init__(self, record: Recorder, rules: Rules | None = None, upstreams: UpstreamPool | None = None) -> None:
+    def __init__(
+        self,
+        record: Recorder,
+        rules: Rules | None = None,
+        upstreams: UpstreamPool | None = None,
+        max_inflight_bytes: int | None = None,
+    ) -> None:
         self._record = record
         self.rules = rules
         """Replaced as a whole when the rules file changes; None: echo everything."""
         self._upstreams = upstreams
+        self.max_inflight_bytes = max_inflight_bytes
+        """Message bytes held by calls not answered yet; None: no bound."""
+        self.inflight_bytes = 0
+        self.inflight_calls = 0
 
     async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         capture = Capture(kind="dispatch", request=request, reply=request)
@@ -88,16 +99,59 @@ class DispatcherService:
         started = time.perf_counter_ns()
         capture.peer = context.peer()
         capture.metadata = tuple(context.invocation_metadata() or ())
+        held = len(capture.request)
+        if (
+            self.max_inflight_bytes is not None
+            and self.inflight_calls
+            and self.inflight_bytes + held > self.max_inflight_bytes
+        ):
+            # Refused before anything else is held for it; the gateway may retry. Not
+            # captured: a flood of refusals must not push real captures out of the buffer.
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the inspector already holds {self.inflight_bytes} bytes of unanswered calls; this "
+                f"{held}-byte call would pass --max-inflight-bytes ({self.max_inflight_bytes}): retry "
+                "later or raise --max-inflight-bytes",
+            )
+        self.inflight_bytes += held
+        self.inflight_calls += 1
         try:
-            read(capture)
-        except DecodeError as exc:
-            message = "Object" if method == "Dispatch" else "Event"
-            await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
-        if self.rules is not None:
-            await self._answer(capture, method, context)
+            try:
+                read(capture)
+            except DecodeError as exc:
+                message = "Object" if method == "Dispatch" else "Event"
+                await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
+            if self.rules is not None:
+                await self._answer(capture, method, context)
+        except asyncio.CancelledError:
+            # The gateway went away, its deadline passed, or the server stopped: the call still happened.
+            if capture.grpc_status is None:
+                self._record_unanswered(capture, context, started)
+            raise
+        finally:
+            self.inflight_bytes -= held
+            self.inflight_calls -= 1
+        capture.duration_ns = time.perf_counter_ns() - started
+        capture.grpc_status = "OK"
+        # Recording may strip a capture too large for the buffer: the gateway gets the reply
+        # as it was before recording, never what the store made of it.
+        reply = capture.reply
+        assert reply is not None  # _answer aborts rather than leave None
+        self._record(capture)
+        return reply
+
+    def _record_unanswered(self, capture: Capture, context: grpc.aio.ServicerContext, started: int) -> None:
+        remaining = context.time_remaining()
+        timed_out = remaining is not None and remaining <= 0
+        capture.grpc_status = "DEADLINE_EXCEEDED" if timed_out else "CANCELLED"
+        if timed_out:
+            note = "the caller's deadline passed before the reply was sent"
+        else:
+            note = "cancelled before the reply was sent (the caller went away or the inspector stopped)"
+        capture.error = f"{capture.error}; {note}" if capture.error else note
+        capture.reply = None
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
-        return capture.reply  # type: ignore[return-value]  # _answer aborts rather than leave None
 
     async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> None:
         """Set the capture's reply as the matching rule says: echo, mock or upstream."""
@@ -130,6 +184,7 @@ class DispatcherService:
                 # As if the inspector were not there: the gateway sees the plugin server's error.
                 capture.answered_by = "upstream"
                 capture.reply = None
+                capture.grpc_status = exc.code().name
                 capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
                 self._record(capture)
                 await context.abort(exc.code(), exc.details() or capture.error)
@@ -140,6 +195,7 @@ class DispatcherService:
         """Keep the undecodable bytes for the user to look at, then fail the call."""
         capture.reply = None
         capture.error = details
+        capture.grpc_status = "INVALID_ARGUMENT"
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, details)

@@ -49,7 +49,9 @@ class Inspector:
         self.store = RingBuffer(settings.buffer_items, settings.buffer_bytes)
         self.broadcaster = Broadcaster(settings.sse_queue_size, settings.sse_batch_seconds)
         self.upstreams = UpstreamPool(settings.max_message_bytes)
-        self.service = DispatcherService(self.record, initial_rules(settings), self.upstreams)
+        self.service = DispatcherService(
+            self.record, initial_rules(settings), self.upstreams, max_inflight_bytes=settings.max_inflight_bytes
+        )
         self.replayer = Replayer(self.upstreams, self.record, self.service.rules)
         self._rules_task: asyncio.Task[None] | None = None
         self.grpc: GrpcListener | None = None

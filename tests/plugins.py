@@ -105,3 +105,24 @@ def stalled_plugin(release: asyncio.Event) -> Handler:
         return obj
 
     return handler
+
+
+@asynccontextmanager
+async def raw_plugin_server(reply: bytes) -> AsyncIterator[str]:
+    """A Dispatcher that answers every Dispatch with these bytes, whatever they are; yields its target."""
+
+    async def dispatch(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return reply
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("coprocess.Dispatcher", {
+            "Dispatch": grpc.unary_unary_rpc_method_handler(dispatch),
+        }),)
+    )  # fmt: skip
+    target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    try:
+        yield target
+    finally:
+        await server.stop(0)

@@ -70,6 +70,8 @@ class Capture:
     upstream_ms: float | None = None
     upstream_status: str | None = None
     replay_of: int | None = None
+    grpc_status: str | None = None
+    """The gRPC status the caller saw (OK, CANCELLED, DEADLINE_EXCEEDED, ...); None until answered."""
     analysis: Analysis | None = None
     """What the gateway model says of the reply, filled on first use by app.capture.analysis."""
     id: int = 0
@@ -132,6 +134,7 @@ class Capture:
             "upstream_ms": self.upstream_ms,
             "upstream_status": self.upstream_status,
             "replay_of": self.replay_of,
+            "grpc_status": self.grpc_status,
             "warnings": None if self.analysis is None else [w["code"] for w in self.analysis.warnings],
             "outcome_status": None if self.analysis is None else self.analysis.outcome_status,
         }

@@ -162,6 +162,7 @@ class Replayer:
         except grpc.aio.AioRpcError as exc:
             capture.upstream_status = exc.code().name
             capture.error = f"upstream {target}: {exc.code().name}: {exc.details()}"
+        capture.grpc_status = capture.upstream_status  # the inspector itself was the caller
         capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
         capture.duration_ns = int((time.perf_counter() - began) * 1e9)
         self._record(capture)
