@@ -94,7 +94,7 @@ async def test_filtered_export(client: Client, http: httpx.AsyncClient) -> None:
         (
             b'{"format": "tyk-inspector-export", "version": 1, "captures": [{"kind": "event", '
             b'"received_at": "2026-01-01T00:00:00Z", "request": {"payload": ""}, "duration_ms": "slow"}]}',
-            "capture #0: could not convert",
+            'capture #0: "duration_ms" must be a number',
         ),
         (
             b'{"format": "tyk-inspector-export", "version": 1, "captures": [{"kind": "event", '

@@ -24,9 +24,9 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 from app.capture.broadcast import CLOSED, Batch, Broadcaster, Subscription
+from app.capture.document import decode
 from app.capture.record import Capture
 from app.capture.redact import Redactor
-from app.capture.views import capture_detail
 from app.config import CaptureLog
 
 log = logging.getLogger("tyk_inspector.captures")
@@ -226,7 +226,9 @@ def _line_writer(captures: Sequence[Capture], redactor: Redactor) -> Write:
 def _json_writer(captures: list[Capture], redactor: Redactor) -> Write:
     def write() -> None:
         for capture in captures:
-            request = capture_detail(capture, redactor)["request"]
+            # The one decoder, as the detail and the export use it; it only reads the
+            # capture's immutable bytes, so it is safe in this worker thread.
+            request = decode(capture, redactor).request
             log.info("%s\n%s", capture_line(capture, redactor), json.dumps(request, indent=2), extra=_fields(capture))
 
     return write

@@ -1,30 +1,27 @@
 """Capture -> JSON-ready views: the full detail of one capture, with every body decoded.
 
-Decoding happens here, on demand, never on the Dispatch path; DetailCache keeps
-the last few results so a browser clicking around does not decode twice.
+Decoding happens here, on demand, never on the Dispatch path (app.capture.document is
+the one decoder); DetailCache keeps recent results, bounded by bytes, so a browser
+clicking around does not decode twice.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 import zlib
 from collections import OrderedDict
 from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError, Message
-
 from app.capture.analysis import DEFAULT_GATEWAY, analyze, outcome_view
+from app.capture.document import NO_REDACTION, decode, iso_time, metadata_pairs
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.tyk.diff import diff_objects
 from app.tyk.outcome import Gateway
-from app.tyk.protocol import Event, Object
 
-NO_REDACTION = Redactor(enabled=False)
+DEFAULT_DETAIL_CACHE_BYTES = 64 * 1024 * 1024
 
 # Decompressing a gzip body to show it is bounded: a small bomb must not eat the memory.
 MAX_INFLATED_BYTES = 32 * 1024 * 1024
@@ -35,25 +32,6 @@ IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
-
-
-def iso_time(epoch_us: int) -> str:
-    """'2026-11-23T18:10:48.123456Z' from microseconds since the epoch."""
-    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=epoch_us)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def message_to_json(message: Message) -> dict[str, Any]:
-    """Protobuf JSON, camelCase, as MessageToJson prints it and json_format.Parse reads it."""
-    return json_format.MessageToDict(message)
-
-
-def metadata_pairs(metadata: tuple[tuple[str, str | bytes], ...], redactor: Redactor = NO_REDACTION) -> list[list[str]]:
-    """gRPC metadata as [key, value] pairs, credentials hidden; binary (-bin) values as base64."""
-    return [
-        [key, value if isinstance(value, str) else base64.b64encode(value).decode("ascii")]
-        for key, value in redactor.metadata(metadata)
-    ]
 
 
 def body_view(data: bytes) -> dict[str, Any]:
@@ -138,45 +116,47 @@ def summary_json(capture: Capture, redactor: Redactor, gateway: Gateway | None =
 def capture_detail(
     capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY
 ) -> dict[str, Any]:
-    """Everything about one capture: summary, messages in protobuf JSON, decoded bodies, the outcome."""
+    """Everything about one capture: summary, messages in protobuf JSON, decoded bodies, the outcome.
+
+    Reads only the capture it is given (and caches its verdict on it): pass a `snapshot` to
+    build it in a worker thread.
+    """
     detail = summary_of(capture, redactor, gateway)
+    decoded = decode(capture, redactor)
     detail["warnings"] = list(analyze(capture, gateway).warnings)
     detail["outcome"] = None
     detail["changes"] = []
     detail["received_at_iso"] = iso_time(capture.received_us)
     detail["metadata"] = metadata_pairs(capture.metadata, redactor)
     detail["echo"] = capture.reply is capture.request
-    detail["request"] = None
-    detail["reply"] = None
+    detail["request"] = decoded.request
+    detail["reply"] = decoded.reply
     detail["bodies"] = {}
-    try:
-        if capture.kind == "event":
-            event = Event.FromString(capture.request)
-            event.payload = redactor.event_payload(event.payload)
-            detail["request"] = message_to_json(event)
-            detail["event"] = event_view(event.payload)
-            return detail
-        obj = Object.FromString(capture.request)
-        redactor.object(obj)
-    except DecodeError:
-        detail["request_base64"] = base64.b64encode(capture.request).decode("ascii")
+    detail["problems"] = decoded.problems
+    for name in ("request_base64", "reply_base64"):
+        if getattr(decoded, name) is not None:
+            detail[name] = getattr(decoded, name)
+    if capture.kind == "event":
+        if decoded.event_payload is not None:
+            detail["event"] = event_view(decoded.event_payload)
         return detail
-    detail["request"] = message_to_json(obj)
-    detail["bodies"].update(_object_bodies("", obj))
+    sent, reply = decoded.request_object, decoded.reply_object
+    if sent is None:
+        return detail
+    detail["bodies"].update(_object_bodies("", sent))
     # The outcome is computed from the redacted messages, so it shows no more than they do.
-    detail["outcome"] = outcome_view(capture, obj, obj if detail["echo"] else None, gateway)
-    if capture.reply is not None and not detail["echo"]:
-        try:
-            reply = Object.FromString(capture.reply)
-        except DecodeError:
-            detail["reply_base64"] = base64.b64encode(capture.reply).decode("ascii")
-            return detail
-        redactor.object(reply)
-        detail["outcome"] = outcome_view(capture, obj, reply, gateway)
-        detail["reply"] = message_to_json(reply)
+    # No reply Object: an echo (the request is the reply), a failed call or an undecodable reply.
+    detail["outcome"] = outcome_view(capture, sent, sent if detail["echo"] else reply, gateway)
+    if reply is not None:
         detail["bodies"].update(_object_bodies("reply.", reply))
-        detail["changes"] = diff_objects(obj, reply, gateway.version)
+        detail["changes"] = diff_objects(sent, reply, gateway.version)
     return detail
+
+
+def detail_json(capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY) -> bytes:
+    """The detail as the API sends it. Thread-safe on a `snapshot`."""
+    detail = capture_detail(capture, redactor, gateway)
+    return json.dumps(detail, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def event_view(payload: str) -> dict[str, Any]:
@@ -202,24 +182,38 @@ def _originating_request(doc: Any) -> str | None:
 
 
 class DetailCache:
-    """The last few decoded details, by capture id (ids are never reused)."""
+    """Recently built detail documents (JSON bytes) by capture id, bounded by their total size.
 
-    def __init__(self, redactor: Redactor = NO_REDACTION, size: int = 128, gateway: Gateway = DEFAULT_GATEWAY) -> None:
-        self.redactor = redactor
-        self.gateway = gateway
-        self._size = size
-        self._items: OrderedDict[int, dict[str, Any]] = OrderedDict()
+    Ids are never reused, so an entry never goes stale. A document larger than the whole
+    bound is not kept at all.
+    """
 
-    def get(self, capture: Capture) -> dict[str, Any]:
-        detail = self._items.get(capture.id)
-        if detail is None:
-            detail = capture_detail(capture, self.redactor, self.gateway)
-            self._items[capture.id] = detail
-            if len(self._items) > self._size:
-                self._items.popitem(last=False)
-        else:
-            self._items.move_to_end(capture.id)
-        return detail
+    def __init__(self, max_bytes: int = DEFAULT_DETAIL_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[int, bytes] = OrderedDict()
+
+    def get(self, capture_id: int) -> bytes | None:
+        document = self._items.get(capture_id)
+        if document is not None:
+            self._items.move_to_end(capture_id)
+        return document
+
+    def put(self, capture_id: int, document: bytes) -> None:
+        if len(document) > self.max_bytes:
+            return
+        previous = self._items.pop(capture_id, None)
+        if previous is not None:
+            self.bytes -= len(previous)
+        self._items[capture_id] = document
+        self.bytes += len(document)
+        while self.bytes > self.max_bytes:
+            _, evicted = self._items.popitem(last=False)
+            self.bytes -= len(evicted)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def clear(self) -> None:
         self._items.clear()
+        self.bytes = 0

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
+from app.capture.document import snapshot
 from app.capture.matcher import Matcher
 from app.capture.record import Capture
 from app.capture.redact import Redactor
@@ -24,6 +25,7 @@ from app.web.context import Context
 from app.web.filtering import CaptureQuery
 
 router = APIRouter(prefix="/api", tags=["captures"])
+JSON = "application/json"
 
 
 def get_capture(context: Context, capture_id: int) -> Capture:
@@ -68,14 +70,14 @@ async def first_matches(matcher: Matcher, captures: Iterable[Capture], count: in
     return found
 
 
-@router.get("/captures/{capture_id}")
-def capture_detail(context: Context, capture_id: int) -> dict[str, Any]:
+@router.get("/captures/{capture_id}", response_class=Response, responses={200: {"content": {JSON: {}}}})
+async def capture_detail(context: Context, capture_id: int) -> Response:
     """One capture in full: protobuf JSON of request and reply, decoded bodies, event payload."""
-    return context.details.get(get_capture(context, capture_id))
+    return Response(await context.detail(get_capture(context, capture_id)), media_type=JSON)
 
 
 @router.delete("/captures")
-def clear_captures(context: Context) -> dict[str, int]:
+async def clear_captures(context: Context) -> dict[str, int]:
     """Empty the buffer. Ids keep counting up."""
     return {"cleared": context.clear(), "last_id": context.store.last_id}
 
@@ -107,8 +109,10 @@ class ReplayRequest(BaseModel):
     object: dict[str, Any] | None = Field(None, description="an edited Object (protobuf JSON) to send instead")
 
 
-@router.post("/captures/{capture_id}/replay", status_code=201)
-async def replay_capture(context: Context, capture_id: int, body: ReplayRequest | None = None) -> dict[str, Any]:
+@router.post(
+    "/captures/{capture_id}/replay", status_code=201, response_class=Response, responses={201: {"content": {JSON: {}}}}
+)
+async def replay_capture(context: Context, capture_id: int, body: ReplayRequest | None = None) -> Response:
     """Send a captured Object again (optionally edited) to a plugin server; the result is a new capture."""
     original = get_capture(context, capture_id)
     if context.replayer is None:
@@ -118,9 +122,11 @@ async def replay_capture(context: Context, capture_id: int, body: ReplayRequest 
         result = await context.replayer.replay(original, body.to, body.object, context.redactor)
     except ReplayError as exc:
         raise HTTPException(400, str(exc)) from None
-    detail = context.details.get(result)
-    changes = _against_original(original, result, context.redactor)
-    return {"id": result.id, "capture": detail, "changes_vs_original": changes}
+    detail = await context.detail(result)
+    changes = await asyncio.to_thread(_against_original, snapshot(original), snapshot(result), context.redactor)
+    # The detail is JSON already: spliced in, not parsed and printed again on the loop.
+    document = b'{"id":%d,"capture":%b,"changes_vs_original":%b}' % (result.id, detail, json.dumps(changes).encode())
+    return Response(document, status_code=201, media_type=JSON)
 
 
 def _against_original(original: Capture, result: Capture, redactor: Redactor) -> list[dict[str, Any]] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -9,11 +10,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.capture.broadcast import Broadcaster
+from app.capture.document import snapshot
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.search import SearchViews
 from app.capture.store import CaptureStore
-from app.capture.views import DetailCache
+from app.capture.views import DetailCache, detail_json
 from app.config import Settings
 from app.proxy.replay import Replayer
 from app.tyk.outcome import Gateway
@@ -33,13 +35,38 @@ class WebContext:
     search_views: SearchViews = field(init=False)
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
+    _building: dict[int, asyncio.Future[bytes]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.redactor = Redactor(s.redact, s.redact_headers, s.redact_metadata, s.redact_query, s.redact_body)
         self.gateway = Gateway(version=TykVersion.parse(s.tyk_version))
-        self.details = DetailCache(self.redactor, gateway=self.gateway)
+        self.details = DetailCache(s.detail_cache_bytes)
         self.search_views = SearchViews(self.redactor)
+
+    async def detail(self, capture: Capture) -> bytes:
+        """A capture's detail document (JSON bytes): cached, or built in a worker thread.
+
+        Decoding a large capture takes long enough to delay the gateway's calls, so only the
+        snapshot is taken on the loop. Browsers asking for the same capture share one build.
+        """
+        cached = self.details.get(capture.id)
+        if cached is not None:
+            return cached
+        building = self._building.get(capture.id)
+        if building is not None:
+            return await asyncio.shield(building)
+        copy = snapshot(capture)
+        future = asyncio.ensure_future(asyncio.to_thread(detail_json, copy, self.redactor, self.gateway))
+        self._building[capture.id] = future
+        try:
+            document = await asyncio.shield(future)
+        finally:
+            self._building.pop(capture.id, None)
+        if capture.analysis is None:
+            capture.analysis = copy.analysis  # the verdict the thread computed, kept for the list
+        self.details.put(capture.id, document)
+        return document
 
     def add(self, captures: list[Capture]) -> list[Capture]:
         """Store captures (e.g. imported ones) and tell live subscribers."""
@@ -56,7 +83,7 @@ class WebContext:
         return removed
 
 
-def _context(request: Request) -> WebContext:
+async def _context(request: Request) -> WebContext:
     context: WebContext = request.app.state.inspector
     return context
 

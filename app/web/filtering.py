@@ -25,7 +25,7 @@ def searcher_of(context: WebContext) -> Searcher:
     return Searcher(redactor=context.redactor, views=context.search_views, gateway=context.gateway)
 
 
-def capture_query(
+async def capture_query(
     context: Context,
     q: Q = None,
     kind: Annotated[Literal["dispatch", "event"] | None, Query(description="same as q=kind:…")] = None,

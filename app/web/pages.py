@@ -17,7 +17,7 @@ templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "
 
 
 @router.get("/", response_class=HTMLResponse)
-def dashboard(request: Request, context: Context) -> HTMLResponse:
+async def dashboard(request: Request, context: Context) -> HTMLResponse:
     settings = context.settings
     port = context.grpc_port
     listen = f"{settings.grpc_address.rsplit(':', 1)[0]}:{port}" if port else "(unix socket only)"
@@ -29,7 +29,7 @@ def dashboard(request: Request, context: Context) -> HTMLResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, context: Context) -> Response:
+async def login_page(request: Request, context: Context) -> Response:
     if not context.settings.auth_token:
         return RedirectResponse("/", status_code=303)
     return templates.TemplateResponse(request, "login.html", {"error": None})

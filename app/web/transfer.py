@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -9,17 +10,23 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from app.capture.export import ImportFormatError, export_chunks, parse_document
+from app.capture.document import snapshot
+from app.capture.export import EXPORT_FOOTER, ImportFormatError, export_header, export_records, parse_document
 from app.capture.record import Capture
+from app.capture.redact import Redactor
 from app.web.api import first_matches, get_capture
 from app.web.context import Context, WebContext
 from app.web.filtering import CaptureQuery
 
 router = APIRouter(prefix="/api", tags=["export"])
 
-# Records per chunk of a streamed export: the loop gets a turn between chunks,
-# so a large export never holds up the gRPC handlers for long.
-EXPORT_CHUNK_RECORDS = 50
+# A streamed export takes a batch of captures on the loop (where the store lives) and
+# serializes it in a worker thread, so the gRPC handlers keep their turns; a batch is
+# bounded by records and by bytes so no single step takes long.
+EXPORT_BATCH_RECORDS = 200
+EXPORT_BATCH_BYTES = 4 * 1024 * 1024
+# Imported captures are stored this many at a time, with the loop free in between.
+IMPORT_BATCH_RECORDS = 500
 
 
 @router.get("/export")
@@ -31,7 +38,7 @@ async def export_captures(context: Context, matcher: CaptureQuery) -> StreamingR
 
 
 @router.get("/captures/{capture_id}/export")
-def export_capture(context: Context, capture_id: int) -> StreamingResponse:
+async def export_capture(context: Context, capture_id: int) -> StreamingResponse:
     """One capture as an export document."""
     return _download([get_capture(context, capture_id)], f"tyk-inspector-capture-{capture_id}", context)
 
@@ -40,22 +47,32 @@ def _download(captures: Iterable[Capture], stem: str, context: WebContext) -> St
     now_us = time.time_ns() // 1000
     filename = f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now_us / 1e6))}.json"
     return StreamingResponse(
-        _in_chunks(export_chunks(captures, now_us, context.redactor)),
+        _export_stream(captures, now_us, context.redactor),
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
-async def _in_chunks(pieces: Iterable[str]) -> AsyncIterator[bytes]:
-    # An async generator runs on the event loop, where the store lives; a sync
-    # one would be iterated in a worker thread while captures are being added.
-    batch: list[str] = []
-    for piece in pieces:
-        batch.append(piece)
-        if len(batch) >= EXPORT_CHUNK_RECORDS:
-            yield "".join(batch).encode("utf-8")
-            batch.clear()
-    yield "".join(batch).encode("utf-8")
+def _serialize(captures: list[Capture], redactor: Redactor, first: bool) -> bytes:
+    return export_records(captures, redactor, first).encode("utf-8")
+
+
+async def _export_stream(captures: Iterable[Capture], now_us: int, redactor: Redactor) -> AsyncIterator[bytes]:
+    # An async generator runs on the event loop, where the store lives: the store is only
+    # read here, and each batch is handed to a thread as snapshots.
+    yield export_header(now_us, redactor).encode("utf-8")
+    first = True
+    batch: list[Capture] = []
+    size = 0
+    for capture in captures:
+        batch.append(snapshot(capture))
+        size += capture.size
+        if len(batch) >= EXPORT_BATCH_RECORDS or size >= EXPORT_BATCH_BYTES:
+            yield await asyncio.to_thread(_serialize, batch, redactor, first)
+            first, batch, size = False, [], 0
+    if batch:
+        yield await asyncio.to_thread(_serialize, batch, redactor, first)
+    yield EXPORT_FOOTER.encode("utf-8")
 
 
 @router.post("/import", status_code=201)
@@ -73,8 +90,12 @@ async def import_captures(context: Context, request: Request) -> dict[str, Any]:
     if not body:
         raise HTTPException(400, "empty body: send an export document (application/json)")
     try:
-        captures = parse_document(bytes(body))
+        captures = await asyncio.to_thread(parse_document, body)
     except ImportFormatError as exc:
         raise HTTPException(400, f"cannot import: {exc}") from None
-    added = context.add(captures)
+    added: list[Capture] = []
+    for start in range(0, len(captures), IMPORT_BATCH_RECORDS):
+        if start:
+            await asyncio.sleep(0)  # the gateway's calls get their turn between batches
+        added += context.add(captures[start : start + IMPORT_BATCH_RECORDS])
     return {"imported": len(added), "ids": [c.id for c in added]}
