@@ -22,8 +22,8 @@ def _api_routes(routes: list[Any]) -> list[APIRoute]:
     return found
 
 
-def _dependencies(route: APIRoute) -> list[object]:
-    found = []
+def _dependencies(route: APIRoute) -> list[Any]:
+    found: list[Any] = []
     pending = list(route.dependant.dependencies)
     while pending:
         dependant = pending.pop()
@@ -36,7 +36,7 @@ async def test_every_route_and_dependency_runs_on_the_event_loop(inspector: Insp
     # FastAPI runs a plain `def` route or dependency in a thread pool, where it would touch
     # the store, the caches and the asyncio queues from outside the loop.
     assert inspector._http is not None
-    app = inspector._http.config.app
+    app: Any = inspector._http.config.app
     routes = _api_routes(app.routes)
     assert len(routes) >= 10
     for route in routes:
