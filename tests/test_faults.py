@@ -50,16 +50,17 @@ class TestStalledClient:
         self, inspector: Inspector, client: Client, http: httpx.AsyncClient
     ) -> None:
         await client.dispatch(load_object("response-petstore-301.json"))
+        export = (await http.get("/api/export")).json()
+        export["captures"] *= 20_000  # ~10 MB of events: more than any socket buffer holds
+        # Parsed off the loop, so this client's own timeout runs while the import does.
+        assert (await http.post("/api/import", json=export, timeout=120)).status_code == 201
         stalled = socket.socket()
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stalled.connect(("127.0.0.1", inspector.http_port))
+        # Catching up from the start, it is sent every capture, and reads none of them.
         stalled.sendall(b"GET /api/stream?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         try:
             await wait_until(lambda: inspector.broadcaster.subscriber_count == 1, what="the stalled subscriber")
-            export = (await http.get("/api/export")).json()
-            export["captures"] *= 20_000  # ~10 MB of events: more than any socket buffer holds
-            # Parsed off the loop, so this client's own timeout runs while the import does.
-            assert (await http.post("/api/import", json=export, timeout=120)).status_code == 201
             await wait_until(
                 lambda: inspector.broadcaster.subscriber_count == 0, within=20, what="the stalled client to be dropped"
             )
