@@ -220,7 +220,8 @@ class TestStalledClient:
             await client.dispatch(load_object("pre.json"))
             export = (await http.get("/api/export")).json()
             export["captures"] *= 20_000  # ~10 MB of events: more than any socket buffer holds
-            assert (await http.post("/api/import", json=export)).status_code == 201
+            # Parsed off the loop, so this client's own timeout runs while the import does.
+            assert (await http.post("/api/import", json=export, timeout=120)).status_code == 201
             await wait_until(lambda: inspector.broadcaster.lag_count >= 1, within=20, what="the stalled client to lag")
 
             obj = load_object("pre.json")
