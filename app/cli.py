@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.config import Settings
+from app.tyk.version import TykVersion
 
 ENV_PREFIX = "TYK_INSPECTOR_"
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?)?\s*$", re.IGNORECASE)
@@ -58,6 +59,14 @@ def seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
+
+
+def tyk_version(text: str) -> str:
+    """'5.8.2', 'v5.3.11', 'latest' -> the version the gateway model follows, as X.Y.Z."""
+    try:
+        return str(TykVersion.parse(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _flag(text: str) -> bool:
@@ -217,8 +226,8 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
             metavar="HOST:PORT")  # fmt: skip
     o.value("--rules", str, None, "routing rules (YAML or JSON): upstream, mock or echo per API, hook, method, path; "
             "reloaded on change", metavar="FILE")  # fmt: skip
-    o.value("--tyk-version", str, d.tyk_version, "the Tyk Gateway version whose reply handling the outcome, lint and "
-            "diff follow, e.g. 5.3.2 (default: %(default)s, the latest)", metavar="X.Y.Z")  # fmt: skip
+    o.value("--tyk-version", tyk_version, d.tyk_version, "the Tyk Gateway version whose reply handling the "
+            "outcome, lint and diff follow, e.g. 5.3.2 (default: %(default)s, the latest)", metavar="X.Y.Z")  # fmt: skip
     o.value("--tls-cert", str, None, "serve the page over HTTPS with this certificate (PEM)")
     o.value("--tls-key", str, None, "the private key for --tls-cert (PEM)")
     o.value("--event-loop", _choice("auto", "asyncio", "uvloop"), d.event_loop,

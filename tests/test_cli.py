@@ -16,6 +16,7 @@ import pytest
 
 from app.cli import build_parser, byte_size, main, settings_from_args
 from app.server import Inspector
+from app.tyk.version import LATEST
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import EXAMPLES, Client, load_object, wait_until
 
@@ -53,6 +54,18 @@ def test_bad_env_value_names_the_variable(capsys: pytest.CaptureFixture[str]) ->
         main(["serve"], environ={"TYK_INSPECTOR_HTTP_PORT": "eighty"})
     assert exit_info.value.code == 2
     assert "TYK_INSPECTOR_HTTP_PORT" in capsys.readouterr().err
+
+
+def test_tyk_version_from_flag_or_env(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse([]).tyk_version == LATEST  # type: ignore[attr-defined]
+    assert parse([], {"TYK_INSPECTOR_TYK_VERSION": "v5.3.11"}).tyk_version == "5.3.11"  # type: ignore[attr-defined]
+    assert parse(["--tyk-version", "5.8"], {"TYK_INSPECTOR_TYK_VERSION": "5.3.0"}).tyk_version == "5.8.0"  # type: ignore[attr-defined]
+    with pytest.raises(SystemExit):
+        main(["--tyk-version", "five"], environ={})
+    assert "--tyk-version" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([], environ={"TYK_INSPECTOR_TYK_VERSION": "five"})
+    assert "TYK_INSPECTOR_TYK_VERSION" in capsys.readouterr().err
 
 
 def test_bad_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

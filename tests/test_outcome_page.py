@@ -25,6 +25,16 @@ async def routing_plugin(obj: pb.Object) -> pb.Object:
     return obj
 
 
+async def test_the_page_shows_the_tyk_version_it_follows() -> None:
+    inspector = Inspector(replace(TEST_SETTINGS, tyk_version="5.3.2"))
+    await inspector.start()
+    try:
+        async with open_dashboard(inspector.http_url) as browser:
+            assert await browser.page.locator("#tyk-version").inner_text() == "Tyk 5.3.2"
+    finally:
+        await inspector.stop()
+
+
 async def test_the_outcome_tab_opens_first_on_replies_that_change_something() -> None:
     async with plugin_server(routing_plugin) as plugin:
         inspector = Inspector(replace(TEST_SETTINGS, upstream=plugin.target))
@@ -48,6 +58,7 @@ async def test_the_outcome_tab_opens_first_on_replies_that_change_something() ->
                 assert "never sent" not in await page.locator(".outcome-headers").inner_text()
                 assert "X-Ignored" in await page.locator(".outcome-ignored").inner_text()  # struck through
                 assert await page.locator(f"[data-tyk-version='{LATEST}']").count() == 1
+                assert await page.locator("#tyk-version").inner_text() == f"Tyk {LATEST}"
 
                 await browser.select(2)
                 selected_outcome = "button[data-tab='outcome'][aria-selected='true']"

@@ -24,7 +24,12 @@ async def dashboard(request: Request, context: Context) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         "index.html",
-        {"grpc_listen": listen, "grpc_port": port or 50051, "grpc_unix_socket": settings.grpc_unix_socket},
+        {
+            "grpc_listen": listen,
+            "grpc_port": port or 50051,
+            "grpc_unix_socket": settings.grpc_unix_socket,
+            "tyk_version": str(context.gateway.version),
+        },
     )
 
 
