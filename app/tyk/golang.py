@@ -7,6 +7,7 @@ are small, faithful re-statements of the behaviour the gateway model needs, noth
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ _HEX = frozenset(string.hexdigits)
 _HOST = frozenset(string.ascii_letters + string.digits + "-._~!$&'()*+,;=:[]<>\"%")
 
 
+@functools.lru_cache(maxsize=4096)  # header names repeat from call to call; bounded
 def canonical_header_key(name: str) -> str:
     """textproto.CanonicalMIMEHeaderKey: `x-api-key` -> `X-Api-Key`; names with non-token bytes stay as they are."""
     if not name or any(c not in _TOKEN for c in name):

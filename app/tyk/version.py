@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ class TykVersion:
         `at_least("5.8.0", "5.3.11")`: in 5.8.0 and later, and in 5.3.11 and later 5.3.x.
         """
         for release in releases:
-            first = TykVersion.parse(release)
+            first = _release(release)
             same_line = (self.major, self.minor) == (first.major, first.minor)
             if self >= first and (same_line or release == releases[0]):
                 return True
@@ -57,6 +58,11 @@ class TykVersion:
     def has_oas_plugin_arrays(self) -> bool:
         """Tyk OAS `prePlugins`/`postPlugins`/... arrays (older gateways: `prePlugin: {plugins: [...]}`)."""
         return self >= TykVersion(5, 3, 0)
+
+
+@functools.lru_cache(maxsize=64)  # the few release strings the model names
+def _release(text: str) -> TykVersion:
+    return TykVersion.parse(text)
 
 
 LATEST_VERSION = TykVersion.parse(LATEST)
