@@ -227,6 +227,10 @@ def test_no_invalid_url_warning_on_urls_go_accepts(url: str) -> None:
     assert "url-invalid" not in _codes("pre.json", _set("request.url", url), LATEST, _no_change)
 
 
+def test_a_path_rewrite_without_a_query_keeps_the_query_silently() -> None:
+    assert _codes("pre.json", _set("request.url", "/v2/orders"), LATEST, _no_change) == set()
+
+
 def test_response_hooks_never_get_request_hook_warnings() -> None:
     """request, return_overrides and error templates are ignored in a Response hook: no warning about them."""
     codes = _codes("response-gzip.json", lambda o: o.ClearField("request"), LATEST, _no_change)

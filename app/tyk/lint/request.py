@@ -114,7 +114,8 @@ def _url_query(sent: pb.Object, reply: pb.Object, outcome: Outcome) -> Iterator[
             )
         return
     query_before, query_after = before.url.partition("?")[2], after.url.partition("?")[2]
-    if query_after != query_before and query_after != upstream.query:
+    # A url without a query is a path rewrite that keeps the query; only a query written there is lost.
+    if query_after and query_after != query_before and query_after != upstream.query:
         shown = f"?{upstream.query}" if upstream.query else "no query"
         yield warning(
             "url-query-ignored",
