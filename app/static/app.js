@@ -2,7 +2,7 @@
 // and the detail of the selected one. No framework, no build step.
 import { Connection } from "./connection.js";
 import { renderDetail } from "./detail.js";
-import { button, effectiveStatus, el, formatBytes, formatTime, text } from "./dom.js";
+import { button, el, formatBytes, formatTime, statusRank, text } from "./dom.js";
 import { FilterError, Filters } from "./filters.js";
 import { installKeys } from "./keys.js";
 import { CaptureList, keyOf } from "./list.js";
@@ -52,7 +52,7 @@ function matches(c) {
 const SORT_VALUE = {
   duration: (c) => c.duration_ms ?? 0,
   size: (c) => c.size ?? 0,
-  status: (c) => effectiveStatus(c) ?? 0,
+  status: statusRank,
 };
 
 function visible() {

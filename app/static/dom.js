@@ -79,14 +79,27 @@ export function formatDuration(ms) {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
-/** The status the client got: the outcome of the hook's reply when known, else the upstream's. */
+/**
+ * The status the client got, as the list shows it: the HTTP status the hook's reply led to
+ * (an override, an auth refusal, the upstream's), "dropped", or, while the request just
+ * continues, the status a Response hook saw; null when there is none.
+ */
 export function effectiveStatus(c) {
   const outcome = c.outcome_status;
-  if (outcome !== undefined && outcome !== null) return outcome;
+  if (typeof outcome === "number") return outcome;
+  if (outcome === "dropped") return "dropped";
   return c.status || null;
+}
+
+/** For sorting: HTTP statuses in order, a dropped connection after them all. */
+export function statusRank(c) {
+  const status = effectiveStatus(c);
+  if (status === "dropped") return 1000;
+  return status ?? 0;
 }
 
 export function statusClass(status) {
   if (!status) return "";
+  if (status === "dropped") return "s-5xx";
   return `s-${String(status)[0]}xx`;
 }

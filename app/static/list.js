@@ -173,8 +173,11 @@ function rowMarks(c) {
 }
 
 function statusTitle(c) {
-  if (c.outcome_status !== undefined && c.outcome_status !== null && c.outcome_status !== c.status) {
-    return `the client got ${c.outcome_status}` + (c.status ? ` (upstream ${c.status})` : "");
+  const outcome = c.outcome_status;
+  if (outcome === "dropped") return "the gateway drops the client's connection";
+  if (typeof outcome === "number" && outcome !== c.status) {
+    return `the client gets ${outcome}` + (c.status ? ` (upstream ${c.status})` : "");
   }
+  if (outcome === "continue") return c.status ? `upstream status ${c.status}; the request goes on` : "the request goes on";
   return c.status ? `upstream status ${c.status}` : null;
 }
