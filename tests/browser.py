@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser as Chromium
@@ -152,3 +153,9 @@ def tiny_png(width: int = 2, height: int = 2) -> bytes:
     rows = b"".join(b"\x00" + b"\x20\xb2\x6c" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def http(inspector: Inspector) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=inspector.http_url, timeout=10) as session:
+        yield session

@@ -10,14 +10,14 @@ import { menuButton } from "./menu.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_KEPT = 100_000; // summaries kept in the page; the server's buffer is usually smaller
-const MAX_WAITING = 10_000; // captures held back while paused; past this the server's buffer is asked again
 
 const state = {
   all: [],            // every summary received, oldest first
   byKey: new Map(),
   lastId: 0,          // newest capture id seen from this inspector process: where a reconnect resumes
   paused: false,
-  waiting: [],        // captures that arrived while paused (at most MAX_WAITING)
+  waiting: [],        // captures that arrived while paused, at most maxWaiting
+  maxWaiting: 10_000, // past this, resuming reads them from the server's buffer instead
   waitingCount: 0,    // how many arrived while paused, kept or not
   matches: null,      // ids the server says match the filters; null: no filter
   selectedKey: null,
@@ -60,8 +60,8 @@ function visible() {
   const { key, desc } = filters.sort;
   const value = SORT_VALUE[key];
   // Array order is time order; ties keep it (sort is stable).
-  if (value) shown.sort((a, b) => value(a) - value(b));
-  if (desc) shown.reverse();
+  if (value) shown.sort(desc ? (a, b) => value(b) - value(a) : (a, b) => value(a) - value(b));
+  else if (desc) shown.reverse();
   return shown;
 }
 
@@ -164,7 +164,7 @@ let lastSearch = 0;
 function receive(summary) {
   if (state.paused) {
     state.waitingCount += 1;
-    if (state.waiting.length < MAX_WAITING) state.waiting.push(summary);
+    if (state.waiting.length < state.maxWaiting) state.waiting.push(summary);
     updateWaiting();
     return;
   }
