@@ -16,29 +16,48 @@ export function base64ToBytes(b64) {
   return bytes;
 }
 
-/** view: the API's body view; rawBase64: the body's bytes as base64 (the protobuf JSON field). */
-export function bodyViewer(title, view, rawBase64) {
+const EXTENSIONS = {
+  "application/json": "json", "text/html": "html", "application/xml": "xml", "image/svg+xml": "svg", "text/plain": "txt",
+  "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp",
+};
+
+/**
+ * view: the API's body view; rawBase64: the body's bytes as base64 (the protobuf JSON field);
+ * fileName: the downloads' name without extension (capture-12-response-body).
+ */
+export function bodyViewer(title, view, rawBase64, { fileName = title.replace(/\W+/g, "-") } = {}) {
   const raw = base64ToBytes(rawBase64);
   const shown = view.encoding === "gzip" && view.inflated_base64 ? base64ToBytes(view.inflated_base64) : raw;
   const mediaType = view.media_type || "application/octet-stream";
   const meta = [formatBytes(view.size), mediaType];
   if (view.encoding) meta.push(`${view.encoding}, ${formatBytes(view.inflated_size)} inflated`);
 
-  const download = button("Download", () => {
-    const url = URL.createObjectURL(new Blob([raw], { type: "application/octet-stream" }));
-    const a = el("a", { href: url, download: `${title.replace(/\W+/g, "-")}.bin` });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
-  });
+  const extension = EXTENSIONS[mediaType] || "bin";
+  const downloads = [];
+  if (shown !== raw) {
+    downloads.push(button("Download decoded", () => save(shown, `${fileName}.${extension}`), { "data-download": "decoded" }));
+    downloads.push(button("Download as sent", () => save(raw, `${fileName}.${extension}.gz`), { "data-download": "raw" }));
+  } else {
+    downloads.push(button("Download", () => save(raw, `${fileName}.${extension}`), { "data-download": "raw" }));
+  }
   const copy = button("Copy", (e) => copyText(view.text ?? rawBase64 ?? "", e.currentTarget),
     { title: view.text !== null ? "copy as text" : "copy as base64" });
 
   return el("div", { class: "body-viewer", "data-media-type": mediaType },
     el("div", { class: "body-head" }, text("strong", title), text("span", meta.join(" · "), { class: "muted" }),
-      el("span", { class: "spacer" }), copy, download),
+      el("span", { class: "spacer" }), copy, ...downloads),
     bodyContent(view, shown, mediaType));
+}
+
+/** Save bytes under a file name; the blob's URL is released as soon as the download has it. */
+function save(bytes, name) {
+  // Saved as a download, never opened: an HTML or SVG body does not run in this origin.
+  const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+  const a = el("a", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 0);
 }
 
 function bodyContent(view, bytes, mediaType) {

@@ -1,5 +1,6 @@
 // The detail view of one capture: request, session, response, spec and metadata, raw JSON, event.
 import { base64ToBytes, bodyViewer, hexDump, jsonTree } from "./body.js";
+import { copyAsMenu } from "./copyas.js";
 import { button, copyText, el, formatBytes, kvTable, section, text } from "./dom.js";
 import { changesTable as effectTable, opensOnOutcome, outcomeTab, outcomeTabName } from "./outcome.js";
 
@@ -174,10 +175,13 @@ function header(detail) {
     `#${detail.id}`, detail.received_at_iso, `${formatBytes(detail.size)}`, `${detail.duration_ms} ms`,
     detail.peer, detail.imported ? "imported" : null, detail.echo ? "echoed unchanged" : null,
   ].filter(Boolean);
+  const copy = detail.kind === "dispatch" && detail.request ? copyAsMenu(detail) : null;
   return el("header", { class: "detail-head" },
-    text("h2", title),
+    el("div", { class: "detail-title" }, text("h2", title), copy?.control),
     text("p", facts.join(" · "), { class: "muted small" }),
-    detail.error ? text("p", detail.error, { class: "error-text" }) : null);
+    detail.replay_of ? el("p", { class: "small" }, "A replay of ", el("a", { href: `#capture=${detail.replay_of}` }, `#${detail.replay_of}`), ".") : null,
+    detail.error ? text("p", detail.error, { class: "error-text" }) : null,
+    copy?.preview);
 }
 
 function headersTable(map) {
@@ -207,7 +211,7 @@ function requestTab(detail, obj) {
     ], { empty: "none: the object carries no header, parameter or response changes" }))),
   ];
   const body = detail.bodies["request.rawBody"];
-  if (body) parts.push(section("Body", bodyViewer("request body", body, req.rawBody)));
+  if (body) parts.push(section("Body", bodyViewer("request body", body, req.rawBody, { fileName: `capture-${detail.id}-request-body` })));
   else if (req.body) parts.push(section("Body", text("pre", req.body, { class: "body-text" })));
   if (detail.reply) parts.push(section("Plugin reply", el("div", { class: "json-tree" }, jsonTree(detail.reply, 0))));
   return el("div", {}, parts);
@@ -291,7 +295,7 @@ function responseTab(detail, response) {
     section("Multi-value headers", multi.length ? el("table", { class: "kv" }, el("tbody", {}, multi)) : text("p", "none", { class: "muted small" })),
   ];
   const body = detail.bodies["response.rawBody"];
-  if (body) parts.push(section("Body", bodyViewer("response body", body, response.rawBody)));
+  if (body) parts.push(section("Body", bodyViewer("response body", body, response.rawBody, { fileName: `capture-${detail.id}-response-body` })));
   else if (response.body) parts.push(section("Body", text("pre", response.body, { class: "body-text" })));
   return el("div", {}, parts);
 }

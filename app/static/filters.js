@@ -86,9 +86,27 @@ export class Filters {
     }
   }
 
-  /** Words and values worth highlighting in the detail: free text, quoted text, body:/h:/path: values. */
-  highlightTerms() {
+  /** The text to mark in the detail, as the server's parser reads the query (GET /api/query/parse). */
+  async loadHighlights() {
     const q = this.values.q || "";
+    if (this.highlightsFor === q) return;
+    this.highlightsFor = q;
+    this.terms = q ? this.guessTerms(q) : [];
+    if (!q) return;
+    try {
+      const res = await fetch(`/api/query/parse?${new URLSearchParams({ q })}`);
+      if (res.ok && this.highlightsFor === q) this.terms = astTerms((await res.json()).ast);
+    } catch {
+      // the guess stays
+    }
+  }
+
+  highlightTerms() {
+    return this.terms ?? [];
+  }
+
+  /** Words and values worth highlighting, read roughly from the query text (before the parser answers). */
+  guessTerms(q) {
     const terms = [];
     const token = /(!?)(?:([A-Za-z_.]+):)?("(?:[^"\\]|\\.)*"|\/(?:[^/\\]|\\.)+\/|[^\s()]+)/g;
     for (const [, negated, field, raw] of q.matchAll(token)) {
@@ -108,4 +126,19 @@ export class FilterError extends Error {
     super(message);
     this.status = status;
   }
+}
+
+const MARKED_FIELDS = new Set(["body", "path", "h", "meta", "peer"]);
+
+/** Literal text in the positive terms of a parsed query: free text, and body:, path:, h:N=v values. */
+function astTerms(node, negated = false, out = []) {
+  if (!node) return out;
+  if (node.op === "and" || node.op === "or") node.items.forEach((item) => astTerms(item, negated, out));
+  else if (node.op === "not") astTerms(node.item, !negated, out);
+  else if (!negated && (node.op === "text" || (node.op === "term" && MARKED_FIELDS.has(node.field)))) {
+    const value = node.value || {};
+    const literal = value.type === "text" ? value.text : value.type === "header" ? value.value?.text ?? value.value : null;
+    if (typeof literal === "string" && literal.length >= 2) out.push(literal);
+  }
+  return out;
 }

@@ -1,6 +1,13 @@
 // Menu buttons (Export, Copy as): open with click, Enter, Space or ↓; arrows move; Esc closes.
 
-const open = new Set();
+const open = new Map(); // close function -> [button, menu] of each open menu
+
+// One listener for every menu (the detail's menus come and go with each capture shown).
+document.addEventListener("click", (e) => {
+  for (const [close, [buttonEl, menuEl]] of open) {
+    if (!menuEl.contains(e.target) && !buttonEl.contains(e.target)) close(false);
+  }
+});
 
 export function menuButton(buttonEl, menuEl, { onOpen } = {}) {
   const items = () => [...menuEl.querySelectorAll("[role='menuitem']")].filter((i) => !i.hidden);
@@ -8,7 +15,7 @@ export function menuButton(buttonEl, menuEl, { onOpen } = {}) {
     onOpen?.();
     menuEl.hidden = false;
     buttonEl.setAttribute("aria-expanded", "true");
-    open.add(close);
+    open.set(close, [buttonEl, menuEl]);
     if (focusFirst) items()[0]?.focus();
   };
   function close(returnFocus = true) {
@@ -44,15 +51,12 @@ export function menuButton(buttonEl, menuEl, { onOpen } = {}) {
     if (item.getAttribute("aria-disabled") === "true") { e.preventDefault(); return; }
     close();
   });
-  document.addEventListener("click", (e) => {
-    if (!menuEl.hidden && !menuEl.contains(e.target) && !buttonEl.contains(e.target)) close(false);
-  });
   return { close, show };
 }
 
 /** Close the open menu, if any: what Esc does first. */
 export function closeOpenMenu() {
-  const [close] = open;
+  const [close] = open.keys();
   if (!close) return false;
   close();
   return true;
