@@ -68,12 +68,13 @@ SHOW_CAPTURE = """async ([id, selector]) => {
 
 def _big_json_object(size: int) -> bytes:
     """A Post hook Object whose request body is about `size` bytes of JSON (an array of records)."""
+    from protogen import coprocess_common_pb2 as common
     from protogen import coprocess_object_pb2 as pb
 
     count = size // 60
     items = [{"id": i, "sku": f"SKU-{i:06d}", "price": i * 1.25, "tags": ["a", "b"]} for i in range(count)]
     body = json.dumps({"items": items}).encode()
-    obj = pb.Object(hook_type=pb.Post, hook_name="BigBody")
+    obj = pb.Object(hook_type=common.Post, hook_name="BigBody")
     obj.request.method = "POST"
     obj.request.url = "/orders-api/v1/bulk"
     obj.request.raw_body = body

@@ -96,7 +96,7 @@ async def dashboard_in(
     )
     try:
         page = await context.new_page()
-        page.set_default_timeout(10_000)
+        page.set_default_timeout(30_000)  # generous: the machine may be busy; waits end on their condition
         session = Browser(page)
 
         async def on_dialog(dialog: Dialog) -> None:
