@@ -146,9 +146,9 @@ async def test_tab_bar_follows_the_aria_tabs_pattern(chromium: Chromium, inspect
         page = browser.page
         await page.wait_for_selector("[role='tab'][aria-selected='true']")
         tabs = await page.eval_on_selector_all("[role='tab']", "tabs => tabs.map(t => t.dataset.tab)")
-        assert tabs == ["request", "reply", "outcome", "session", "spec", "raw"]
+        assert tabs == ["request", "reply", "outcome", "session", "journey", "spec", "raw"]
         tab_stops = await page.eval_on_selector_all("[role='tab']", "tabs => tabs.map(t => t.tabIndex)")
-        assert tab_stops == [0, -1, -1, -1, -1, -1]  # one tab stop for the bar: the selected tab
+        assert tab_stops == [0, -1, -1, -1, -1, -1, -1]  # one tab stop for the bar: the selected tab
         await page.focus("[role='tab'][aria-selected='true']")
         await page.keyboard.press("ArrowRight")
         assert await selected_tab(page) == "reply"

@@ -342,12 +342,20 @@ async function select(key, { scroll = true } = {}) {
       detailCache.delete(victim);
     }
   }
-  if (state.selectedKey === key) renderDetail($("detail"), detail, { highlight: filters.highlightTerms() });
+  if (state.selectedKey === key) show(detail);
+}
+
+function show(detail) {
+  renderDetail($("detail"), detail, {
+    highlight: filters.highlightTerms(),
+    summaryOf: (id) => state.byKey.get(String(id)),
+    open: (id) => select(String(id)),
+  });
 }
 
 function rerenderDetail() {
   const detail = detailCache.get(state.selectedKey);
-  if (detail) renderDetail($("detail"), detail, { highlight: filters.highlightTerms() });
+  if (detail) show(detail);
 }
 
 function staleDetail(c) {

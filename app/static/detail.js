@@ -1,6 +1,7 @@
 // The detail view of one capture: request, session, response, spec and metadata, raw JSON, event.
 import { base64ToBytes, bodyViewer, hexDump, jsonTree } from "./body.js";
 import { copyAsMenu } from "./copyas.js";
+import { journeyView, loadJourney } from "./journey.js";
 import { button, copyText, el, formatBytes, kvTable, section, text } from "./dom.js";
 import { changesTable as effectTable, opensOnOutcome, outcomeTab, outcomeTabName } from "./outcome.js";
 
@@ -17,10 +18,12 @@ const SESSION_FIRST = [
 ];
 
 /** Render a capture's detail (the /api/captures/{id} JSON) into `root`; `highlight`: text to mark. */
-export function renderDetail(root, detail, { highlight = [] } = {}) {
+export function renderDetail(root, detail, { highlight = [], summaryOf = () => null, open = () => {} } = {}) {
   const tabs = [];
+  const journey = () => journeyTab(detail, summaryOf, open);
   if (detail.kind === "event") {
     tabs.push(["event", "Event", () => eventTab(detail)]);
+    tabs.push(["journey", "Journey", journey]);
   } else if (detail.request) {
     const obj = detail.request;
     tabs.push(["request", "Request", () => requestTab(detail, obj)]);
@@ -28,6 +31,7 @@ export function renderDetail(root, detail, { highlight = [] } = {}) {
     tabs.push(["outcome", outcomeTabName(detail), () => outcomeTab(detail)]);
     if (obj.session) tabs.push(["session", "Session", () => sessionTab(obj.session)]);
     if (obj.response) tabs.push(["response", "Response", () => responseTab(detail, obj.response)]);
+    tabs.push(["journey", "Journey", journey]);
     tabs.push(["spec", "Spec & metadata", () => specTab(detail, obj)]);
   }
   if (!detail.request) tabs.push(["raw-bytes", "Raw bytes", () => rawBytesTab(detail)]);
@@ -98,6 +102,15 @@ function markMatches(node, terms) {
     parts.push(textNode.data.slice(last));
     textNode.replaceWith(...parts.filter((p) => p !== ""));
   }
+}
+
+function journeyTab(detail, summaryOf, open) {
+  const box = el("div", { class: "journey-box", "aria-busy": "true" }, text("p", "Finding the other hooks of this request…", { class: "muted" }));
+  loadJourney(detail.id, summaryOf).then((journey) => {
+    box.replaceChildren(journeyView(journey, detail.id, open));
+    box.removeAttribute("aria-busy");
+  });
+  return box;
 }
 
 function replyTabName(detail) {
