@@ -1,4 +1,4 @@
-"""Take the README's screenshot: the dashboard with a Response capture selected (docs/dashboard.png).
+"""Take the README's screenshot: one API request's journey across its hooks (docs/dashboard.png).
 
 Usage: python scripts/screenshot.py   (or `make screenshot`); needs Debian's chromium.
 """
@@ -34,9 +34,16 @@ async def main() -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
             dispatch = channel.unary_unary("/coprocess.Dispatcher/Dispatch")
             event = channel.unary_unary("/coprocess.Dispatcher/DispatchEvent")
-            for _ in range(3):
+            # Three API requests, each through all five hooks, as a gateway with OpenTelemetry sends
+            # them: every hook call of one request carries the same traceparent trace id.
+            for request in range(3):
+                trace = f"00-{request + 1:032x}-{request + 1:016x}-01"
                 for name in HOOKS:
-                    await dispatch(json_format.Parse((EXAMPLES / name).read_text(), pb.Object()).SerializeToString())
+                    obj = json_format.Parse((EXAMPLES / name).read_text(), pb.Object())
+                    if name == "custom-key-check.json":  # the key is good: a session, as an auth plugin gives
+                        obj.session.rate, obj.session.per = 100, 1
+                        obj.session.metadata["token"] = obj.metadata["token"] = f"user-{request + 1}"
+                    await dispatch(obj.SerializeToString(), metadata=(("traceparent", trace),))
             await event(
                 json_format.Parse((EXAMPLES / "event-auth-failure.json").read_text(), pb.Event()).SerializeToString()
             )
@@ -47,8 +54,8 @@ async def main() -> None:
             page = await browser.new_page(viewport={"width": 1440, "height": 860}, device_scale_factor=1)
             await page.goto(f"{inspector.http_url}/#capture=15")
             await page.wait_for_selector(".detail-head")
-            await page.click("button[data-tab='Response']")
-            await page.wait_for_selector(".body-viewer")
+            await page.click("button[data-tab='journey']")
+            await page.wait_for_selector(".timeline .step")
             await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
             await browser.close()
     finally:

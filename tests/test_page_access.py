@@ -192,7 +192,9 @@ async def test_list_focus_is_visible_and_import_is_reachable_by_keyboard(
 
         await page.focus("#export-button")
         await page.keyboard.press("Tab")  # the next stop after Export is Import
-        assert await page.evaluate("document.activeElement.id") == "import"
+        assert await page.evaluate("document.activeElement.id") == "import-file"
+        ring = await page.eval_on_selector("#import", "l => getComputedStyle(l).outlineStyle")
+        assert ring == "solid"  # the focus shows on the visible label
         async with page.expect_file_chooser() as chooser:
             await page.keyboard.press("Enter")
         assert (await chooser.value).is_multiple() is False

@@ -135,7 +135,7 @@ async def test_matches_are_highlighted_in_the_detail(chromium: Chromium, inspect
     await fill_sample(client)
     async with dashboard_in(chromium, f"{inspector.http_url}/?q=ABC-123") as browser:
         page = browser.page
-        await browser.wait_for_ids([4])
+        await browser.wait_for_ids([4, 5])  # the big Post's body, and the gzip body of the Response, inflated
         await browser.select(4)
         marks = await page.eval_on_selector_all("#detail mark", "ms => ms.map(m => m.textContent)")
         assert marks and set(marks) == {"ABC-123"}

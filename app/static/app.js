@@ -4,6 +4,7 @@ import { Connection } from "./connection.js";
 import { renderDetail } from "./detail.js";
 import { button, el, formatBytes, formatTime, statusRank, text } from "./dom.js";
 import { FilterError, Filters } from "./filters.js";
+import { fetchJourneys, groupedItems } from "./group.js";
 import { installKeys } from "./keys.js";
 import { CaptureList, keyOf } from "./list.js";
 import { menuButton } from "./menu.js";
@@ -23,10 +24,17 @@ const state = {
   selectedKey: null,
   restarts: 0,
   appliedFilter: "{}",
+  journeys: null,     // grouped by request: the journeys the server correlated, oldest first
+  expanded: new Set(), // journey ids shown with their hook calls
 };
 
 const filters = new Filters($("filters"));
-const list = new CaptureList($("list"), $("list-spacer"), { onSelect: (key) => select(key) });
+const list = new CaptureList($("list"), $("list-spacer"), {
+  onSelect: (key) => {
+    select(key);
+    if (key.startsWith("j")) expand(null); // a click on a request's row opens or closes it
+  },
+});
 const connection = new Connection({
   pill: $("connection"),
   banner: $("banner"),
@@ -57,6 +65,9 @@ const SORT_VALUE = {
 };
 
 function visible() {
+  if (filters.group && state.journeys) {
+    return groupedItems(state.journeys, state.expanded, (id) => state.byKey.get(String(id)));
+  }
   const shown = state.all.filter(matches);
   const { key, desc } = filters.sort;
   const value = SORT_VALUE[key];
@@ -66,7 +77,7 @@ function visible() {
   return shown;
 }
 
-const timeOrder = () => filters.sort.key === "time" && !filters.sort.desc;
+const timeOrder = () => (filters.group || filters.sort.key === "time") && !filters.sort.desc;
 
 function showList() {
   list.setItems(visible(), { followNewest: timeOrder() });
@@ -110,6 +121,7 @@ async function applyFilters() {
       return;
     }
   }
+  if (filters.group) await refreshJourneys();
   showList();
   await filters.loadHighlights();
   rerenderDetail();
@@ -217,6 +229,8 @@ function commit(batch) {
     const removed = state.all.splice(0, state.all.length - MAX_KEPT);
     removed.forEach((c) => state.byKey.delete(keyOf(c)));
     showList();
+  } else if (filters.group) {
+    scheduleJourneys();
   } else if (timeOrder()) {
     list.append(fresh.filter(matches));
     updateEmpty();
@@ -306,13 +320,25 @@ function discardKept() {
 const detailCache = new Map(); // key -> detail JSON, the most recent last
 const DETAIL_CACHE_SIZE = 50;
 
+/** The summary behind a list key: a capture, a capture under its request, or a request's first capture. */
+function summaryFor(key) {
+  const direct = state.byKey.get(key);
+  if (direct) return direct;
+  const item = list.items[list.index.get(key)];
+  if (!item) return undefined;
+  return item.journey ? state.byKey.get(String(item.journey.capture_ids[0])) : state.byKey.get(String(item.id)) ?? item;
+}
+
 async function select(key, { scroll = true } = {}) {
-  const summary = state.byKey.get(key);
+  const item = list.items[list.index.get(key)];
+  if (item?.journey) $("detail").dataset.tab = "journey"; // a request's row shows its journey
+  const summary = summaryFor(key);
+  const cacheKey = summary && !summary.stale ? String(summary.id) : key;
   state.selectedKey = key;
   list.setSelected(key, scroll);
   if (summary && !summary.stale) history.replaceState(null, "", `${location.pathname}${location.search}#capture=${summary.id}`);
   updateExportLinks();
-  let detail = detailCache.get(key);
+  let detail = detailCache.get(cacheKey);
   if (!detail && summary?.stale) {
     $("detail").replaceChildren(staleDetail(summary));
     return;
@@ -335,7 +361,7 @@ async function select(key, { scroll = true } = {}) {
       return;
     }
     detail = body;
-    detailCache.set(key, detail);
+    detailCache.set(cacheKey, detail);
     if (detailCache.size > DETAIL_CACHE_SIZE) {
       // Details of captures kept from before a restart are all that is left of them: evict others first.
       const victim = [...detailCache.keys()].find((k) => !state.byKey.get(k)?.stale) ?? detailCache.keys().next().value;
@@ -354,7 +380,8 @@ function show(detail) {
 }
 
 function rerenderDetail() {
-  const detail = detailCache.get(state.selectedKey);
+  const summary = summaryFor(state.selectedKey);
+  const detail = detailCache.get(summary && !summary.stale ? String(summary.id) : state.selectedKey);
   if (detail) show(detail);
 }
 
@@ -371,6 +398,46 @@ function selectFromHash() {
   if (match) select(match[1]);
 }
 window.addEventListener("hashchange", selectFromHash);
+
+// --- grouping by request -----------------------------------------------------------------
+
+let journeysTimer = 0;
+function scheduleJourneys() {
+  if (journeysTimer) return;
+  // The server correlates new captures a few times a second at most, however many arrive.
+  journeysTimer = setTimeout(async () => { journeysTimer = 0; await refreshJourneys(); showList(); }, 300);
+}
+
+async function refreshJourneys() {
+  try {
+    state.journeys = await fetchJourneys(filters.params());
+  } catch (err) {
+    setFilterError(`Grouping by request failed: ${err.message}`);
+    state.journeys = null;
+  }
+}
+
+async function setGrouping(on) {
+  filters.group = on;
+  $("group").setAttribute("aria-pressed", String(on));
+  filters.saveToUrl();
+  if (on) await refreshJourneys();
+  showList();
+  if (state.selectedKey !== null) list.setSelected(state.selectedKey, true);
+}
+$("group").addEventListener("click", () => setGrouping(!filters.group));
+
+/** Open (true), close (false) or toggle (null) the selected request's row. */
+function expand(open) {
+  const item = list.items[list.index.get(state.selectedKey)];
+  if (!item?.journey) return;
+  const id = item.journey.id;
+  const now = open ?? !state.expanded.has(id);
+  if (now) state.expanded.add(id);
+  else state.expanded.delete(id);
+  showList();
+  list.setSelected(state.selectedKey, true);
+}
 
 function move(delta) {
   let step = delta;
@@ -431,7 +498,6 @@ clearDialog.addEventListener("close", async () => {
   if (!res.ok) notice(`Clear failed: ${(await res.json().catch(() => ({}))).detail || res.status}`);
 });
 
-$("import").addEventListener("click", () => $("import-file").click());
 $("import-file").addEventListener("change", async (e) => {
   const file = e.target.files[0];
   e.target.value = "";
@@ -490,6 +556,7 @@ function notice(message) {
 
 installKeys({
   move,
+  expand,
   search: () => $("search").focus(),
   resetFilters,
 });
@@ -502,6 +569,7 @@ new ResizeObserver(() => list.revealSelected()).observe($("list"));
 async function start() {
   filters.loadFromUrl();
   updateSortButtons();
+  $("group").setAttribute("aria-pressed", String(filters.group));
   let page;
   let stats;
   try {
@@ -523,7 +591,10 @@ async function start() {
   state.lastId = page.last_id;
   updateExportLinks();
   if (filters.active) await applyFilters();
-  else showList();
+  else {
+    if (filters.group) await refreshJourneys();
+    showList();
+  }
   connection.connect();
   selectFromHash();
 }

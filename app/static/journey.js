@@ -11,7 +11,7 @@ const BY = {
   heuristic: "same connection, API, method and path, in hook order and close in time",
 };
 
-/** GET /api/captures/{id}/journey, normalised: steps and events as summaries, oldest first. */
+/** GET /api/captures/{id}/journey: its steps (in hook order) and events, as list summaries. */
 export async function loadJourney(captureId, known) {
   let res;
   try {
@@ -21,11 +21,11 @@ export async function loadJourney(captureId, known) {
   }
   const body = await res.json().catch(() => ({}));
   if (!res.ok) return { error: body.detail || `the inspector answered ${res.status}` };
-  const journey = body.journey ?? body;
-  const summary = (c) => (typeof c === "number" ? known(c) ?? { id: c, hook_type: "?", kind: "dispatch" } : c);
-  const captures = (journey.captures || []).map(summary);
-  const events = (journey.events || []).map(summary);
-  return { journey, steps: captures.filter((c) => c.kind !== "event"), events: [...events, ...captures.filter((c) => c.kind === "event")] };
+  const journey = body;
+  // Steps and events carry their own fields; what the page has of them (size, upstream status) is added.
+  const steps = (journey.steps || []).map((step) => ({ kind: "dispatch", ...(known(step.id) || {}), ...step }));
+  const events = (journey.events || []).map((e) => ({ ...(known(e.id) || {}), kind: "event", id: e.id, hook_type: e.type, received_at: e.received_at, confidence: e.confidence }));
+  return { journey, steps, events };
 }
 
 /** The timeline; `current` is the capture the detail shows; `open(id)` selects another. */
@@ -76,7 +76,7 @@ function bar(offset, width, className) {
 function stepRow(c, current, start, total, open, journey) {
   const status = effectiveStatus(c);
   const outcome = c.outcome_status === "continue" ? "continues" : c.outcome_status === "dropped" ? "connection dropped" : status ? `→ ${status}` : "";
-  const weak = journey.step_confidence?.[c.id];
+  const weak = c.confidence && c.confidence !== "high" ? c.confidence : null;
   const link = el("a", { href: `#capture=${c.id}`, class: "step-link", onclick: (e) => { e.preventDefault(); open(c.id); } },
     text("span", LABEL[c.hook_type] || c.hook_type, { class: `step-hook hook-${c.hook_type}` }),
     text("span", c.hook_name || "", { class: "step-name" }));

@@ -10,7 +10,7 @@ export function isTyping(target) {
   return false;
 }
 
-/** actions: move(delta), search(), resetFilters() -> bool (false when there was nothing to reset). */
+/** actions: move(delta), expand(open), search(), resetFilters() -> bool (false when there was nothing to reset). */
 export function installKeys(actions) {
   document.addEventListener("keydown", (e) => {
     if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -38,6 +38,9 @@ export function installKeys(actions) {
     } else if (move !== undefined && !inWidget) {
       e.preventDefault();
       actions.move(move);
+    } else if (e.target?.id === "list" && (e.key === "ArrowRight" || e.key === "ArrowLeft" || e.key === "Enter")) {
+      e.preventDefault();
+      actions.expand({ ArrowRight: true, ArrowLeft: false, Enter: null }[e.key]);
     } else if (e.target?.id === "list" && (e.key === "Home" || e.key === "End" || e.key === "PageDown" || e.key === "PageUp")) {
       e.preventDefault();
       actions.move({ Home: -Infinity, End: Infinity, PageDown: "page", PageUp: "-page" }[e.key]);

@@ -138,13 +138,16 @@ export class CaptureList {
     if (c.replay_of) classes.push("replayed");
     if (c.stale) classes.push("stale");
     if (c.warnings && c.warnings.length) classes.push("warned");
+    if (c.journey) classes.push("journey");
+    if (c.child) classes.push("child");
     const status = effectiveStatus(c);
     const marks = rowMarks(c);
     const key = keyOf(c);
     const row = el("div", {
       class: classes.join(" "), role: "option", id: `row-${key}`, "data-key": key, "data-id": c.id, "data-kind": c.kind,
     },
-    text("span", marks.map(([sign]) => sign).join(""), { class: "c-mark", title: marks.map(([, why]) => why).join("; ") || null }),
+    text("span", c.journey ? (c.expanded ? "▾" : "▸") : marks.map(([sign]) => sign).join(""),
+      { class: "c-mark", title: c.journey ? `one API request (${c.confidence} confidence): Enter or → shows its hooks` : marks.map(([, why]) => why).join("; ") || null }),
     text("span", c.id, { class: "c-id" }),
     text("span", formatTime(c.received_at), { class: "c-time" }),
     text("span", c.kind, { class: "c-kind" }),
@@ -157,6 +160,7 @@ export class CaptureList {
     text("span", formatDuration(c.duration_ms), { class: "c-dur" }),
     text("span", formatBytes(c.size), { class: "c-size" }));
     if (c.error) row.title = c.error;
+    if (c.journey) row.setAttribute("aria-expanded", String(c.expanded));
     return row;
   }
 }
