@@ -226,6 +226,9 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
             metavar="HOST:PORT")  # fmt: skip
     o.value("--rules", str, None, "routing rules (YAML or JSON): upstream, mock or echo per API, hook, method, path; "
             "reloaded on change", metavar="FILE")  # fmt: skip
+    o.switch("--tag-requests", "add an X-Tyk-Inspector-Request header through the Pre hook's reply (echo or mock) so "
+             "every hook of a request is tied to it; changes traffic: the upstream sees the header")  # fmt: skip
+    o.value("--gateway-url", str, d.gateway_url, "the gateway's base URL, for copy as curl (default: %(default)s)")
     o.value("--tyk-version", tyk_version, d.tyk_version, "the Tyk Gateway version whose reply handling the "
             "outcome, lint and diff follow, e.g. 5.3.2 (default: %(default)s)", metavar="X.Y.Z")  # fmt: skip
     o.value("--tls-cert", str, None, "serve the page over HTTPS with this certificate (PEM)")
@@ -269,6 +272,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         upstream=args.upstream or None,
         rules_file=args.rules or None,
         tyk_version=args.tyk_version,
+        tag_requests=args.tag_requests,
+        gateway_url=args.gateway_url,
     )
 
 

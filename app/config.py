@@ -87,6 +87,11 @@ class Settings:
     """Routing rules (YAML or JSON), reloaded when the file changes."""
     rules_poll_seconds: float = 1.0
     tyk_version: str = LATEST
+    tag_requests: bool = False
+    """Add X-Tyk-Inspector-Request through the reply of Pre hooks the inspector answers (echo or
+    mock), so a request's journey is certain; changes the traffic the upstream sees."""
+    gateway_url: str = "http://localhost:8080"
+    """The gateway's base URL, for "copy as curl"."""
     """The Tyk Gateway version whose reply handling the outcome, lint and diff follow."""
 
     @property

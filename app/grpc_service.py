@@ -24,6 +24,7 @@ from app.capture.record import Capture, Recorder, summarize_event, summarize_obj
 from app.config import Settings
 from app.proxy.mock import mock_reply
 from app.proxy.rules import Rule, Rules
+from app.proxy.tagging import tagged_reply
 from app.proxy.upstream import UpstreamPool
 from app.tyk.protocol import EMPTY_EVENT_REPLY, SERVICE_NAME
 from protogen import coprocess_object_pb2 as pb
@@ -73,8 +74,11 @@ class DispatcherService:
         rules: Rules | None = None,
         upstreams: UpstreamPool | None = None,
         max_inflight_bytes: int | None = None,
+        tag_requests: bool = False,
     ) -> None:
         self._record = record
+        self.tag_requests = tag_requests
+        """Add the correlation header to Pre hooks the inspector answers (app.proxy.tagging)."""
         self.rules = rules
         """Replaced as a whole when the rules file changes; None: echo everything."""
         self._upstreams = upstreams
@@ -123,6 +127,8 @@ class DispatcherService:
                 await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
             if self.rules is not None:
                 await self._answer(capture, method, context)
+            if self.tag_requests and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
+                capture.reply = tagged_reply(capture.reply)  # type: ignore[arg-type]  # set for Dispatch
         except asyncio.CancelledError:
             # The gateway went away, its deadline passed, or the server stopped: the call still happened.
             if capture.grpc_status is None:

@@ -50,7 +50,11 @@ class Inspector:
         self.broadcaster = Broadcaster(settings.sse_queue_size, settings.sse_batch_seconds)
         self.upstreams = UpstreamPool(settings.max_message_bytes)
         self.service = DispatcherService(
-            self.record, initial_rules(settings), self.upstreams, max_inflight_bytes=settings.max_inflight_bytes
+            self.record,
+            initial_rules(settings),
+            self.upstreams,
+            max_inflight_bytes=settings.max_inflight_bytes,
+            tag_requests=settings.tag_requests,
         )
         self.replayer = Replayer(self.upstreams, self.record, self.service.rules)
         self._rules_task: asyncio.Task[None] | None = None

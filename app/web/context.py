@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from app.capture.broadcast import Broadcaster
 from app.capture.document import snapshot
+from app.capture.journey import JourneyIndex
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.search import SearchViews
@@ -33,6 +34,7 @@ class WebContext:
     redactor: Redactor = field(init=False)
     details: DetailCache = field(init=False)
     search_views: SearchViews = field(init=False)
+    journeys: JourneyIndex = field(init=False)
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
     _building: dict[int, asyncio.Future[bytes]] = field(init=False, default_factory=dict)
@@ -43,6 +45,7 @@ class WebContext:
         self.gateway = Gateway(version=TykVersion.parse(s.tyk_version))
         self.details = DetailCache(s.detail_cache_bytes)
         self.search_views = SearchViews(self.redactor)
+        self.journeys = JourneyIndex(self.store)
 
     async def detail(self, capture: Capture) -> bytes:
         """A capture's detail document (JSON bytes): cached, or built in a worker thread.

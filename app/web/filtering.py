@@ -22,7 +22,9 @@ Q = Annotated[str | None, Query(description="a filter query (docs/filters.md), e
 
 def searcher_of(context: WebContext) -> Searcher:
     """Redacted views from the shared cache; the outcome for the gateway --tyk-version names."""
-    return Searcher(redactor=context.redactor, views=context.search_views, gateway=context.gateway)
+    return Searcher(
+        redactor=context.redactor, views=context.search_views, gateway=context.gateway, journeys=context.journeys
+    )
 
 
 async def capture_query(
@@ -57,6 +59,8 @@ async def capture_query(
         assert extra.root is not None
         items: tuple[Node, ...] = (extra.root,) if query.root is None else (query.root, extra.root)
         query = ParsedQuery(query.text, items[0] if len(items) == 1 else And(items))
+    if any(term.field == "journey" for term in query.terms()):
+        await context.journeys.catch_up()  # journey: terms read the index
     return compile_query(query, searcher_of(context))
 
 
