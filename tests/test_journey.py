@@ -25,7 +25,8 @@ T0 = 1_700_000_000_000_000
 
 
 def hook_object(hook: int, path: str = "/orders", request_id: str | None = None, api: str = "api-1") -> pb.Object:
-    obj = pb.Object(hook_type=hook, hook_name=f"{common.HookType.Name(hook)}Hook")
+    name = common.HookType.Name(hook)
+    obj = pb.Object(hook_type=name, hook_name=f"{name}Hook")
     obj.request.url = path
     obj.request.method = "GET"
     obj.request.headers["Host"] = "gw.example.com"
