@@ -83,15 +83,25 @@ async def launch_chromium() -> AsyncIterator[Chromium]:
 
 @asynccontextmanager
 async def dashboard_in(
-    chromium: Chromium, url: str, *, width: int = 1500, height: int = 900, color_scheme: str = "light"
+    chromium: Chromium,
+    url: str,
+    *,
+    width: int = 1500,
+    height: int = 900,
+    color_scheme: str = "light",
+    bypass_csp: bool = True,
 ) -> AsyncIterator[Browser]:
-    """The dashboard at `url` in a fresh browser context (no cookies, storage or cache shared)."""
+    """The dashboard at `url` in a fresh browser context (no cookies, storage or cache shared).
+
+    With `bypass_csp=False` the page runs under its own Content-Security-Policy; then only
+    locators work, not `wait_for_function` (Playwright's polling evaluates code, which the CSP forbids).
+    """
     # The page's CSP (no eval) is bypassed for Playwright's own polling; it also means the
     # XSS tests prove the page's rendering safe by itself, not only behind the CSP.
     context = await chromium.new_context(
         accept_downloads=True,
         viewport={"width": width, "height": height},
-        bypass_csp=True,
+        bypass_csp=bypass_csp,
         color_scheme=color_scheme,  # type: ignore[arg-type]
     )
     try:

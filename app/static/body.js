@@ -1,12 +1,15 @@
 // The body viewer: JSON folded, text as text, HTML/XML as source (never rendered),
-// images through <img> from a blob URL, anything else as a hex dump.
+// images through <img> from data: URLs (SVG as a picture drawn on a canvas, and as source),
+// anything else as a hex dump.
 import { button, copyText, el, formatBytes, text } from "./dom.js";
 import { jsonTree } from "./jsontree.js";
 import { prettyMarkup } from "./pretty.js";
 
 export { jsonTree };
 
-const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml"]);
+const RASTER_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+// The largest picture an SVG is drawn as, per side.
+const SVG_RASTER_MAX = 2048;
 const HEX_LIMIT = 64 * 1024;
 
 export function base64ToBytes(b64) {
@@ -61,18 +64,14 @@ function save(bytes, name) {
 }
 
 function bodyContent(view, bytes, mediaType) {
-  if (IMAGE_TYPES.has(mediaType)) {
-    // As an <img>, even an SVG with script in it is only ever an image.
-    const url = URL.createObjectURL(new Blob([bytes], { type: mediaType }));
-    const size = text("span", "", { class: "image-size muted small" });
-    const img = el("img", { src: url, alt: "body preview", class: "body-image" });
-    // Once decoded the image no longer needs its URL: release the blob right away.
-    img.addEventListener("load", () => {
-      size.textContent = `${img.naturalWidth} × ${img.naturalHeight} px`;
-      URL.revokeObjectURL(url);
-    }, { once: true });
-    img.addEventListener("error", () => { size.textContent = "not a decodable image"; URL.revokeObjectURL(url); }, { once: true });
-    return el("div", { class: "image-preview" }, img, size);
+  // No captured body ever gets a URL on the inspector's origin: a blob URL opened in a new tab
+  // is a document of this origin, and an SVG there runs its script with the login cookie.
+  // Raster images are shown from data: URLs (an opaque origin, and top-level navigation to
+  // them is blocked); an SVG is drawn to a canvas and shown as a PNG, next to its source as text.
+  if (RASTER_TYPES.has(mediaType)) return rasterPreview(bytes, mediaType);
+  if (mediaType === "image/svg+xml") {
+    const source = view.text ?? new TextDecoder().decode(bytes);
+    return el("div", { class: "svg-body" }, svgPreview(bytes), markupOrText(source, mediaType));
   }
   if (view.json !== null && view.json !== undefined) return el("div", { class: "json-tree" }, jsonTree(view.json, 0));
   if (view.text !== null && view.text !== undefined) return markupOrText(view.text, mediaType);
@@ -92,6 +91,45 @@ function markupOrText(source, mediaType) {
     toggle.textContent = showPretty ? "show source" : "show indented";
   }, { class: "link small body-toggle" });
   return el("div", { class: "markup" }, toggle, pre);
+}
+
+function dataUrl(bytes, mediaType) {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return `data:${mediaType};base64,${btoa(bin)}`;
+}
+
+function rasterPreview(bytes, mediaType) {
+  const size = text("span", "", { class: "image-size muted small" });
+  const img = el("img", { src: dataUrl(bytes, mediaType), alt: "body preview", class: "body-image" });
+  img.addEventListener("load", () => { size.textContent = `${img.naturalWidth} × ${img.naturalHeight} px`; }, { once: true });
+  img.addEventListener("error", () => { size.textContent = "not a decodable image"; }, { once: true });
+  return el("div", { class: "image-preview" }, img, size);
+}
+
+/** The SVG drawn as a PNG: loaded as an image (where SVG script never runs) and rasterised. */
+function svgPreview(bytes) {
+  const size = text("span", "", { class: "image-size muted small" });
+  const preview = el("div", { class: "image-preview" }, size);
+  const picture = new Image();
+  picture.addEventListener("load", () => {
+    const width = Math.min(picture.naturalWidth || 300, SVG_RASTER_MAX);
+    const height = Math.min(picture.naturalHeight || 150, SVG_RASTER_MAX);
+    const canvas = document.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    try {
+      canvas.getContext("2d").drawImage(picture, 0, 0, width, height);
+      const img = el("img", { src: canvas.toDataURL("image/png"), alt: "SVG body drawn as a picture", class: "body-image" });
+      preview.prepend(img);
+      size.textContent = `${width} × ${height} px, SVG drawn as a picture`;
+    } catch {
+      size.textContent = "this SVG cannot be drawn as a picture: source below";
+    }
+  }, { once: true });
+  picture.addEventListener("error", () => { size.textContent = "not a drawable SVG: source below"; }, { once: true });
+  picture.src = dataUrl(bytes, "image/svg+xml");
+  return preview;
 }
 
 export function hexDump(bytes) {
