@@ -69,6 +69,13 @@ def tyk_version(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _hours(text: str) -> float:
+    value = seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
 def _flag(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -241,6 +248,35 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
         d.shutdown_grace_seconds,
         "seconds in-flight calls get on shutdown (default: %(default)s)",
     )
+    o.value("--http-header-timeout", seconds, d.http_header_timeout_seconds,
+            "close an HTTP connection whose request headers take longer (default: %(default)s s)")  # fmt: skip
+    o.value("--http-keep-alive", positive_int, d.http_keep_alive_seconds,
+            "close an idle keep-alive HTTP connection after this many seconds (default: %(default)s)")  # fmt: skip
+    o.value("--http-max-connections", positive_int, d.http_max_connections,
+            "HTTP connections open at most; a new one pushes out an idle one (default: %(default)s)")  # fmt: skip
+    o.names("--replay-allow", "REPLAY_ALLOW", "HOST:PORT",
+            "also let replay reach this plugin server (besides --upstream, rule targets and loopback)")  # fmt: skip
+    o.switch("--replay-anywhere", "let replay reach any HOST:PORT the page or API names")
+    o.value("--auth-token-file", str, None, "read the access token from this file (keeps it out of `ps`)",
+            metavar="FILE")  # fmt: skip
+    o.value("--session-hours", _hours, d.session_seconds / 3600,
+            "a login lasts this long (default: %(default)s)")  # fmt: skip
+
+
+def _auth_token(args: argparse.Namespace) -> str | None:
+    """--auth-token, or the first line of --auth-token-file (which keeps the token out of `ps`)."""
+    if not args.auth_token_file:
+        return str(args.auth_token) if args.auth_token else None
+    if args.auth_token:
+        raise ValueError("--auth-token and --auth-token-file: give one of them")
+    try:
+        with open(args.auth_token_file, encoding="utf-8") as file:
+            token = file.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--auth-token-file {args.auth_token_file}: {exc}") from None
+    if not token:
+        raise ValueError(f"--auth-token-file {args.auth_token_file}: the file holds no token")
+    return token
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -258,8 +294,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         capture_log=args.capture_log,
         capture_log_rate=args.capture_log_rate,
         shutdown_grace_seconds=args.shutdown_grace,
+        http_header_timeout_seconds=args.http_header_timeout,
+        http_keep_alive_seconds=args.http_keep_alive,
+        http_max_connections=args.http_max_connections,
+        replay_allow=tuple(args.replay_allow),
+        replay_anywhere=args.replay_anywhere,
+        session_seconds=args.session_hours * 3600,
         event_loop=args.event_loop,
-        auth_token=args.auth_token or None,
+        auth_token=_auth_token(args),
         allow_no_auth=args.no_auth,
         allowed_hosts=tuple(args.allowed_host),
         redact=not args.no_redact,

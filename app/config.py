@@ -24,6 +24,8 @@ DEFAULT_BUFFER_BYTES = 256 * MiB
 DEFAULT_MAX_MESSAGE_BYTES = 100_000_000
 # Room for a few calls of the largest size waiting on slow plugin servers at once.
 DEFAULT_MAX_INFLIGHT_BYTES = 256 * MiB
+# An access token that can be guessed is no token: beyond loopback it must be at least this long.
+MIN_TOKEN_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class Settings:
     """Detail documents kept ready for the page, by total size."""
     auth_token: str | None = None
     """Required on every web request when set (cookie from /login, or `Authorization: Bearer`)."""
+    session_seconds: float = 12 * 3600
+    """How long a login (the session cookie) lasts."""
     allow_no_auth: bool = False
     """Explicitly accept serving captures without a token on a non-loopback address."""
     allowed_hosts: tuple[str, ...] = ()
@@ -79,6 +83,12 @@ class Settings:
     """Query keys to redact (in url, request_uri and params) besides the built-in credential names."""
     redact_body: tuple[str, ...] = ()
     """JSON keys (anywhere) or dotted JSON paths from the root ('*' for any key) to redact in bodies."""
+    http_header_timeout_seconds: float = 10.0
+    """A connection whose request headers are not complete this long after its first byte is closed."""
+    http_keep_alive_seconds: int = 5
+    """An idle keep-alive connection is closed after this long."""
+    http_max_connections: int = 1000
+    """HTTP connections open at most; at the cap a new one pushes out the oldest idle one."""
     tls_cert: str | None = None
     tls_key: str | None = None
     upstream: str | None = None
@@ -86,6 +96,10 @@ class Settings:
     rules_file: str | None = None
     """Routing rules (YAML or JSON), reloaded when the file changes."""
     rules_poll_seconds: float = 1.0
+    replay_allow: tuple[str, ...] = ()
+    """Plugin servers (HOST:PORT) replay may reach besides --upstream, rule targets and loopback."""
+    replay_anywhere: bool = False
+    """Let replay reach any target it is given."""
     tyk_version: str = LATEST
     tag_requests: bool = False
     """Add X-Tyk-Inspector-Request through the reply of Pre hooks the inspector answers (echo or
@@ -110,6 +124,9 @@ class Settings:
             "buffer_items", "buffer_bytes", "max_message_bytes", "sse_queue_size", "sse_full_rate",
             "max_inflight_bytes",
             "detail_cache_bytes",
+            "http_header_timeout_seconds",
+            "http_keep_alive_seconds",
+            "http_max_connections",
         ):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")
@@ -118,6 +135,11 @@ class Settings:
         TykVersion.parse(self.tyk_version)  # a ValueError names the expected form
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
+        if self.auth_token is not None and not self.http_is_loopback and len(self.auth_token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"--auth-token has {len(self.auth_token)} characters: beyond loopback it needs at least "
+                f"{MIN_TOKEN_CHARS} (e.g. `openssl rand -hex 24`)"
+            )
         if not self.http_is_loopback and not self.auth_token and not self.allow_no_auth:
             raise ValueError(
                 f"--http-host {self.http_host} would show captured traffic (keys, sessions, bodies) to anyone who "

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
+import ssl
 from collections.abc import Generator
 
 import uvicorn
@@ -24,6 +26,7 @@ from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.proxy.upstream import UpstreamPool
 from app.tyk.protocol import SERVICE_NAME
 from app.web import create_app
+from app.web.connections import ConnectionGuard
 from app.web.context import WebContext
 
 log = logging.getLogger("tyk_inspector")
@@ -63,6 +66,7 @@ class Inspector:
         self._http: _UvicornServer | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._log_task: asyncio.Task[None] | None = None
+        self.connections: ConnectionGuard | None = None
 
     def record(self, capture: Capture) -> None:
         """Keep a capture and tell the live views. Called on the Dispatch path: never blocks."""
@@ -83,30 +87,40 @@ class Inspector:
     async def start(self) -> None:
         """Bind both listeners and start serving. Raises BindError naming the setting to change."""
         settings = self.settings
+        _check_tls(settings)  # before anything listens or says where the dashboard is
         http_socket = _listen_http(settings.http_host, settings.http_port)
         self.http_port = http_socket.getsockname()[1]
         try:
             self.grpc = create_grpc_server(settings, self.service)
-        except BindError:
+            await self.grpc.server.start()
+            if settings.grpc_unix_socket:
+                # Only this user may talk to the Dispatcher (or send it anything) through the socket.
+                os.chmod(settings.grpc_unix_socket, 0o600)
+            for service in ("", SERVICE_NAME):
+                await self.grpc.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+            context = WebContext(
+                self.store, self.broadcaster, settings, grpc_port=self.grpc.port, replayer=self.replayer
+            )
+            self.connections = ConnectionGuard(settings.http_header_timeout_seconds, _connection_cap(settings))
+            config = uvicorn.Config(
+                create_app(context),
+                http=self.connections.protocol_class(),
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_keep_alive=settings.http_keep_alive_seconds,
+                timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
+                ssl_certfile=settings.tls_cert,
+                ssl_keyfile=settings.tls_key,
+            )
+            config.load()  # what uvicorn would do in serve(): any error shows here, not after the banner
+        except BaseException:
+            # Nothing may stay bound when start fails: the caller exits or tries again.
             http_socket.close()
+            if self.grpc is not None:
+                await self.grpc.server.stop(None)
+                self.grpc = None
             raise
-        await self.grpc.server.start()
-        if settings.grpc_unix_socket:
-            # Only this user may talk to the Dispatcher (or send it anything) through the socket.
-            os.chmod(settings.grpc_unix_socket, 0o600)
-        for service in ("", SERVICE_NAME):
-            await self.grpc.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-
-        context = WebContext(self.store, self.broadcaster, settings, grpc_port=self.grpc.port, replayer=self.replayer)
-        config = uvicorn.Config(
-            create_app(context),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
-            ssl_certfile=settings.tls_cert,
-            ssl_keyfile=settings.tls_key,
-        )
         self._http = _UvicornServer(config)
         # The socket is already listening, so connections made before uvicorn's
         # first turn simply wait in the backlog.
@@ -129,6 +143,11 @@ class Inspector:
             )
         if not settings.redact:
             log.warning("credentials are shown unredacted in the page, the API and exports (--no-redact)")
+        if settings.auth_token and not settings.http_is_loopback and not settings.tls_cert:
+            log.warning(
+                "SECURITY: the access token and the captures cross the network in clear text (no --tls-cert): "
+                "serve over HTTPS (--tls-cert/--tls-key) or behind a TLS-terminating proxy."
+            )
 
     async def _watch_rules(self, path: str) -> None:
         """Reload the rules when the file changes; a bad edit is logged and the old rules stay."""
@@ -187,6 +206,32 @@ def _mtime(path: str) -> float | None:
 
 def _describe(rule: Rule) -> str:
     return rule.upstream or rule.action
+
+
+def _check_tls(settings: Settings) -> None:
+    """Load the certificate and key now: uvicorn would fail only after the start was announced."""
+    if not settings.tls_cert or not settings.tls_key:
+        return
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise BindError(
+            f"cannot serve HTTPS with --tls-cert {settings.tls_cert} and --tls-key {settings.tls_key}: {reason} "
+            "(TYK_INSPECTOR_TLS_CERT / TYK_INSPECTOR_TLS_KEY: a PEM certificate chain and its private key)"
+        ) from None
+
+
+def _connection_cap(settings: Settings) -> int:
+    """--http-max-connections, kept below the open-files limit so accept() itself never fails."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return settings.http_max_connections
+    if soft == resource.RLIM_INFINITY:
+        return settings.http_max_connections
+    # The rest is for gRPC connections, upstream channels, files and the loop itself.
+    return max(16, min(settings.http_max_connections, soft // 2))
 
 
 def _listen_http(host: str, port: int) -> socket.socket:
