@@ -23,6 +23,7 @@ from app.config import Settings
 from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
+from app.proxy.targets import ReplayTargets
 from app.proxy.upstream import UpstreamPool
 from app.tyk.protocol import SERVICE_NAME
 from app.web import create_app
@@ -59,7 +60,8 @@ class Inspector:
             max_inflight_bytes=settings.max_inflight_bytes,
             tag_requests=settings.tag_requests,
         )
-        self.replayer = Replayer(self.upstreams, self.record, self.service.rules)
+        targets = ReplayTargets(settings.upstream, settings.replay_allow, settings.replay_anywhere)
+        self.replayer = Replayer(self.upstreams, self.record, self.service.rules, targets)
         self._rules_task: asyncio.Task[None] | None = None
         self.grpc: GrpcListener | None = None
         self.http_port = 0

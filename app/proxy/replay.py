@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from app.capture.record import Capture, Recorder, summarize_object
 from app.capture.redact import REDACTED, Redactor
 from app.proxy.rules import Rules
+from app.proxy.targets import ReplayTargets, TargetRefused
 from app.proxy.upstream import UpstreamPool
 from app.tyk.protocol import Object
 
@@ -26,6 +27,10 @@ REPLAY_DEADLINE_SECONDS = 10.0
 
 class ReplayError(ValueError):
     """The replay cannot be made as asked; the message says why."""
+
+
+class ReplayRefused(ReplayError):
+    """The replay target is not allowed (HTTP 403)."""
 
 
 def restore_redacted(edited: dict[str, Any], original_request: bytes, redactor: Redactor) -> dict[str, Any]:
@@ -110,20 +115,29 @@ def _body_bytes(encoded: str) -> bytes:
 
 
 class Replayer:
-    def __init__(self, pool: UpstreamPool, record: Recorder, rules: Rules | None) -> None:
+    def __init__(
+        self, pool: UpstreamPool, record: Recorder, rules: Rules | None, targets: ReplayTargets | None = None
+    ) -> None:
         self._pool = pool
         self._record = record
         self.rules = rules
+        self.targets = targets or ReplayTargets()
 
     def target_for(self, original: Capture, to: str | None) -> str:
-        if to:
-            return to
-        if original.upstream:
-            return original.upstream
-        rule = self.rules.route(original) if self.rules is not None else None
-        if rule is not None and rule.upstream:
-            return rule.upstream
-        raise ReplayError("no plugin server to replay to: give one (`to`: HOST:PORT) or run with --upstream/--rules")
+        """Where to send: `to`, else the capture's upstream, else its rule's; always through the allow-list."""
+        target = to or original.upstream
+        if not target:
+            rule = self.rules.route(original) if self.rules is not None else None
+            target = rule.upstream if rule is not None else None
+        if not target:
+            raise ReplayError(
+                "no plugin server to replay to: give one (`to`: HOST:PORT) or run with --upstream/--rules"
+            )
+        # An imported capture's `upstream` is as untrusted as `to`: both are checked.
+        try:
+            return self.targets.check(target, self.rules)
+        except TargetRefused as exc:
+            raise ReplayRefused(str(exc)) from None
 
     async def replay(
         self,

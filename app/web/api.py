@@ -18,7 +18,7 @@ from app.capture.matcher import Matcher
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.views import summary_json
-from app.proxy.replay import ReplayError
+from app.proxy.replay import ReplayError, ReplayRefused
 from app.tyk.diff import diff_objects
 from app.tyk.protocol import Object
 from app.web.context import Context
@@ -120,6 +120,8 @@ async def replay_capture(context: Context, capture_id: int, body: ReplayRequest 
     body = body or ReplayRequest(to=None, object=None)
     try:
         result = await context.replayer.replay(original, body.to, body.object, context.redactor)
+    except ReplayRefused as exc:
+        raise HTTPException(403, str(exc)) from None
     except ReplayError as exc:
         raise HTTPException(400, str(exc)) from None
     detail = await context.detail(result)
