@@ -78,6 +78,6 @@ def create_app(context: WebContext) -> FastAPI:
     app.include_router(transfer.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(AccessGuard, settings=context.settings)
+    app.add_middleware(AccessGuard, settings=context.settings, auth=context.auth)
     app.add_middleware(SecurityHeaders)  # outermost: refusals carry the headers too
     return app

@@ -21,6 +21,7 @@ from app.config import Settings
 from app.proxy.replay import Replayer
 from app.tyk.outcome import Gateway
 from app.tyk.version import TykVersion
+from app.web.auth import Authenticator
 
 
 @dataclass
@@ -31,6 +32,7 @@ class WebContext:
     grpc_port: int | None = None
     replayer: Replayer | None = None
     started_at: float = field(default_factory=time.time)
+    auth: Authenticator = field(init=False)
     redactor: Redactor = field(init=False)
     details: DetailCache = field(init=False)
     search_views: SearchViews = field(init=False)
@@ -41,6 +43,7 @@ class WebContext:
 
     def __post_init__(self) -> None:
         s = self.settings
+        self.auth = Authenticator(s.auth_token, s.session_seconds)
         self.redactor = Redactor(s.redact, s.redact_headers, s.redact_metadata, s.redact_query, s.redact_body)
         self.gateway = Gateway(version=TykVersion.parse(s.tyk_version))
         self.details = DetailCache(s.detail_cache_bytes)

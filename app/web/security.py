@@ -5,9 +5,8 @@ Pure ASGI, so it guards the SSE stream and streamed exports like any other route
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -15,21 +14,11 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
+from app.web.auth import COOKIE, Authenticator
 
-COOKIE = "tyk_inspector_session"
-OPEN_PATHS = ("/login", "/static/")
+OPEN_PATHS = ("/login", "/logout", "/static/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def session_value(token: str) -> str:
-    """What the login cookie holds: derived from the token, never the token itself."""
-    return hashlib.sha256(b"tyk-inspector-session:" + token.encode()).hexdigest()
-
-
-def tokens_equal(given: bytes, token: str) -> bool:
-    """Constant-time comparison as bytes: compare_digest refuses str with non-ASCII characters."""
-    return hmac.compare_digest(given, token.encode("utf-8"))
 
 
 def host_name(host_header: str) -> str:
@@ -43,6 +32,12 @@ def host_name(host_header: str) -> str:
 class Refusal:
     status: int
     detail: str
+    retry_after: int | None = None
+
+
+def throttled(wait: float) -> Refusal:
+    seconds = math.ceil(wait)
+    return Refusal(429, f"too many wrong access tokens from this address: try again in {seconds} s", seconds)
 
 
 LOGIN = Refusal(401, "this inspector needs its access token: log in at /login or send 'Authorization: Bearer <token>'")
@@ -51,10 +46,10 @@ LOGIN = Refusal(401, "this inspector needs its access token: log in at /login or
 class AccessGuard:
     """Rejects requests for another Host, without the token (when one is set), or cross-site writes."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, auth: Authenticator) -> None:
         self.app = app
         self.token = settings.auth_token
-        self.expected_cookie = session_value(settings.auth_token) if settings.auth_token else None
+        self.auth = auth
         extra = {h.lower() for h in settings.allowed_hosts}
         # With a token, a rebinding page cannot authenticate anyway; without one the Host
         # header is what tells this machine's browser tabs from a hostile site's.
@@ -67,36 +62,46 @@ class AccessGuard:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         path: str = scope["path"]
-        refusal = self._check(scope["method"], path, headers)
+        client = scope.get("client")
+        refusal = self._check(scope["method"], path, headers, client[0] if client else "unknown")
         if refusal is None:
             await self.app(scope, receive, send)
         elif refusal is LOGIN and scope["method"] == "GET" and not path.startswith("/api/"):
             await _send(send, 303, b"", [(b"location", b"/login")])  # a person at the page: show the login
         else:
             body = json.dumps({"detail": refusal.detail}).encode()
-            await _send(send, refusal.status, body, [(b"content-type", b"application/json")])
+            reply_headers = [(b"content-type", b"application/json")]
+            if refusal.retry_after is not None:
+                reply_headers.append((b"retry-after", str(refusal.retry_after).encode()))
+            await _send(send, refusal.status, body, reply_headers)
 
-    def _check(self, method: str, path: str, headers: dict[str, str]) -> Refusal | None:
+    def _check(self, method: str, path: str, headers: dict[str, str], client: str) -> Refusal | None:
         host = host_name(headers.get("host", "")).lower()
         if not self.any_host and host not in self.hosts:
             return Refusal(403, f"Host {host!r} is not allowed (DNS rebinding protection); add it with --allowed-host")
-        if self.token and not path.startswith(OPEN_PATHS) and not self._authenticated(headers):
-            return LOGIN
+        if self.token and not path.startswith(OPEN_PATHS):
+            refusal = self._authenticated(headers, client)
+            if refusal is not None:
+                return refusal
         if method not in SAFE_METHODS and not _same_origin(headers):
             return Refusal(403, "cross-site request refused: change captures from the dashboard itself")
         return None
 
-    def _authenticated(self, headers: dict[str, str]) -> bool:
-        assert self.token is not None and self.expected_cookie is not None
-        bearer = headers.get("authorization", "")
-        # Headers were decoded as latin-1, so encoding them back gives the bytes the client sent.
-        if bearer.lower().startswith("bearer ") and tokens_equal(bearer[7:].strip().encode("latin-1"), self.token):
-            return True
+    def _authenticated(self, headers: dict[str, str], client: str) -> Refusal | None:
         for cookie in _cookies(headers.get("cookie", "")):
             name, _, value = cookie.partition("=")
-            if name.strip() == COOKIE and tokens_equal(value.strip().encode("latin-1"), self.expected_cookie):
-                return True
-        return False
+            if name.strip() == COOKIE and self.auth.sessions.valid(value.strip()):
+                return None
+        bearer = headers.get("authorization", "")
+        if not bearer.lower().startswith("bearer "):
+            return LOGIN
+        wait = self.auth.throttle.retry_after(client)
+        if wait > 0:
+            return throttled(wait)
+        # Headers were decoded as latin-1, so encoding them back gives the bytes the client sent.
+        if self.auth.check_token(bearer[7:].strip().encode("latin-1"), client, "bearer"):
+            return None
+        return LOGIN
 
 
 def _cookies(header: str) -> Iterable[str]:
