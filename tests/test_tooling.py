@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,3 +89,13 @@ def test_no_copies_of_the_examples_in_the_tests() -> None:
     examples = {path.read_bytes() for path in (ROOT / "examples").glob("*.json")}
     copies = [path for path in (ROOT / "tests").rglob("*.json") if path.read_bytes() in examples]
     assert not copies
+
+
+def test_every_test_named_in_the_security_doc_exists() -> None:
+    doc = (ROOT / "docs" / "security.md").read_text()
+    named = re.findall(r"`(test_\w+\.py)::(\w+)(?:::(\w+))?`", doc)
+    assert len(named) >= 20
+    for file, first, second in named:
+        source = (ROOT / "tests" / file).read_text()
+        for name in filter(None, (first, second)):
+            assert re.search(rf"^\s*(async )?(def|class) {name}\b", source, re.MULTILINE), f"{file}::{name}"
