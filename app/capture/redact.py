@@ -13,9 +13,6 @@ import json
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from google.protobuf.message import DecodeError
-
-from app.capture.record import Capture
 from app.capture.secrets import REDACTED, TOO_DEEP, NameRules
 from protogen import coprocess_object_pb2, coprocess_session_state_pb2
 
@@ -138,61 +135,6 @@ class Redactor:
         if self.enabled and summary.get("path"):
             summary["path"] = self.rules.url(summary["path"])
         return summary
-
-    # --- search ---------------------------------------------------------------------------------
-
-    def searchable(self, capture: Capture) -> bytes:
-        """What a text search may match: the redacted messages' wire bytes and call metadata.
-
-        Serialized protobuf keeps strings as UTF-8, so a search for header values, bodies or
-        session fields matches here exactly as it would in the raw bytes, minus the secrets.
-        """
-        pieces = [self._redacted_request(capture)]
-        if capture.reply is not None and capture.reply is not capture.request:
-            pieces.append(self._redacted_reply(capture))
-        for key, value in self.metadata(capture.metadata):
-            pieces.append(f"{key}: {value if isinstance(value, str) else ''}".encode())
-        return b"\0".join(pieces)
-
-    def contains_text(self, capture: Capture, text: str) -> bool:
-        """Whether `text` (case-insensitive in summary fields) appears in what this capture shows."""
-        needle = text.lower()
-        fields = (capture.hook_type, capture.hook_name, capture.api_id, capture.org_id, capture.method)
-        if any(needle in value.lower() for value in fields) or needle in self.url(capture.path).lower():
-            return True
-        encoded = text.encode("utf-8")
-        raw = encoded in capture.request or (capture.reply is not None and encoded in capture.reply)
-        in_metadata = any(isinstance(v, str) and text in v for _, v in capture.metadata)
-        if not (raw or in_metadata):
-            return False  # redaction only removes text: no raw match, no match
-        if not self.enabled:
-            return True
-        return encoded in self.searchable(capture)
-
-    def _redacted_request(self, capture: Capture) -> bytes:
-        if not self.enabled:
-            return capture.request
-        try:
-            if capture.kind == "event":
-                event = coprocess_object_pb2.Event.FromString(capture.request)
-                event.payload = self.event_payload(event.payload)
-                return bytes(event.SerializeToString())
-            obj = coprocess_object_pb2.Object.FromString(capture.request)
-        except DecodeError:
-            return capture.request  # undecodable bytes hold no fields to redact
-        self.object(obj)
-        return bytes(obj.SerializeToString())
-
-    def _redacted_reply(self, capture: Capture) -> bytes:
-        assert capture.reply is not None
-        if not self.enabled or capture.kind == "event":
-            return capture.reply  # an EventReply is empty
-        try:
-            reply = coprocess_object_pb2.Object.FromString(capture.reply)
-        except DecodeError:
-            return capture.reply
-        self.object(reply)
-        return bytes(reply.SerializeToString())
 
     @staticmethod
     def _map(mapping: MutableMapping[str, str], sensitive: Any) -> None:
