@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from app.web import api, filtering, journeys, pages, stream, transfer
 from app.web.context import WebContext
 from app.web.security import AccessGuard
 
+log = logging.getLogger("tyk_inspector.web")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 # Every payload shown on the page is attacker-controlled text: no inline script,
@@ -52,10 +54,47 @@ class SecurityHeaders:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in error['loc'][1:]) or error['loc'][0]}: {error['msg']}" for error in exc.errors()
-    )
-    return JSONResponse({"detail": f"invalid request: {problems}", "errors": exc.errors()}, status_code=422)
+    # Only where and what: the rejected input itself may be bytes (a text/plain body) or
+    # anything else that is not JSON, and echoing it back helps no one.
+    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+              for e in exc.errors()]  # fmt: skip
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors)
+    return JSONResponse({"detail": f"invalid request: {problems}", "errors": errors}, status_code=422)
+
+
+class InternalErrors:
+    """Any exception a route lets escape becomes a JSON 500, inside SecurityHeaders so it carries them.
+
+    Starlette's own last-resort handler sits outside every middleware, so its plain-text 500
+    would leave without the security headers.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            log.exception("internal error answering %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # the response is under way: nothing better to do than end the connection
+            response = JSONResponse(
+                {"detail": "internal error: the inspector could not answer this request (see its log)"},
+                status_code=500,
+            )
+            await response(scope, receive, send)
 
 
 def create_app(context: WebContext) -> FastAPI:
@@ -78,6 +117,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.include_router(transfer.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(InternalErrors)
     app.add_middleware(AccessGuard, settings=context.settings, auth=context.auth)
     app.add_middleware(SecurityHeaders)  # outermost: refusals carry the headers too
     return app

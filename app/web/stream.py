@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, HTTPException, Query
 from sse_starlette import EventSourceResponse
 
 from app.capture.broadcast import CLOSED, Batch, Cleared, Subscription
@@ -27,6 +27,7 @@ router = APIRouter(prefix="/api", tags=["stream"])
 # one write per event: far fewer syscalls when the gateway is busy.
 MAX_CHUNK_BYTES = 256 * 1024
 RECONNECT_MS = 1000
+MAX_ID_DIGITS = 19  # any capture id fits in a signed 64-bit integer
 
 
 @router.get("/stream")
@@ -57,8 +58,12 @@ async def stream(
 def _resume_point(last_event_id: str | None, after: int | None, newest: int) -> int:
     # The browser sends Last-Event-ID by itself when it reconnects; it wins over `after`,
     # which the page uses on its first connect. Neither: live captures only.
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        return int(last_event_id)
+    if last_event_id is not None:
+        text = last_event_id.strip()
+        # str.isdigit() also takes '²' or '٣', and int() refuses over 4,300 digits: both were 500s.
+        if not (text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS):
+            raise HTTPException(400, "Last-Event-ID must be a capture id: up to 19 ASCII digits")
+        return int(text)
     return newest if after is None else after
 
 
