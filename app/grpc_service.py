@@ -86,6 +86,8 @@ class DispatcherService:
         """Message bytes held by calls not answered yet; None: no bound."""
         self.inflight_bytes = 0
         self.inflight_calls = 0
+        self.stopping = False
+        """Set when the server stops: calls cancelled from here on were cut off by the shutdown."""
 
     async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         capture = Capture(kind="dispatch", request=request, reply=request)
@@ -149,11 +151,16 @@ class DispatcherService:
     def _record_unanswered(self, capture: Capture, context: grpc.aio.ServicerContext, started: int) -> None:
         remaining = context.time_remaining()
         timed_out = remaining is not None and remaining <= 0
-        capture.grpc_status = "DEADLINE_EXCEEDED" if timed_out else "CANCELLED"
         if timed_out:
+            capture.grpc_status = "DEADLINE_EXCEEDED"
             note = "the caller's deadline passed before the reply was sent"
+        elif self.stopping:
+            # grpc.aio cancels what is left when the grace period ends; the caller gets UNAVAILABLE.
+            capture.grpc_status = "UNAVAILABLE"
+            note = "cancelled before the reply was sent: the inspector stopped (--shutdown-grace was over)"
         else:
-            note = "cancelled before the reply was sent (the caller went away or the inspector stopped)"
+            capture.grpc_status = "CANCELLED"
+            note = "cancelled before the reply was sent: the caller went away"
         capture.error = f"{capture.error}; {note}" if capture.error else note
         capture.reply = None
         capture.duration_ns = time.perf_counter_ns() - started

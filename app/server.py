@@ -174,6 +174,7 @@ class Inspector:
 
     async def stop(self) -> None:
         """Stop taking calls, let in-flight ones finish, end SSE streams, close both servers."""
+        self.service.stopping = True
         if self.grpc is not None:
             await self.grpc.health.enter_graceful_shutdown()
             # New calls are refused from here; calls already in a handler finish and are captured.

@@ -1,0 +1,125 @@
+"""SIGTERM with calls queued on a slow plugin server: they finish within the grace period and are
+captured; past the grace period they are cancelled, and captured as cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from protogen import coprocess_object_pb2 as pb
+from tests.conftest import Client, load_object, wait_until
+from tests.plugins import Handler, plugin_server
+
+ROOT = Path(__file__).resolve().parent.parent
+LISTENING = re.compile(r"gRPC Dispatcher on \S+:(\d+), dashboard at (http://\S+)")
+CALLS = 30
+
+
+def one_at_a_time(seconds: float, release: asyncio.Event | None = None) -> Handler:
+    """A plugin that answers one call at a time, each taking `seconds` (after `release`, if given)."""
+    lock = asyncio.Lock()
+
+    async def handler(obj: pb.Object) -> pb.Object:
+        async with lock:
+            if release is not None:
+                await release.wait()
+            await asyncio.sleep(seconds)  # the plugin's own work, not a synchronisation
+            obj.request.set_headers["X-Plugin"] = "slow"
+            return obj
+
+    return handler
+
+
+async def start_inspector(upstream: str, grace: float) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "main.py"),
+        "--grpc-address", "127.0.0.1:0", "--http-port", "0", "--shutdown-grace", str(grace),
+        "--upstream", upstream, "--capture-log", "line",
+        stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=dict(os.environ),
+    )  # fmt: skip
+    assert process.stderr is not None
+    log: list[str] = []
+    while not (match := LISTENING.search("".join(log))):
+        line = await asyncio.wait_for(process.stderr.readline(), 15)
+        assert line, "the inspector exited before listening: " + "".join(log)
+        log.append(line.decode())
+    return process, int(match.group(1)), log
+
+
+async def call_all(client: Client, outcomes: list[str]) -> None:
+    async def one() -> None:
+        try:
+            reply = await client.dispatch(load_object("pre.json"), timeout=60)
+            outcomes.append("ok" if reply.request.set_headers["X-Plugin"] == "slow" else "wrong reply")
+        except grpc.aio.AioRpcError as exc:
+            outcomes.append(exc.code().name)
+
+    await asyncio.gather(*(one() for _ in range(CALLS)))
+
+
+async def stop(process: asyncio.subprocess.Process, log: list[str]) -> tuple[int, str]:
+    assert process.stderr is not None
+    process.send_signal(signal.SIGTERM)
+    rest = await asyncio.wait_for(process.stderr.read(), 60)
+    code = await asyncio.wait_for(process.wait(), 15)
+    return code, "".join(log) + rest.decode()
+
+
+async def test_sigterm_lets_queued_calls_finish_within_the_grace_period_and_captures_them() -> None:
+    release = asyncio.Event()
+    async with plugin_server(one_at_a_time(0.03, release)) as plugin:
+        process, port, log = await start_inspector(plugin.target, grace=30)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                outcomes: list[str] = []
+                callers = asyncio.ensure_future(call_all(Client(channel), outcomes))
+                # Every call has reached the plugin server, which answers them one by one.
+                await wait_until(lambda: len(plugin.received) == CALLS, within=30, what="30 calls queued")
+                process.send_signal(signal.SIGTERM)
+                release.set()
+                code, text = await stop(process, log)
+                await asyncio.wait_for(callers, 30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+    assert code == 0, text
+    assert outcomes == ["ok"] * CALLS, (outcomes, text)
+    assert "ERROR" not in text and "Traceback" not in text, text
+    assert f"Tyk Inspector stopped after {CALLS} captures" in text.rstrip().splitlines()[-1], text
+    assert len(re.findall(r"Pre MyPreHook .* #\d+", text)) == CALLS, text
+
+
+async def test_calls_still_running_when_the_grace_period_ends_are_cancelled_and_captured() -> None:
+    release = asyncio.Event()  # never set: the plugin server never answers
+    async with plugin_server(one_at_a_time(0, release)) as plugin:
+        process, port, log = await start_inspector(plugin.target, grace=0.5)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                outcomes: list[str] = []
+                callers = asyncio.ensure_future(call_all(Client(channel), outcomes))
+                await wait_until(lambda: len(plugin.received) == CALLS, within=30, what="30 calls queued")
+                code, text = await stop(process, log)
+                await asyncio.wait_for(callers, 30)
+        finally:
+            release.set()
+            if process.returncode is None:
+                process.kill()
+    assert code == 0, text
+    # What the gateway sees when the inspector gives up on a call at the end of the grace period.
+    assert outcomes == ["UNAVAILABLE"] * CALLS, (outcomes, text)
+    assert f"Tyk Inspector stopped after {CALLS} captures" in text.rstrip().splitlines()[-1], text
+    assert len(re.findall(r"error='cancelled before the reply was sent: the inspector stopped", text)) == CALLS, text
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # grpc honours http_proxy for loopback targets too; these tests talk to loopback only.
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "grpc_proxy"):
+        monkeypatch.delenv(name, raising=False)
