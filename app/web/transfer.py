@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.capture.document import snapshot
 from app.capture.export import EXPORT_FOOTER, ImportFormatError, export_header, export_records, parse_document
+from app.capture.har import HAR_FOOTER, JourneyCaptures, har_entries, har_header
+from app.capture.journey import Journey
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.web.api import first_matches, get_capture
@@ -30,11 +32,58 @@ IMPORT_BATCH_RECORDS = 500
 
 
 @router.get("/export")
-async def export_captures(context: Context, matcher: CaptureQuery) -> StreamingResponse:
+async def export_captures(
+    context: Context,
+    matcher: CaptureQuery,
+    format: Annotated[
+        Literal["json", "har"], Query(description="json: an export document; har: HAR 1.2, one entry per API request")
+    ] = "json",
+) -> StreamingResponse:
     """Every buffered capture matching `q`, oldest first, as a download."""
     # Matched before the response starts, so a query that fails is still a 400.
     captures = await first_matches(matcher, context.store.oldest_first(), context.store.stats().count)
+    if format == "har":
+        return await _har_download(captures, context)
     return _download(captures, "tyk-inspector", context)
+
+
+async def _har_download(captures: list[Capture], context: WebContext) -> StreamingResponse:
+    """The journeys of the matching captures, each in full (every hook of the request), oldest first."""
+    await context.journeys.catch_up()
+    seen: dict[int, Journey] = {}
+    for capture in captures:
+        journey = context.journeys.journey_of(capture.id)
+        if journey is not None and journey.id not in seen:
+            seen[journey.id] = journey
+    journeys = [seen[i] for i in sorted(seen)]
+    filename = f"tyk-inspector-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.har"
+    return StreamingResponse(
+        _har_stream(journeys, context),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def _har_stream(journeys: list[Journey], context: WebContext) -> AsyncIterator[bytes]:
+    # As the JSON export: snapshots taken on the loop, entries built in a worker thread.
+    yield har_header().encode("utf-8")
+    first = True
+    batch: list[JourneyCaptures] = []
+    size = 0
+    for journey in journeys:
+        captures = [snapshot(c) for c in (context.store.get(i) for i in journey.captures) if c is not None]
+        if not captures:
+            continue
+        batch.append(JourneyCaptures(journey.id, journey.by, journey.confidence, captures))
+        size += sum(c.size for c in captures)
+        if len(batch) >= EXPORT_BATCH_RECORDS or size >= EXPORT_BATCH_BYTES:
+            piece = await asyncio.to_thread(har_entries, batch, context.redactor, context.gateway, first)
+            first = first and not piece
+            yield piece.encode("utf-8")
+            batch, size = [], 0
+    if batch:
+        yield (await asyncio.to_thread(har_entries, batch, context.redactor, context.gateway, first)).encode("utf-8")
+    yield HAR_FOOTER.encode("utf-8")
 
 
 @router.get("/captures/{capture_id}/export")
