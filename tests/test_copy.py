@@ -1,0 +1,174 @@
+"""Copy as curl / send / grpcurl / pytest, and body downloads, over real HTTP; the generated commands
+and tests are run for real against loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import shlex
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.server import Inspector
+from protogen import coprocess_object_pb2 as pb
+from tests.conftest import Client, load_object, wait_until, with_settings
+from tests.plugins import header_plugin, plugin_server
+from tests.test_proxy import inspector_with
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+class Recorded(BaseHTTPRequestHandler):
+    seen: list[dict[str, Any]] = []
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        Recorded.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                              "body": self.rfile.read(length)})  # fmt: skip
+        self.send_response(204)
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    """A stand-in for the gateway on a loopback port that records the requests it gets."""
+    Recorded.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorded)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def run(command: str, cwd: Path, **env: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        "bash", "-c", command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **env},
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def copy(http: httpx.AsyncClient, capture_id: int, as_: str, **params: str) -> str:
+    response = await http.get(f"/api/captures/{capture_id}/copy", params={"as": as_, **params})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.text
+
+
+async def test_curl_replays_the_clients_request_through_the_gateway(
+    client: Client, http: httpx.AsyncClient, gateway: str, tmp_path: Path
+) -> None:
+    post = load_object("post-json-body.json")
+    post.hook_type = 1  # Pre: the client's request
+    post.request.headers["X-Quote"] = "it's $(not run) `either`"
+    await client.dispatch(post)
+    later = load_object("post-json-body.json")
+    later.request.url = "/rewritten"
+    later.request.headers["X-Quote"] = "it's $(not run) `either`"
+    await client.dispatch(later)  # a later hook of the same request (same headers: the heuristic)
+    command = await copy(http, 2, "curl", gateway=gateway)
+    assert command.startswith("curl")
+    code, out = await run(command.rstrip("\n") + " --fail --silent --show-error", tmp_path)
+    assert code == 0, out
+    [seen] = Recorded.seen
+    assert (seen["method"], seen["path"]) == ("POST", "/orders-api/v1/orders?dry_run=false")  # the first hook's
+    assert seen["body"] == post.request.raw_body
+    assert seen["headers"]["X-Quote"] == "it's $(not run) `either`"
+    assert seen["headers"]["Content-Type"] == post.request.headers["Content-Type"]
+    default = await copy(http, 1, "curl")
+    assert shlex.split(default.replace("\\\n", ""))[-1] == "http://localhost:8080/orders-api/v1/orders?dry_run=false"
+    bad = await http.get("/api/captures/1/copy", params={"as": "curl", "gateway": "javascript:alert(1)"})
+    assert bad.status_code == 400
+    assert (await http.get("/api/captures/1/copy", params={"as": "wget"})).status_code == 422
+    assert (await http.get("/api/captures/9/copy", params={"as": "curl"})).status_code == 404
+
+
+async def test_send_runs_and_the_object_arrives_again(
+    inspector: Inspector, client: Client, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    pre = load_object("pre.json")
+    await client.dispatch(pre)
+    script = await copy(http, 1, "send", to=f"127.0.0.1:{inspector.grpc_port}")
+    code, out = await run(script, tmp_path)
+    assert code == 0, out
+    await wait_until(lambda: inspector.store.last_id == 2, what="the sent capture")
+    again = inspector.store.get(2)
+    assert again is not None and pb.Object.FromString(again.request) == pre
+
+
+async def test_grpcurl_carries_the_object_json(client: Client, http: httpx.AsyncClient) -> None:
+    await client.dispatch(load_object("pre.json"))
+    text = await copy(http, 1, "grpcurl", to="plugins.internal:5555")
+    command = next(line for line in text.splitlines() if line.startswith("grpcurl"))
+    assert command == "grpcurl -plaintext -d @ plugins.internal:5555 coprocess.Dispatcher/Dispatch <<'JSON'"
+    body = text.split("<<'JSON'\n", 1)[1].rsplit("\nJSON\n", 1)[0]
+    assert json.loads(body)["hookName"] == "MyPreHook"
+
+
+async def test_pytest_skeleton_passes_against_the_plugin_and_fails_against_another(
+    inspector: Inspector, tmp_path: Path
+) -> None:
+    async with plugin_server(header_plugin) as plugin, inspector_with(upstream=plugin.target) as (_, proxied, http):
+        await proxied.dispatch(load_object("pre.json"))
+        test = await copy(http, 1, "pytest", to=plugin.target)
+    assert "def test_pre_myprehook_reply" in test
+    path = tmp_path / "test_generated.py"
+    path.write_text(test)
+    passing = f"{shlex.quote(sys.executable)} -m pytest -q -p no:cacheprovider {path.name}"
+    async with plugin_server(header_plugin) as again:
+        code, out = await run(passing, tmp_path, PLUGIN_SERVER=again.target, PYTHONPATH=str(ROOT))
+    assert code == 0, out
+    # The echoing inspector does not set the plugin's headers: the test says so.
+    code, out = await run(passing, tmp_path, PLUGIN_SERVER=f"127.0.0.1:{inspector.grpc_port}", PYTHONPATH=str(ROOT))
+    assert code == 1 and "setHeaders" in out, out
+
+
+async def test_body_download(client: Client, http: httpx.AsyncClient) -> None:
+    obj = load_object("response-gzip.json")
+    await client.dispatch(obj)
+    raw = await http.get("/api/captures/1/body/response")
+    assert raw.status_code == 200 and raw.content == obj.response.raw_body
+    assert raw.headers["content-type"] == "application/octet-stream"
+    assert raw.headers["content-disposition"] == 'attachment; filename="capture-1-response-body.json.gz"'
+    inflated = await http.get("/api/captures/1/body/reply.response", params={"decoded": "1"})
+    assert inflated.content == gzip.decompress(obj.response.raw_body)
+    assert inflated.headers["content-disposition"] == 'attachment; filename="capture-1-reply-response-body.json"'
+    assert (await http.get("/api/captures/1/body/request")).status_code == 404  # a GET: no body
+    assert (await http.get("/api/captures/1/body/headers")).status_code == 422
+    await client.event("not json")
+    assert (await http.get("/api/captures/2/body/request")).status_code == 400
+
+
+class TestRedacted:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(redact=True)()
+
+    async def test_copies_stay_redacted(self, client: Client, http: httpx.AsyncClient) -> None:
+        auth = load_object("custom-key-check.json")
+        await client.dispatch(auth)
+        secret = auth.request.headers["Authorization"]
+        for as_ in ("curl", "send", "grpcurl", "pytest"):
+            text = await copy(http, 1, as_)
+            assert secret not in text and "[redacted]" in text, as_
