@@ -13,13 +13,14 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 
 from app.config import Settings
 from app.server import Inspector
+from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import Client, load_object, wait_until, with_settings
 from tests.plugins import header_plugin, plugin_server
@@ -30,7 +31,7 @@ VENV_BIN = Path(sys.executable).parent
 
 
 class Recorded(BaseHTTPRequestHandler):
-    seen: list[dict[str, Any]] = []
+    seen: ClassVar[list[dict[str, Any]]] = []
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -80,7 +81,7 @@ async def test_curl_replays_the_clients_request_through_the_gateway(
     client: Client, http: httpx.AsyncClient, gateway: str, tmp_path: Path
 ) -> None:
     post = load_object("post-json-body.json")
-    post.hook_type = 1  # Pre: the client's request
+    post.hook_type = common.Pre  # the client's request
     post.request.headers["X-Quote"] = "it's $(not run) `either`"
     await client.dispatch(post)
     later = load_object("post-json-body.json")
