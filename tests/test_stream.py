@@ -300,3 +300,31 @@ class TestTail:
         async with open_stream(http, after=0) as stream:
             assert [s["id"] for s in stream.summaries()] == list(range(1, 13))
             assert stream.named("tail") == []
+
+
+class TestEvictedWhileLagging:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        # A 2-capture queue and a 5-capture buffer: a flood makes the client lag, and most of
+        # the flood is evicted before it resyncs from the buffer.
+        return with_settings(sse_queue_size=2, buffer_items=5)()
+
+    async def test_gap_notice_is_exact_when_a_lagging_client_resyncs(
+        self, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await dispatch_n(client, 1)
+        export = (await http.get("/api/export")).json()
+        export["captures"] *= 50
+        async with open_stream(http) as stream:
+            assert (await http.post("/api/import", json=export)).status_code == 201  # ids 2..51
+            await dispatch_n(client, 1)  # id 52, after the flood
+            await stream.wait_for_ids(1)
+            await wait_until(lambda: 52 in stream.capture_ids(), what="the capture after the flood")
+            told = stream.capture_ids()
+            missed = [i for i in range(2, 53) if i not in told]
+            gaps = [json.loads(e.data) for e in stream.named("gap")]
+            assert gaps, "most of the flood was evicted before the client resynced"
+            # Every id is either told or in exactly one gap notice, in order, and nothing twice.
+            assert sorted(told) == told and len(set(told)) == len(told)
+            assert [i for g in gaps for i in range(g["from"], g["to"] + 1)] == missed
+            assert all(g["missed"] == g["to"] - g["from"] + 1 for g in gaps)
