@@ -71,7 +71,7 @@ def _big_json_object(size: int) -> bytes:
     from protogen import coprocess_common_pb2 as common
     from protogen import coprocess_object_pb2 as pb
 
-    count = size // 60
+    count = size // 77  # each record is about 77 bytes of JSON
     items = [{"id": i, "sku": f"SKU-{i:06d}", "price": i * 1.25, "tags": ["a", "b"]} for i in range(count)]
     body = json.dumps({"items": items}).encode()
     obj = pb.Object(hook_type=common.Post, hook_name="BigBody")

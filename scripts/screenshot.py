@@ -52,8 +52,12 @@ async def main() -> None:
                 executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS
             )
             page = await browser.new_page(viewport={"width": 1440, "height": 860}, device_scale_factor=1)
-            await page.goto(f"{inspector.http_url}/#capture=15")
-            await page.wait_for_selector(".detail-head")
+            # Grouped by request, the newest request opened: its hook calls, and its journey beside them.
+            await page.goto(f"{inspector.http_url}/?group=request")
+            await page.click("#list .row[data-key='j11']")
+            await page.wait_for_selector("#list .row.child")
+            await page.click("#list .row[data-key='11-15']")
+            await page.wait_for_selector(".detail-head h2:has-text('Response')")
             await page.click("button[data-tab='journey']")
             await page.wait_for_selector(".timeline .step")
             await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))

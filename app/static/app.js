@@ -66,7 +66,7 @@ const SORT_VALUE = {
 
 function visible() {
   if (filters.group && state.journeys) {
-    return groupedItems(state.journeys, state.expanded, (id) => state.byKey.get(String(id)));
+    return groupedItems(state.journeys, state.expanded, (id) => state.byKey.get(String(id)), state.all.filter(matches));
   }
   const shown = state.all.filter(matches);
   const { key, desc } = filters.sort;
@@ -142,9 +142,16 @@ function resetFilters() {
 }
 
 let filterTimer = 0;
+let lastInput = 0;
 $("filters").addEventListener("input", () => {
   clearTimeout(filterTimer);
-  filterTimer = setTimeout(applyFilters, 30); // a keystroke's worth: typing fast asks once
+  // The first keystroke asks at once; keystrokes coming faster than that are gathered, so typing
+  // fast asks the server once per pause rather than once per letter.
+  const now = performance.now();
+  const burst = now - lastInput < 150;
+  lastInput = now;
+  if (burst) filterTimer = setTimeout(applyFilters, 60);
+  else applyFilters();
 });
 $("filters").addEventListener("reset", () => setTimeout(applyFilters, 0));
 $("filters").addEventListener("submit", (e) => { e.preventDefault(); clearTimeout(filterTimer); applyFilters(); });
@@ -534,8 +541,12 @@ function updateExportLinks() {
 }
 
 function updateCounts() {
-  const shown = list.items.length;
   const total = state.all.length;
+  if (filters.group && state.journeys) {
+    $("counts").textContent = `${state.journeys.length} requests · ${total} captures`;
+    return;
+  }
+  const shown = list.items.length;
   $("counts").textContent = shown === total ? `${total} captures` : `${shown} of ${total} captures`;
 }
 

@@ -13,10 +13,18 @@ export async function fetchJourneys(params) {
   return body.items.reverse();
 }
 
-/** List items: a row per journey, followed by its captures when the journey is expanded. */
-export function groupedItems(journeys, expanded, summaryOf) {
+/**
+ * List items: a row per journey, followed by its captures when the journey is expanded; the
+ * `captures` that belong to no journey (an event whose request was not seen) keep a row of their own.
+ */
+export function groupedItems(journeys, expanded, summaryOf, captures) {
+  const inJourney = new Set();
+  for (const j of journeys) for (const id of [...j.capture_ids, ...j.event_ids]) inJourney.add(id);
+  const loose = captures.filter((c) => !c.stale && !inJourney.has(c.id));
   const items = [];
+  let next = 0;
   for (const j of journeys) {
+    while (next < loose.length && loose[next].received_at < j.started_at) items.push(loose[next++]);
     const first = summaryOf(j.capture_ids[0]) || {};
     const open = expanded.has(j.id);
     items.push({
@@ -32,5 +40,6 @@ export function groupedItems(journeys, expanded, summaryOf) {
       if (c) items.push({ ...c, key: `${j.id}-${c.id}`, child: true });
     }
   }
+  items.push(...loose.slice(next));
   return items;
 }
