@@ -26,9 +26,10 @@ const EXTENSIONS = {
 
 /**
  * view: the API's body view; rawBase64: the body's bytes as base64 (the protobuf JSON field);
- * fileName: the downloads' name without extension (capture-12-response-body).
+ * fileName: the downloads' name without extension (capture-12-response-body); source: {id, which}
+ * of the capture the body belongs to, to download it from the inspector.
  */
-export function bodyViewer(title, view, rawBase64, { fileName = title.replace(/\W+/g, "-") } = {}) {
+export function bodyViewer(title, view, rawBase64, { fileName = title.replace(/\W+/g, "-"), source = null } = {}) {
   const raw = base64ToBytes(rawBase64);
   const shown = view.encoding === "gzip" && view.inflated_base64 ? base64ToBytes(view.inflated_base64) : raw;
   const mediaType = view.media_type || "application/octet-stream";
@@ -36,12 +37,15 @@ export function bodyViewer(title, view, rawBase64, { fileName = title.replace(/\
   if (view.encoding) meta.push(`${view.encoding}, ${formatBytes(view.inflated_size)} inflated`);
 
   const extension = EXTENSIONS[mediaType] || "bin";
+  // From the inspector when the body is a capture's (GET /api/captures/{id}/body/{which}: a real
+  // file name, never shown inline); else from the bytes the page has.
+  const fetchBody = (decoded) => source && (() => saveUrl(`/api/captures/${source.id}/body/${source.which}${decoded ? "?decoded=true" : ""}`));
   const downloads = [];
   if (shown !== raw) {
-    downloads.push(button("Download decoded", () => save(shown, `${fileName}.${extension}`), { "data-download": "decoded" }));
-    downloads.push(button("Download as sent", () => save(raw, `${fileName}.${extension}.gz`), { "data-download": "raw" }));
+    downloads.push(button("Download decoded", fetchBody(true) || (() => save(shown, `${fileName}.${extension}`)), { "data-download": "decoded" }));
+    downloads.push(button("Download as sent", fetchBody(false) || (() => save(raw, `${fileName}.${extension}.gz`)), { "data-download": "raw" }));
   } else {
-    downloads.push(button("Download", () => save(raw, `${fileName}.${extension}`), { "data-download": "raw" }));
+    downloads.push(button("Download", fetchBody(false) || (() => save(raw, `${fileName}.${extension}`)), { "data-download": "raw" }));
   }
   const copy = button("Copy", (e) => copyText(view.text ?? rawBase64 ?? "", e.currentTarget),
     { title: view.text !== null ? "copy as text" : "copy as base64" });
@@ -53,6 +57,13 @@ export function bodyViewer(title, view, rawBase64, { fileName = title.replace(/\
 }
 
 /** Save bytes under a file name; the blob's URL is released as soon as the download has it. */
+function saveUrl(url) {
+  const a = el("a", { href: url, download: "" }); // the inspector's Content-Disposition names the file
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
 function save(bytes, name) {
   // Saved as a download, never opened: an HTML or SVG body does not run in this origin.
   const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));

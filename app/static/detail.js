@@ -224,7 +224,7 @@ function requestTab(detail, obj) {
     ], { empty: "none: the object carries no header, parameter or response changes" }))),
   ];
   const body = detail.bodies["request.rawBody"];
-  if (body) parts.push(section("Body", bodyViewer("request body", body, req.rawBody, { fileName: `capture-${detail.id}-request-body` })));
+  if (body) parts.push(section("Body", bodyViewer("request body", body, req.rawBody, { fileName: `capture-${detail.id}-request-body`, source: { id: detail.id, which: "request" } })));
   else if (req.body) parts.push(section("Body", text("pre", req.body, { class: "body-text" })));
   if (detail.reply) parts.push(section("Plugin reply", el("div", { class: "json-tree" }, jsonTree(detail.reply, 0))));
   return el("div", {}, parts);
@@ -308,7 +308,7 @@ function responseTab(detail, response) {
     section("Multi-value headers", multi.length ? el("table", { class: "kv" }, el("tbody", {}, multi)) : text("p", "none", { class: "muted small" })),
   ];
   const body = detail.bodies["response.rawBody"];
-  if (body) parts.push(section("Body", bodyViewer("response body", body, response.rawBody, { fileName: `capture-${detail.id}-response-body` })));
+  if (body) parts.push(section("Body", bodyViewer("response body", body, response.rawBody, { fileName: `capture-${detail.id}-response-body`, source: { id: detail.id, which: "response" } })));
   else if (response.body) parts.push(section("Body", text("pre", response.body, { class: "body-text" })));
   return el("div", {}, parts);
 }
