@@ -5,12 +5,13 @@ The rules are documented in docs/security.md ("What is redacted"); keep the two 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import re
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -61,7 +62,6 @@ class NameRules:
     """JSON keys (anywhere in a document) and form field names."""
     body_paths: tuple[tuple[str, ...], ...] = ()
     """Dotted JSON paths from the document root, '*' for any key or index."""
-    _cache: dict[tuple[str, bool], bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -82,13 +82,7 @@ class NameRules:
 
     def sensitive(self, name: str, in_query: bool = False) -> bool:
         """Whether a header, metadata key, JSON key, form field or query key by this name holds a credential."""
-        key = (name, in_query)
-        known = self._cache.get(key)
-        if known is None:
-            known = _sensitive(name, in_query)
-            if len(self._cache) < 4096:  # names come from captured traffic: keep the memo bounded
-                self._cache[key] = known
-        return known
+        return _sensitive(name, in_query)
 
     def header(self, name: str) -> bool:
         return name.lower() in self.headers or self.sensitive(name)
@@ -223,6 +217,8 @@ class NameRules:
         return "".join(lines) + sep + (self.body_text(body, content_type) if body else "")
 
 
+# Names come from captured traffic: the memo is bounded (and safe to share with worker threads).
+@functools.lru_cache(maxsize=4096)
 def _sensitive(name: str, in_query: bool) -> bool:
     compact = re.sub(r"[^a-z0-9]", "", name.lower())
     if any(part in compact for part in SENSITIVE_PARTS):
