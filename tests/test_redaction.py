@@ -21,7 +21,7 @@ import pytest
 from google.protobuf import json_format
 
 from app.capture.redact import REDACTED, Redactor
-from app.capture.secrets import NameRules
+from app.capture.secrets import NameRules, scrub
 from app.config import Settings
 from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
@@ -327,3 +327,33 @@ def test_logging_is_quiet_about_redaction(caplog: pytest.LogCaptureFixture) -> N
     with caplog.at_level(logging.DEBUG):
         Redactor().event_payload(secret_event())
     assert not caplog.records
+
+
+async def test_lint_messages_quoting_a_secret_are_scrubbed() -> None:
+    async def answer(obj: pb.Object) -> pb.Object:
+        # A reply the lint explains by quoting its body: the quote must not carry the secret.
+        obj.request.return_overrides.response_code = 401
+        obj.request.return_overrides.response_body = json.dumps({"token": secret(40)})
+        obj.request.set_headers["X-Api-Key"] = secret(41)
+        return obj
+
+    async with plugin_server(answer) as plugin:
+        inspector = Inspector(replace(SETTINGS, upstream=plugin.target, capture_log="off"))
+        await inspector.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
+                await Client(channel).dispatch(load_object("pre.json"))
+            async with httpx.AsyncClient(base_url=inspector.http_url) as http:
+                detail = (await http.get("/api/captures/1")).json()
+            assert detail["warnings"], "the reply is one the lint explains"
+            assert not leaks(detail)
+            assert any(REDACTED in w["message"] for w in detail["warnings"])
+        finally:
+            await inspector.stop()
+
+
+def test_scrub_replaces_plain_and_escaped_forms() -> None:
+    text = 'got {"error": "{&#34;token&#34;:&#34;abc&lt;12&#34;}"} and \\"abc<12\\" and abc<12'
+    assert scrub(text, ["abc<12", "no"]) == (
+        'got {"error": "{&#34;token&#34;:&#34;[redacted]&#34;}"} and \\"[redacted]\\" and [redacted]'
+    )

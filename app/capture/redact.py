@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from app.capture.secrets import REDACTED, TOO_DEEP, NameRules
+from app.capture.secrets import REDACTED, TOO_DEEP, NameRules, hide
 from protogen import coprocess_object_pb2, coprocess_session_state_pb2
 
 __all__ = ["REDACTED", "Redactor"]
@@ -60,7 +60,7 @@ class Redactor:
         response = obj.response
         for header in response.multivalue_headers:
             if rules.header(header.key):
-                header.values[:] = [REDACTED if value else value for value in header.values]
+                header.values[:] = [hide(value) if value else value for value in header.values]
         response_type = _header(response.headers, "content-type")
         if response.body:
             response.body = rules.body_text(response.body, response_type)
@@ -77,12 +77,12 @@ class Redactor:
             if key == "config_data":
                 spec[key] = self.rules.json_text(spec[key])
             elif self.rules.json_key(key) and spec[key]:
-                spec[key] = REDACTED
+                spec[key] = hide(spec[key])
 
     def _session(self, session: coprocess_session_state_pb2.SessionState) -> None:
         self._map(session.metadata, self.rules.metadata_key)
         for key in session.oauth_keys:
-            session.oauth_keys[key] = REDACTED
+            session.oauth_keys[key] = hide(session.oauth_keys[key])
         for owner, name in (
             (session, "hmac_secret"),
             (session, "key_id"),
@@ -91,7 +91,7 @@ class Redactor:
             (session.basic_auth_data, "hash"),
         ):
             if getattr(owner, name):
-                setattr(owner, name, REDACTED)
+                setattr(owner, name, hide(getattr(owner, name)))
 
     def event_payload(self, payload: str) -> str:
         """An event payload with the key, credential fields and the originating request's secrets hidden."""
@@ -124,7 +124,7 @@ class Redactor:
         """gRPC call metadata (the gateway's own call headers) with credential values hidden."""
         if not self.enabled:
             return list(pairs)
-        return [(key, REDACTED if self.rules.header(key) and value else value) for key, value in pairs]
+        return [(key, hide(value) if self.rules.header(key) and value else value) for key, value in pairs]
 
     def url(self, url: str) -> str:
         """A URL or request URI with credential query values hidden."""
@@ -140,7 +140,7 @@ class Redactor:
     def _map(mapping: MutableMapping[str, str], sensitive: Any) -> None:
         for key in list(mapping):
             if mapping[key] and sensitive(key):
-                mapping[key] = REDACTED
+                mapping[key] = hide(mapping[key])
 
 
 def _header(headers: MutableMapping[str, str], name: str) -> str:

@@ -7,15 +7,63 @@ from __future__ import annotations
 
 import functools
 import gzip
+import html
 import json
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
 REDACTED = "[redacted]"
+# Values hidden while collecting (see `collecting_hidden`): free text built from the original
+# messages, such as a lint message quoting a body, can then be scrubbed of them too.
+_hidden: ContextVar[list[str] | None] = ContextVar("hidden", default=None)
+# Shorter hidden values are not scrubbed from free text: "1" or "yes" would mangle every message.
+MIN_SCRUBBED_CHARS = 4
+
+
+def hide(value: Any) -> str:
+    """REDACTED, remembering what it replaces when a caller is collecting."""
+    sink = _hidden.get()
+    if sink is not None:
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif item is not None and not isinstance(item, bool):
+                sink.append(unquote_plus(item) if isinstance(item, str) else str(item))
+                if isinstance(item, str) and unquote_plus(item) != item:
+                    sink.append(item)
+    return REDACTED
+
+
+@contextmanager
+def collecting_hidden() -> Iterator[list[str]]:
+    """Collect every value redaction hides in this block (in this thread or task)."""
+    sink: list[str] = []
+    token = _hidden.set(sink)
+    try:
+        yield sink
+    finally:
+        _hidden.reset(token)
+
+
+def scrub(text: str, hidden: Iterable[str]) -> str:
+    """Free text with every hidden value (as it is, HTML- or JSON-escaped) replaced by REDACTED."""
+    for value in sorted({v for v in hidden if len(v) >= MIN_SCRUBBED_CHARS}, key=len, reverse=True):
+        for form in {value, html.escape(value), html.escape(value, quote=False), json.dumps(value)[1:-1]}:
+            if form in text:
+                text = text.replace(form, REDACTED)
+    return text
+
+
 TOO_DEEP = '"[redacted: JSON nested too deeply to look for credentials]"'
 
 # A name is a credential's name when, with everything but letters and digits removed and
@@ -107,7 +155,7 @@ class NameRules:
         for index, part in enumerate(parts):
             name, sep, value = part.partition("=")
             if sep and value and self.query_key(unquote_plus(name)):
-                parts[index] = f"{name}={REDACTED}"
+                parts[index] = f"{name}={hide(value)}"
                 changed = True
         return "&".join(parts) if changed else query
 
@@ -128,7 +176,7 @@ class NameRules:
                 child = value[key]
                 if child not in (None, "") and (self.json_key(str(key)) or self._on_path(child_path)):
                     if child != REDACTED:
-                        value[key] = REDACTED
+                        value[key] = hide(child)
                         changed = True
                     continue
                 value[key], child_changed = self.json_value(child, child_path)
@@ -139,7 +187,7 @@ class NameRules:
             for index, child in enumerate(value):
                 child_path = (*path, str(index))
                 if child not in (None, "") and self._on_path(child_path):
-                    value[index] = REDACTED
+                    value[index] = hide(child)
                     changed = True
                     continue
                 value[index], child_changed = self.json_value(child, child_path)
@@ -213,7 +261,7 @@ class NameRules:
                 content_type = value.strip()
             if self.header(name.strip()) and value.strip():
                 ending = line[len(line.rstrip("\r\n")) :]
-                lines[index] = f"{name}{colon} {REDACTED}{ending}"
+                lines[index] = f"{name}{colon} {hide(value.strip())}{ending}"
         return "".join(lines) + sep + (self.body_text(body, content_type) if body else "")
 
 

@@ -18,6 +18,7 @@ from app.capture.analysis import DEFAULT_GATEWAY, analyze, outcome_view
 from app.capture.document import NO_REDACTION, decode, iso_time, metadata_pairs
 from app.capture.record import Capture
 from app.capture.redact import Redactor
+from app.capture.secrets import collecting_hidden, scrub
 from app.tyk.diff import diff_objects
 from app.tyk.outcome import Gateway
 
@@ -122,8 +123,13 @@ def capture_detail(
     build it in a worker thread.
     """
     detail = summary_of(capture, redactor, gateway)
-    decoded = decode(capture, redactor)
-    detail["warnings"] = list(analyze(capture, gateway).warnings)
+    with collecting_hidden() as hidden:
+        decoded = decode(capture, redactor)
+    # The lint judges the messages as they arrived, and its messages may quote them.
+    detail["warnings"] = [
+        {key: scrub(value, hidden) if isinstance(value, str) else value for key, value in warning.items()}
+        for warning in analyze(capture, gateway).warnings
+    ]
     detail["outcome"] = None
     detail["changes"] = []
     detail["received_at_iso"] = iso_time(capture.received_us)
