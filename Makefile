@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GRPC ?= localhost:50051
 ARGS ?=
 
-.PHONY: install install-dev run serve build clean test lint format dispatch dispatch_event bench bench-quick chromium screenshot
+.PHONY: install install-dev run serve build clean test lint format dispatch dispatch_event bench bench-quick chromium redis screenshot
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,10 @@ clean:  ## remove caches and build output; protogen/ is committed source and sta
 chromium:  ## Debian's chromium for the browser tests, installed when missing
 	@scripts/ensure-chromium.sh
 
-test: install-dev chromium  ## every test, browser tests included
+redis:  ## Debian's redis-server for the Redis store's tests, installed when missing
+	@scripts/ensure-redis.sh
+
+test: install-dev chromium redis  ## every test, browser tests included
 	$(PY) -m pytest $(ARGS)
 
 lint: install-dev

@@ -242,6 +242,14 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
     o.value("--tls-key", str, None, "the private key for --tls-cert (PEM)")
     o.value("--event-loop", _choice("auto", "asyncio", "uvloop"), d.event_loop,
             "auto (uvloop when installed), asyncio or uvloop (default: %(default)s)")  # fmt: skip
+    o.value("--store", str, d.store, "memory (this process), or redis://HOST:PORT/DB: one store shared by every "
+            "replica, kept across restarts (default: %(default)s)", metavar="URL")  # fmt: skip
+    o.value("--store-prefix", str, d.store_prefix, "prefix of the Redis keys; replicas sharing it share captures "
+            "(default: %(default)s)")  # fmt: skip
+    o.value("--store-queue-items", positive_int, d.store_queue_items,
+            "captures waiting for Redis at most; more are dropped and counted (default: %(default)s)")  # fmt: skip
+    o.value("--store-queue-bytes", byte_size, d.store_queue_bytes,
+            "bytes of captures waiting for Redis at most (default: %(default)s)")  # fmt: skip
     o.value(
         "--shutdown-grace",
         seconds,
@@ -316,6 +324,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         tyk_version=args.tyk_version,
         tag_requests=args.tag_requests,
         gateway_url=args.gateway_url,
+        store=args.store,
+        store_prefix=args.store_prefix,
+        store_queue_items=args.store_queue_items,
+        store_queue_bytes=args.store_queue_bytes,
     )
 
 

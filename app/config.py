@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from app.tyk.version import LATEST, TykVersion
 
@@ -26,6 +27,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 100_000_000
 DEFAULT_MAX_INFLIGHT_BYTES = 256 * MiB
 # An access token that can be guessed is no token: beyond loopback it must be at least this long.
 MIN_TOKEN_CHARS = 16
+DEFAULT_STORE_PREFIX = "tyk-inspector"
+STORE_SETTING = "--store / TYK_INSPECTOR_STORE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +111,22 @@ class Settings:
     """The gateway's base URL, for "copy as curl"."""
     """The Tyk Gateway version whose reply handling the outcome, lint and diff follow."""
 
+    store: str = "memory"
+    """Where captures live: "memory" (this process), or a Redis URL shared by every replica."""
+    store_prefix: str = DEFAULT_STORE_PREFIX
+    """Redis keys are <prefix>:captures, <prefix>:sizes, ...: one prefix per group of replicas."""
+    store_queue_items: int = 10_000
+    """Captures waiting for Redis at most; beyond that (Redis slow or down) new ones are dropped and counted."""
+    store_queue_bytes: int = 64 * MiB
+
     @property
     def sse_tail_after(self) -> int:
         """Captures a live batch carries in full; a larger batch is sent as its tail."""
         return max(1, round(self.sse_full_rate * self.sse_batch_seconds))
+
+    @property
+    def redis_url(self) -> str | None:
+        return None if self.store == "memory" else self.store
 
     @property
     def http_is_loopback(self) -> bool:
@@ -120,6 +135,9 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.grpc_address and not self.grpc_unix_socket:
             raise ValueError("set --grpc-address or --grpc-unix: the Dispatcher needs somewhere to listen")
+        check_store_url(self.store)
+        if not self.store_prefix or any(c.isspace() for c in self.store_prefix):
+            raise ValueError("--store-prefix must be a non-empty name without spaces")
         for name in (
             "buffer_items", "buffer_bytes", "max_message_bytes", "sse_queue_size", "sse_full_rate",
             "max_inflight_bytes",
@@ -127,6 +145,8 @@ class Settings:
             "http_header_timeout_seconds",
             "http_keep_alive_seconds",
             "http_max_connections",
+            "store_queue_items",
+            "store_queue_bytes",
         ):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")
@@ -145,6 +165,30 @@ class Settings:
                 f"--http-host {self.http_host} would show captured traffic (keys, sessions, bodies) to anyone who "
                 "can reach it: set --auth-token (TYK_INSPECTOR_AUTH_TOKEN), or pass --no-auth to accept that"
             )
+
+
+def check_store_url(store: str) -> None:
+    """Refuse a --store value that is neither "memory" nor a Redis URL, naming the setting."""
+    if store == "memory":
+        return
+    try:
+        parts = urlsplit(store)
+        parts.port  # noqa: B018  # raises on a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"{STORE_SETTING}: {store!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(
+            f"{STORE_SETTING}: {store!r} is neither memory nor a Redis URL (redis://HOST:PORT/DB, rediss://, unix://)"
+        )
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError(f"{STORE_SETTING}: {store!r} names no socket path (unix:///path/redis.sock)")
+        return
+    if not parts.hostname:
+        raise ValueError(f"{STORE_SETTING}: {store!r} names no host (redis://HOST:PORT/DB)")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError(f"{STORE_SETTING}: the database in {store!r} must be a number (redis://HOST:PORT/0)")
 
 
 def is_loopback(host: str) -> bool:

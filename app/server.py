@@ -18,9 +18,12 @@ from grpc_health.v1 import health_pb2
 from app.capture.broadcast import Broadcaster
 from app.capture.capture_log import run_capture_log
 from app.capture.record import Capture
-from app.capture.store import RingBuffer
+from app.capture.redis_keys import RedisStoreConfig, StoreError
+from app.capture.redis_store import RedisStore
+from app.capture.store import CaptureStore, RingBuffer
 from app.config import Settings
 from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
+from app.metrics import CallMetrics, create_registry
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.proxy.targets import ReplayTargets
@@ -50,9 +53,12 @@ class Inspector:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = RingBuffer(settings.buffer_items, settings.buffer_bytes)
         self.broadcaster = Broadcaster(settings.sse_queue_size, settings.sse_batch_seconds)
+        self.redis_store = create_redis_store(settings, self.broadcaster)
+        self.store: CaptureStore = self.redis_store or RingBuffer(settings.buffer_items, settings.buffer_bytes)
         self.upstreams = UpstreamPool(settings.max_message_bytes)
+        self.calls = CallMetrics()
+        self.metrics = create_registry(self.calls, self.store, self.broadcaster)
         self.service = DispatcherService(
             self.record,
             initial_rules(settings),
@@ -72,8 +78,12 @@ class Inspector:
 
     def record(self, capture: Capture) -> None:
         """Keep a capture and tell the live views. Called on the Dispatch path: never blocks."""
+        if capture.replay_of is None:  # calls from the gateway, not replays made from the page
+            self.calls.observe(capture)
         self.store.add(capture)
-        self.broadcaster.publish(capture)
+        if self.redis_store is None:
+            # A shared store announces captures itself, once Redis has given them their ids.
+            self.broadcaster.publish(capture)
 
     @property
     def grpc_port(self) -> int | None:
@@ -87,9 +97,11 @@ class Inspector:
         return f"{scheme}://{host}:{self.http_port}"
 
     async def start(self) -> None:
-        """Bind both listeners and start serving. Raises BindError naming the setting to change."""
+        """Bind both listeners and start serving. Raises BindError or StoreError naming the setting to change."""
         settings = self.settings
         _check_tls(settings)  # before anything listens or says where the dashboard is
+        if self.redis_store is not None:
+            await self.redis_store.start()
         http_socket = _listen_http(settings.http_host, settings.http_port)
         self.http_port = http_socket.getsockname()[1]
         try:
@@ -101,7 +113,12 @@ class Inspector:
             for service in ("", SERVICE_NAME):
                 await self.grpc.health.set(service, health_pb2.HealthCheckResponse.SERVING)
             context = WebContext(
-                self.store, self.broadcaster, settings, grpc_port=self.grpc.port, replayer=self.replayer
+                self.store,
+                self.broadcaster,
+                settings,
+                grpc_port=self.grpc.port,
+                replayer=self.replayer,
+                metrics=self.metrics,
             )
             self.connections = ConnectionGuard(settings.http_header_timeout_seconds, _connection_cap(settings))
             config = uvicorn.Config(
@@ -179,6 +196,8 @@ class Inspector:
             await self.grpc.health.enter_graceful_shutdown()
             # New calls are refused from here; calls already in a handler finish and are captured.
             await self.grpc.server.stop(self.settings.shutdown_grace_seconds)
+        if self.redis_store is not None:
+            await self.redis_store.stop(self.settings.shutdown_grace_seconds)
         # Ending the streams lets uvicorn's graceful shutdown find idle connections.
         self.broadcaster.close()
         if self._http is not None:
@@ -191,6 +210,21 @@ class Inspector:
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)
+
+
+def create_redis_store(settings: Settings, broadcaster: Broadcaster) -> RedisStore | None:
+    """The shared store --store names, or None for the in-memory buffer."""
+    if settings.redis_url is None:
+        return None
+    config = RedisStoreConfig(
+        url=settings.redis_url,
+        prefix=settings.store_prefix,
+        max_items=settings.buffer_items,
+        max_bytes=settings.buffer_bytes,
+        queue_items=settings.store_queue_items,
+        queue_bytes=settings.store_queue_bytes,
+    )
+    return RedisStore(config, broadcaster)
 
 
 def initial_rules(settings: Settings) -> Rules | None:
@@ -266,8 +300,9 @@ async def serve(settings: Settings) -> int:
         return 2
     try:
         await inspector.start()
-    except BindError as exc:
+    except (BindError, StoreError) as exc:
         log.error("%s", exc)
+        await inspector.stop()
         return 2
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,7 +1,7 @@
 """Load generator process: Dispatch calls against one server, closed-loop or at a fixed rate.
 
 Usage: python -m benchmarks.loadgen TARGET --payload-bytes N --concurrency C --seconds S
-       [--max-calls N] [--rate R]
+       [--max-calls N] [--rate R] [--lb-policy round_robin]
 Prints one JSON object: calls, errors, seconds, qps, p50_ms, p99_ms.
 Every loop is bounded by --seconds and --max-calls.
 """
@@ -29,12 +29,15 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 async def run(
-    target: str, payload_bytes: int, concurrency: int, seconds: float, max_calls: int, rate: float
+    target: str, payload_bytes: int, concurrency: int, seconds: float, max_calls: int, rate: float, lb_policy: str = ""
 ) -> dict[str, float]:
     request = object_of_size(payload_bytes).SerializeToString()
     latencies: list[float] = []
     errors = 0
-    async with grpc.aio.insecure_channel(target, options=OPTIONS) as channel:
+    # With "round_robin" and a target listing several addresses (ipv4:A,B), the channel
+    # spreads calls over them, as the gateway does over plugin-server replicas.
+    options = [*OPTIONS, ("grpc.lb_policy_name", lb_policy)] if lb_policy else OPTIONS
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
         call = channel.unary_unary(DISPATCH)
         await call(request, timeout=10)  # warm the connection
         started = time.perf_counter()
@@ -84,9 +87,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--max-calls", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=0.0, help="calls per second (0: as fast as possible)")
+    parser.add_argument("--lb-policy", default="", help="e.g. round_robin over a target of several addresses")
     args = parser.parse_args()
     result = asyncio.run(
-        run(args.target, args.payload_bytes, args.concurrency, args.seconds, args.max_calls, args.rate)
+        run(args.target, args.payload_bytes, args.concurrency, args.seconds, args.max_calls, args.rate, args.lb_policy)
     )
     print(json.dumps(result), flush=True)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks import redis
 from benchmarks.browser import browser
 from benchmarks.procs import Server, SseClients, loadgen
 
@@ -409,4 +410,7 @@ ALL: dict[str, Callable[[bool], dict[str, Any]]] = {
     "export": export,
     "browser": browser,
     "proxy": proxy,
+    "redis-store": redis.store,
+    "redis-sse": redis.sse_across,
+    "metrics-counting": redis.counting,
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from app.capture.record import Capture
 
@@ -25,6 +25,10 @@ class StoreStats:
     evicted: int
     first_id: int
     last_id: int
+    dropped: int = 0
+    """Captures not stored because the store could not keep up (a shared store that is slow or away)."""
+    queued: int = 0
+    """Captures waiting to be written to a shared store."""
 
 
 class CaptureStore(Protocol):
@@ -41,6 +45,26 @@ class CaptureStore(Protocol):
     def first_id(self) -> int: ...
     @property
     def last_id(self) -> int: ...
+
+
+class StoreUnavailable(RuntimeError):
+    """A shared store did not take a write in time; the caller may try again."""
+
+
+@runtime_checkable
+class SharedStore(CaptureStore, Protocol):
+    """A store other processes write to as well (Redis).
+
+    `add` only queues; a capture shows (and is announced to live views) once the store has
+    given it its id. What the user waits for (an import, a Clear, a replay) goes through
+    the async methods, which return once this process shows the result.
+    """
+
+    shared: bool
+
+    async def append(self, captures: list[Capture]) -> list[Capture]: ...
+    async def clear_shared(self) -> int: ...
+    async def settle_capture(self, capture: Capture) -> None: ...
 
 
 class RingBuffer:

@@ -17,6 +17,7 @@ from app.capture.document import snapshot
 from app.capture.matcher import Matcher
 from app.capture.record import Capture
 from app.capture.redact import Redactor
+from app.capture.store import StoreUnavailable
 from app.capture.views import summary_json
 from app.proxy.replay import ReplayError, ReplayRefused
 from app.tyk.diff import diff_objects
@@ -78,8 +79,12 @@ async def capture_detail(context: Context, capture_id: int) -> Response:
 
 @router.delete("/captures")
 async def clear_captures(context: Context) -> dict[str, int]:
-    """Empty the buffer. Ids keep counting up."""
-    return {"cleared": context.clear(), "last_id": context.store.last_id}
+    """Empty the buffer (with --store redis://: for every replica). Ids keep counting up."""
+    try:
+        cleared = await context.clear()
+    except StoreUnavailable as exc:
+        raise HTTPException(503, str(exc)) from None
+    return {"cleared": cleared, "last_id": context.store.last_id}
 
 
 @router.get("/stats")
@@ -92,6 +97,8 @@ async def stats(context: Context) -> dict[str, Any]:
         "max_bytes": s.max_bytes,
         "total": s.total,
         "evicted": s.evicted,
+        "dropped": s.dropped,
+        "queued": s.queued,
         "first_id": s.first_id,
         "last_id": s.last_id,
         "subscribers": context.broadcaster.subscriber_count,
@@ -124,6 +131,10 @@ async def replay_capture(context: Context, capture_id: int, body: ReplayRequest 
         raise HTTPException(403, str(exc)) from None
     except ReplayError as exc:
         raise HTTPException(400, str(exc)) from None
+    try:
+        result = await context.settled(result)
+    except StoreUnavailable as exc:
+        raise HTTPException(503, f"replayed, but {exc}") from None
     detail = await context.detail(result)
     changes = await asyncio.to_thread(_against_original, snapshot(original), snapshot(result), context.redactor)
     # The detail is JSON already: spliced in, not parsed and printed again on the loop.

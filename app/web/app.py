@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.capture.query import QueryError
-from app.web import api, copy, filtering, journeys, pages, stream, transfer
+from app.web import api, copy, filtering, journeys, metrics, pages, stream, transfer
 from app.web.context import WebContext
 from app.web.security import AccessGuard
 
@@ -117,6 +117,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.include_router(stream.router)
     app.include_router(transfer.router)
     app.include_router(pages.router)
+    app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(InternalErrors)
     app.add_middleware(AccessGuard, settings=context.settings, auth=context.auth)

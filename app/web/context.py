@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from prometheus_client.registry import CollectorRegistry
 
 from app.capture.broadcast import Broadcaster
 from app.capture.document import snapshot
@@ -15,7 +16,7 @@ from app.capture.journey import JourneyIndex
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.search import SearchViews
-from app.capture.store import CaptureStore
+from app.capture.store import CaptureStore, SharedStore
 from app.capture.views import DetailCache, detail_json
 from app.config import Settings
 from app.proxy.replay import Replayer
@@ -31,6 +32,7 @@ class WebContext:
     settings: Settings
     grpc_port: int | None = None
     replayer: Replayer | None = None
+    metrics: CollectorRegistry | None = None
     started_at: float = field(default_factory=time.time)
     auth: Authenticator = field(init=False)
     redactor: Redactor = field(init=False)
@@ -74,19 +76,34 @@ class WebContext:
         self.details.put(capture.id, document)
         return document
 
-    def add(self, captures: list[Capture]) -> list[Capture]:
-        """Store captures (e.g. imported ones) and tell live subscribers."""
+    async def add(self, captures: list[Capture]) -> list[Capture]:
+        """Store captures (e.g. imported ones) and tell live subscribers.
+
+        Raises StoreUnavailable when a shared store does not take them.
+        """
+        if isinstance(self.store, SharedStore):
+            return await self.store.append(captures)  # its reader tells the subscribers
         added = self.store.add_many(captures)
         for capture in added:
             self.broadcaster.publish(capture)
         return added
 
-    def clear(self) -> int:
-        removed = self.store.clear()
+    async def clear(self) -> int:
+        """Empty the store (for every replica, when shared) and tell live subscribers."""
+        if isinstance(self.store, SharedStore):
+            removed = await self.store.clear_shared()  # its reader tells the subscribers
+        else:
+            removed = self.store.clear()
+            self.broadcaster.publish_cleared(self.store.last_id)
         self.details.clear()
         self.search_views.clear()
-        self.broadcaster.publish_cleared(self.store.last_id)
         return removed
+
+    async def settled(self, capture: Capture) -> Capture:
+        """The capture once the store shows it with its id (at once for the memory store)."""
+        if isinstance(self.store, SharedStore):
+            await self.store.settle_capture(capture)
+        return capture
 
 
 async def _context(request: Request) -> WebContext:

@@ -17,6 +17,8 @@ from app.config import Settings
 from app.web.auth import COOKIE, Authenticator
 
 OPEN_PATHS = ("/login", "/logout", "/static/")
+# Read by programs (scripts, Prometheus), which get a 401 instead of the login page.
+MACHINE_PATHS = ("/api/", "/metrics")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -66,7 +68,7 @@ class AccessGuard:
         refusal = self._check(scope["method"], path, headers, client[0] if client else "unknown")
         if refusal is None:
             await self.app(scope, receive, send)
-        elif refusal is LOGIN and scope["method"] == "GET" and not path.startswith("/api/"):
+        elif refusal is LOGIN and scope["method"] == "GET" and not path.startswith(MACHINE_PATHS):
             await _send(send, 303, b"", [(b"location", b"/login")])  # a person at the page: show the login
         else:
             body = json.dumps({"detail": refusal.detail}).encode()

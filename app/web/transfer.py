@@ -16,6 +16,7 @@ from app.capture.har import HAR_FOOTER, JourneyCaptures, har_entries, har_header
 from app.capture.journey import Journey
 from app.capture.record import Capture
 from app.capture.redact import Redactor
+from app.capture.store import StoreUnavailable
 from app.web.api import first_matches, get_capture
 from app.web.context import Context, WebContext
 from app.web.filtering import CaptureQuery
@@ -143,8 +144,11 @@ async def import_captures(context: Context, request: Request) -> dict[str, Any]:
     except ImportFormatError as exc:
         raise HTTPException(400, f"cannot import: {exc}") from None
     added: list[Capture] = []
-    for start in range(0, len(captures), IMPORT_BATCH_RECORDS):
-        if start:
-            await asyncio.sleep(0)  # the gateway's calls get their turn between batches
-        added += context.add(captures[start : start + IMPORT_BATCH_RECORDS])
+    try:
+        for start in range(0, len(captures), IMPORT_BATCH_RECORDS):
+            if start:
+                await asyncio.sleep(0)  # the gateway's calls get their turn between batches
+            added += await context.add(captures[start : start + IMPORT_BATCH_RECORDS])
+    except StoreUnavailable as exc:
+        raise HTTPException(503, f"cannot import: {exc}") from None
     return {"imported": len(added), "ids": [c.id for c in added]}
