@@ -9,7 +9,6 @@ with a clear error instead of hanging the inspector.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -104,6 +103,9 @@ class Searcher:
 
     def view(self, capture: Capture) -> SearchView:
         return self.views.get(capture) if self.views is not None else build_view(capture, self.redactor)
+
+    def cached_view(self, capture: Capture) -> SearchView | None:
+        return self.views.cached(capture) if self.views is not None else None
 
     def status_of(self, capture: Capture) -> int | str | None:
         """The effective status: what the client gets from this hook (an HTTP status, "continue",
@@ -215,9 +217,10 @@ def _term(term: Term, searcher: Searcher) -> Predicate:
     if name == "journey":
         return _journey(term, value, searcher)
     if name in ("path", "peer", "body"):
-        contains = _string_test(term, value, whole=False)
         if name == "body":
-            return lambda s: any(contains(s, body) for body in s.view.bodies)
+            in_body = _string_test(term, value, whole=False, lowered=True)
+            return lambda s: any(in_body(s, body) for body in s.view.bodies)
+        contains = _string_test(term, value, whole=False)
         if name == "path":  # as shown: credential query values redacted
             return lambda s: contains(s, s.searcher.redactor.url(s.capture.path))
         return lambda s: contains(s, s.capture.peer)
@@ -253,20 +256,48 @@ _IDENT_FIELDS: dict[str, Callable[[Capture], str]] = {
 StringTest = Callable[[_Subject, str], bool]
 
 
-def _string_test(term: Term, value: StringValue, whole: bool, aliases: dict[str, str] | None = None) -> StringTest:
-    """How a string value compares: whole (identifiers) or anywhere (text), ignoring case."""
+def _string_test(
+    term: Term, value: StringValue, whole: bool, aliases: dict[str, str] | None = None, lowered: bool = False
+) -> StringTest:
+    """How a string value compares: whole (identifiers) or anywhere (text), ignoring case;
+    `lowered`: the texts it is given are lower-case already (search views)."""
     if isinstance(value, Regex):
         pattern = value.compiled
         return lambda s, text: s.budget.search(pattern, text, term)
     if isinstance(value, Glob):
+        simple = _simple_glob(value.pattern.lower(), lowered)
+        if simple is not None:
+            return simple
         glob = glob_regex(value.pattern)
         return lambda s, text: s.budget.search(glob, text, term)
     needle = value.text.lower()
     if aliases:
         needle = aliases.get(needle, needle)
     if whole:
+        if lowered:
+            return lambda s, text: text == needle
         return lambda s, text: text.lower() == needle
+    if lowered:
+        return lambda s, text: needle in text
     return lambda s, text: needle in text.lower()
+
+
+def _simple_glob(pattern: str, lowered: bool) -> StringTest | None:
+    """`abc*`, `*abc`, `*abc*` and `*` as plain string tests: no regex needed."""
+    inner = pattern.strip("*")
+    if "*" in inner:
+        return None
+    low: Callable[[str], str] = (lambda t: t) if lowered else str.lower
+    starts, ends = pattern.startswith("*"), pattern.endswith("*")
+    if not inner:
+        return lambda s, text: True
+    if starts and ends:
+        return lambda s, text: inner in low(text)
+    if ends:
+        return lambda s, text: low(text).startswith(inner)
+    if starts:
+        return lambda s, text: low(text).endswith(inner)
+    return lambda s, text: low(text) == inner
 
 
 def _free_text(term: Term, value: Text | Glob | Regex) -> Predicate:
@@ -275,14 +306,18 @@ def _free_text(term: Term, value: Text | Glob | Regex) -> Predicate:
         raw = _raw_prefilter(needle)
 
         def contains(s: _Subject) -> bool:
+            cached = s.searcher.cached_view(s.capture)
+            if cached is not None:
+                return needle in cached.text
             # A string that is not in the wire bytes cannot be in the decoded text either
-            # (protobuf keeps strings as UTF-8 as they are), unless a body is gzip-compressed.
-            if raw is not None and not _maybe_in_bytes(s.capture, raw):
+            # (protobuf keeps strings as UTF-8 as they are), unless a body is gzip-compressed
+            # or it is an event (its originating request is base64 in the payload).
+            if raw is not None and s.capture.kind == "dispatch" and not _maybe_in_bytes(s.capture, raw):
                 return False
             return needle in s.view.text
 
         return contains
-    test = _string_test(term, value, whole=False)
+    test = _string_test(term, value, whole=False, lowered=True)
     if isinstance(value, Glob):
         # A free-word glob means "a word like this somewhere", not "the whole text".
         pattern = glob_regex(value.pattern).pattern.removeprefix("^").removesuffix("$")
@@ -291,19 +326,21 @@ def _free_text(term: Term, value: Text | Glob | Regex) -> Predicate:
     return lambda s: test(s, s.view.text)
 
 
-def _raw_prefilter(needle: str) -> re.Pattern[bytes] | None:
+def _raw_prefilter(needle: str) -> bytes | None:
     if not needle.isascii() or not needle:
         return None
-    return re.compile(re.escape(needle.encode("ascii")), re.IGNORECASE)
+    return needle.encode("ascii")
 
 
-def _maybe_in_bytes(capture: Capture, raw: re.Pattern[bytes]) -> bool:
-    if any(raw.search(f.encode()) for f in (capture.hook_type, capture.method, capture.path)):
-        return True
-    for data in (capture.request, capture.reply):
-        if data and (raw.search(data) or b"\x1f\x8b" in data):
+def _maybe_in_bytes(capture: Capture, raw: bytes) -> bool:
+    """Whether the lower-case ASCII `raw` may be in the capture; False only when it cannot be."""
+    if raw in capture.hook_type.lower().encode():
+        return True  # the one summary field that is not a string on the wire
+    for data in (capture.request, None if capture.reply is capture.request else capture.reply):
+        # bytes.lower() (ASCII only, like the needle) is a fast copy; a case-insensitive regex is not.
+        if data and (raw in data or raw in data.lower() or b"\x1f\x8b" in data):
             return True
-    return any(raw.search(v.encode()) for _, v in capture.metadata if isinstance(v, str))
+    return any(raw in v.lower().encode() for _, v in capture.metadata if isinstance(v, str))
 
 
 def _number(name: str, value: Range, searcher: Searcher) -> Predicate:
@@ -322,9 +359,9 @@ def _number_or_none(value: int | str | None) -> int | None:
 
 
 def _header(term: Term, value: Header) -> Predicate:
-    name_test = _string_test(term, value.name, whole=True)
-    value_test = None if value.value is None else _string_test(term, value.value, whole=False)
     meta = term.field == "meta"
+    name_test = _string_test(term, value.name, whole=True, lowered=not meta)
+    value_test = None if value.value is None else _string_test(term, value.value, whole=False, lowered=not meta)
 
     def test(s: _Subject) -> bool:
         pairs = metadata_view(s.capture, s.searcher.redactor) if meta else s.view.headers

@@ -33,9 +33,9 @@ class SearchView:
     """A capture as a search sees it, every credential already redacted."""
 
     headers: tuple[tuple[str, str], ...]
-    """(lower-case name, value) of request headers, set_headers, override and response headers, both ways."""
+    """(name, value), both lower-cased, of request headers, set_headers, override and response headers, both ways."""
     bodies: tuple[str, ...]
-    """Request and response bodies, decoded (gzip inflated), sent and returned, each bounded."""
+    """Request and response bodies, decoded (gzip inflated), sent and returned, each bounded; lower-cased."""
     text: str
     """Every string of the request and reply (and the bodies), lower-cased, for free words."""
 
@@ -84,7 +84,7 @@ def build_view(capture: Capture, redactor: Redactor) -> SearchView:
         strings.extend(_strings(obj))
     strings.extend(bodies)
     strings.extend(value for _, value in _metadata_strings(capture, redactor))
-    return SearchView(tuple(headers), tuple(bodies), _text(capture, strings, redactor))
+    return _view(headers, bodies, _text(capture, strings, redactor))
 
 
 def _event_view(capture: Capture, redactor: Redactor) -> SearchView:
@@ -103,7 +103,14 @@ def _event_view(capture: Capture, redactor: Redactor) -> SearchView:
             name, sep, value = line.partition(":")
             if sep:
                 headers.append((name.strip().lower(), value.strip()))
-    return SearchView(tuple(headers), (), _text(capture, strings, redactor))
+    return _view(headers, [], _text(capture, strings, redactor))
+
+
+def _view(headers: list[tuple[str, str]], bodies: list[str], text: str) -> SearchView:
+    # Lower-cased once here, so matching (which ignores case) never lowers a body again.
+    return SearchView(
+        tuple((name.lower(), value.lower()) for name, value in headers), tuple(b.lower() for b in bodies), text
+    )
 
 
 def _originating_request(payload: str) -> str | None:
@@ -164,6 +171,10 @@ class SearchViews:
         self.max_bytes = max_bytes
         self._items: OrderedDict[int, SearchView] = OrderedDict()
         self._bytes = 0
+
+    def cached(self, capture: Capture) -> SearchView | None:
+        """The view when it is already built (no decoding)."""
+        return self._items.get(capture.id)
 
     def get(self, capture: Capture) -> SearchView:
         view = self._items.get(capture.id)

@@ -124,6 +124,7 @@ class _Outbox:
         self._parts: list[bytes] = []
         self._size = 0
         self._summaries: list[bytes] = []
+        self._newest_gathered = sent
         """Summaries of the `captures` event being gathered (catching up from the store)."""
 
     def add(self, event: bytes) -> None:
@@ -141,6 +142,7 @@ class _Outbox:
             summary = summary_json(capture, self.redactor, self.gateway)
             self._summaries.append(summary)
             self._size += len(summary) + 1
+            self._newest_gathered = capture.id
         self.sent = capture.id  # a capture the query skips is passed over, not missed
 
     def add_batch(self, batch: Batch) -> None:
@@ -163,7 +165,9 @@ class _Outbox:
 
     def _end_captures(self) -> None:
         if self._summaries:
-            self._parts.append(captures_event(self._summaries, self.sent))
+            # The event's id is its newest capture's (a filtered stream resumes after it and
+            # looks again at the captures it skipped: they still do not match).
+            self._parts.append(captures_event(self._summaries, self._newest_gathered))
             self._summaries = []
 
     @property
