@@ -371,3 +371,20 @@ def test_rule_queries_are_limited_to_what_the_request_says(q: str, problem: str)
     with pytest.raises(QueryError, match=problem):
         rule_query(q)
     assert rule_query("hook:pre h:X-Request-Id api:b84f*").matches(capture_of("pre.json"))
+
+
+@pytest.mark.parametrize(
+    "q", ["tier-gold", "sku", "auth failure", "q=visible", "curl", "body:sku", "h:user-agent=curl*", "/orders?\\//"]
+)
+def test_answers_do_not_depend_on_the_search_cache(q: str, captures: dict[str, Capture]) -> None:
+    from app.capture.search import SearchViews
+
+    redactor = Redactor()
+    cold = compile_query(q, Searcher(redactor=redactor, views=SearchViews(redactor)))
+    warmed_views = SearchViews(redactor)
+    for capture in captures.values():
+        warmed_views.get(capture)
+    warm = compile_query(q, Searcher(redactor=redactor, views=warmed_views))
+    uncached = compile_query(q, Searcher(redactor=redactor))
+    for name, capture in captures.items():
+        assert cold.matches(capture) == warm.matches(capture) == uncached.matches(capture), (q, name)
