@@ -5,9 +5,11 @@ import { renderDetail } from "./detail.js";
 import { button, el, formatBytes, formatTime, statusRank, text } from "./dom.js";
 import { FilterError, Filters } from "./filters.js";
 import { fetchJourneys, groupedItems } from "./group.js";
+import { markStale, saveKept } from "./kept.js";
 import { installKeys } from "./keys.js";
 import { CaptureList, keyOf } from "./list.js";
 import { menuButton } from "./menu.js";
+import { installTransfer } from "./transfer.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_KEPT = 100_000; // summaries kept in the page; the server's buffer is usually smaller
@@ -266,20 +268,8 @@ function clearAll() {
 /** The inspector came back as a new process: keep what the page had, marked, and offer it as a file. */
 function keepAfterRestart() {
   state.restarts += 1;
-  const prefix = `r${state.restarts}-`;
-  const rekeyed = new Map();
-  for (const c of state.all) {
-    if (!c.stale) {
-      const old = keyOf(c);
-      c.stale = true;
-      c.key = prefix + c.id;
-      rekeyed.set(old, c.key);
-      const detail = detailCache.get(old);
-      if (detail) { detailCache.delete(old); detailCache.set(c.key, detail); }
-    }
-  }
+  state.selectedKey = markStale(state.all, detailCache, state.restarts, state.selectedKey);
   state.byKey = new Map(state.all.map((c) => [keyOf(c), c]));
-  if (rekeyed.has(state.selectedKey)) state.selectedKey = rekeyed.get(state.selectedKey);
   state.lastId = 0;
   pending = [];
   const kept = state.all.length;
@@ -291,28 +281,8 @@ function keepAfterRestart() {
 
 function exportKept() {
   const stale = state.all.filter((c) => c.stale);
-  const records = [];
-  for (const c of stale) {
-    const d = detailCache.get(keyOf(c));
-    if (!d || (d.request === null && !d.request_base64)) continue;
-    records.push({
-      id: d.id, kind: d.kind, received_at: d.received_at_iso, peer: d.peer, metadata: d.metadata,
-      duration_ms: d.duration_ms, error: d.error, imported: d.imported, truncated: d.truncated,
-      echo: d.echo, request: d.request, ...(d.request_base64 ? { request_base64: d.request_base64 } : {}), reply: d.reply,
-    });
-  }
-  // An export document (importable: the captures this page had opened), plus every summary it had.
-  const doc = {
-    format: "tyk-inspector-export", version: 1, exported_at: new Date().toISOString(),
-    captures: records, page_summaries: stale,
-  };
-  const url = URL.createObjectURL(new Blob([JSON.stringify(doc, null, 1)], { type: "application/json" }));
-  const a = el("a", { href: url, download: `tyk-inspector-kept-${new Date().toISOString().replace(/[:.]/g, "-")}.json` });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 0);
-  notice(`Saved ${stale.length} capture(s): ${records.length} with their full content (the ones opened here), the rest as summaries.`);
+  const full = saveKept(stale, detailCache);
+  notice(`Saved ${stale.length} capture(s): ${full} with their full content (the ones opened here), the rest as summaries.`);
 }
 
 function discardKept() {
@@ -486,40 +456,10 @@ async function catchUp() {
   }
 }
 
-const clearDialog = $("clear-dialog");
-$("clear").addEventListener("click", () => {
-  $("clear-count").textContent = String(state.all.filter((c) => !c.stale).length);
-  clearDialog.showModal();
-});
-clearDialog.addEventListener("close", async () => {
-  if (clearDialog.returnValue !== "clear") return;
-  clearDialog.returnValue = "";
-  let res;
-  try {
-    res = await fetch("/api/captures", { method: "DELETE" });
-  } catch {
-    notice("Clear failed: the inspector is not answering. Nothing was cleared.");
-    connection.reportFailure();
-    return;
-  }
-  if (!res.ok) notice(`Clear failed: ${(await res.json().catch(() => ({}))).detail || res.status}`);
-});
-
-$("import-file").addEventListener("change", async (e) => {
-  const file = e.target.files[0];
-  e.target.value = "";
-  if (!file) return;
-  let res;
-  try {
-    res = await fetch("/api/import", { method: "POST", body: file, headers: { "Content-Type": "application/json" } });
-  } catch {
-    notice(`Import failed: the inspector is not answering.`);
-    connection.reportFailure();
-    return;
-  }
-  const body = await res.json().catch(() => ({ detail: `the inspector answered ${res.status}` }));
-  notice(res.ok ? `Imported ${body.imported} capture(s) from ${file.name}.` : `Import failed: ${body.detail}`);
-});
+installTransfer(
+  { importFile: $("import-file"), clear: $("clear"), dialog: $("clear-dialog"), count: $("clear-count") },
+  { liveCount: () => state.all.filter((c) => !c.stale).length, notice, unreachable: () => connection.reportFailure() },
+);
 
 menuButton($("export-button"), $("export-menu"), { onOpen: updateExportLinks });
 
