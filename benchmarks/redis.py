@@ -112,7 +112,7 @@ def _round_robin(servers: list[Server], concurrency: int, seconds: float) -> dic
 def store(quick: bool) -> dict[str, Any]:
     """Memory vs Redis store on one replica; two Redis replicas round-robin vs one."""
     seconds = 0.5 if quick else 3.0
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 5
     redis = RedisProcess()
     memory = Server.inspector()
     one = Server.inspector("--store", redis.url, "--store-prefix", "one")
@@ -123,11 +123,14 @@ def store(quick: bool) -> dict[str, Any]:
     try:
         for _ in range(repeats):
             for concurrency in (64, 1):
-                runs[f"memory c={concurrency}"].append(loadgen(memory.grpc_target, 2 * KiB, concurrency, seconds))
-                cpu = redis.cpu_seconds()
-                result = loadgen(one.grpc_target, 2 * KiB, concurrency, seconds)
-                redis_cpu.append((redis.cpu_seconds() - cpu) * 1e6 / max(1, result["calls"]))
-                runs[f"redis c={concurrency}"].append(result)
+                for name, server in (("memory", memory), ("redis", one)):
+                    cpu, redis_before = server.cpu_seconds(), redis.cpu_seconds()
+                    result = loadgen(server.grpc_target, 2 * KiB, concurrency, seconds)
+                    calls = max(1, result["calls"])
+                    result["server_cpu_us_per_call"] = (server.cpu_seconds() - cpu) * 1e6 / calls
+                    if name == "redis":
+                        redis_cpu.append((redis.cpu_seconds() - redis_before) * 1e6 / calls)
+                    runs[f"{name} c={concurrency}"].append(result)
             runs["one replica c=64"].append(_round_robin(pair[:1], 64, seconds))
             runs["two replicas c=64"].append(_round_robin(pair, 64, seconds))
         time.sleep(0.5)  # let the writers drain before reading the counters
@@ -138,7 +141,7 @@ def store(quick: bool) -> dict[str, Any]:
             server.stop()
         redis.stop()
     cells = {
-        name: {k: _median(results, k) for k in ("qps", "p50_ms", "p99_ms")}
+        name: {k: _median(results, k) for k in ("qps", "p50_ms", "p99_ms", "server_cpu_us_per_call") if k in results[0]}
         | {"errors": sum(r["errors"] for r in results)}
         for name, results in runs.items()
     }
@@ -146,15 +149,22 @@ def store(quick: bool) -> dict[str, Any]:
         "redis_qps_vs_memory_c64": round(cells["redis c=64"]["qps"] / cells["memory c=64"]["qps"], 3),
         "redis_added_p50_ms_c1": round(cells["redis c=1"]["p50_ms"] - cells["memory c=1"]["p50_ms"], 3),
         "two_replicas_qps_vs_one_c64": round(cells["two replicas c=64"]["qps"] / cells["one replica c=64"]["qps"], 3),
+        "redis_cpu_vs_memory_c64": round(
+            cells["redis c=64"]["server_cpu_us_per_call"] / cells["memory c=64"]["server_cpu_us_per_call"], 3
+        ),
     }
     _table(
-        ["run", "qps", "p50 ms", "p99 ms", "errors"],
-        [[name, c["qps"], c["p50_ms"], c["p99_ms"], c["errors"]] for name, c in cells.items()],
+        ["run", "qps", "p50 ms", "p99 ms", "errors", "inspector CPU us/call"],
+        [
+            [name, c["qps"], c["p50_ms"], c["p99_ms"], c["errors"], c.get("server_cpu_us_per_call", "")]
+            for name, c in cells.items()
+        ],
     )
     print(
         f"  Redis store vs memory: QPS x{ratios['redis_qps_vs_memory_c64']} at c=64, "
         f"p50 {ratios['redis_added_p50_ms_c1']:+} ms at c=1; "
-        f"two replicas vs one: x{ratios['two_replicas_qps_vs_one_c64']}"
+        f"two replicas vs one: x{ratios['two_replicas_qps_vs_one_c64']}; "
+        f"inspector CPU per call x{ratios['redis_cpu_vs_memory_c64']}"
     )
     dropped = stats["one"]["dropped"] + sum(s["dropped"] for s in stats["pair"])
     print(f"  dropped captures: {dropped}; redis-server CPU per capture: {statistics.median(redis_cpu):.1f} us")

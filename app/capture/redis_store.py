@@ -48,9 +48,11 @@ log = logging.getLogger("tyk_inspector.store")
 # One script call carries at most this much; what arrives meanwhile goes in the next.
 BATCH_ITEMS = 500
 BATCH_BYTES = 8 * 1024 * 1024
-# The writer waits this long after the first capture of a batch for more to join it: one
-# script call for many captures costs the loop (and Redis) far less than one each.
-LINGER_SECONDS = 0.005
+# The writer waits this long after the first capture of a batch for more to join it, and the
+# reader as long between two reads: one call for many captures costs the loop (and Redis) far
+# less than one each. The page sees a capture that much later; the gateway never does.
+LINGER_SECONDS = 0.02
+READ_PAUSE_SECONDS = 0.01
 READ_COUNT = 500
 READ_BLOCK_MS = 1000
 BACKOFF_FIRST = 0.05
@@ -367,7 +369,8 @@ class RedisStore:
                 if not self.connected:
                     await check_keys(self._reader_client, self.config)
                     self.connected = True
-                await self._read_once(block=True)
+                if await self._read_once(block=True) < READ_COUNT:
+                    await asyncio.sleep(READ_PAUSE_SECONDS)
             except StoreError as exc:
                 log.error("Redis store: %s", exc)
                 await asyncio.sleep(BACKOFF_MAX)
