@@ -13,6 +13,7 @@ import httpx
 
 from benchmarks import redis
 from benchmarks.browser import browser
+from benchmarks.heavy_work import heavy_work
 from benchmarks.procs import Server, SseClients, loadgen
 
 KiB, MiB = 1024, 1024 * 1024
@@ -413,4 +414,5 @@ ALL: dict[str, Callable[[bool], dict[str, Any]]] = {
     "redis-store": redis.store,
     "redis-sse": redis.sse_across,
     "metrics-counting": redis.counting,
+    "heavy_work": heavy_work,
 }

@@ -11,8 +11,10 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.capture.document import RECORD_FIELDS
+from app.capture.document import RECORD_FIELDS, json_chunks
 from tests.conftest import load_object, wait_until
 from tests.plugins import failing_plugin, header_plugin, plugin_server, raw_plugin_server
 from tests.test_export import comparable
@@ -110,3 +112,19 @@ async def test_odd_event_payloads_are_shown_exported_and_logged_with_redaction_o
         )
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert inspector._log_task is not None and not inspector._log_task.done()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(json_values, st.integers(1, 40))
+def test_json_in_bounded_pieces_is_the_same_json(value: Any, piece: int) -> None:
+    # Small pieces, so long strings are split at every kind of character.
+    text = b"".join(json_chunks(value, piece)).decode()
+    assert json.loads(text) == value
+    assert text == json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -36,7 +36,7 @@ async def test_the_detail_cache_is_bounded_by_bytes() -> None:
             assert cache.bytes <= 1_000_000
         assert sum(sizes) > 2_000_000 and 1 <= len(cache) < 6
         # The newest stays cached: asked again, the very same bytes come back.
-        assert cache.get(6) == (await http.get("/api/captures/6")).content
+        assert b"".join(cache.get(6) or []) == (await http.get("/api/captures/6")).content
 
 
 async def test_upstream_channels_are_bounded_and_idle_ones_closed() -> None:

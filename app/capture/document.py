@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,6 +22,13 @@ from app.capture.redact import Redactor
 from app.tyk.protocol import Event, EventReply, Object
 
 NO_REDACTION = Redactor(enabled=False)
+
+# JSON is written in pieces of at most this many characters of a string, and handed on in
+# chunks of about OUTPUT_CHUNK bytes: no single step holds the interpreter for long, so the
+# event loop (and the gateway's calls) keep their turns while a worker thread serializes.
+STRING_PIECE = 256 * 1024
+OUTPUT_CHUNK = 1024 * 1024
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 # The capture's own fields an export record carries as they are (besides id, kind, time,
 # metadata, duration and the messages), and an import restores.
@@ -62,7 +71,8 @@ def snapshot(capture: Capture) -> Capture:
     The message bytes are shared, not copied: bytes never change. An echo stays an echo
     (`reply is request`).
     """
-    return replace(capture)
+    # gRPC hands metadata as its own tuple type; plain pairs can go to a worker process.
+    return replace(capture, metadata=tuple((key, value) for key, value in capture.metadata))
 
 
 @dataclass(slots=True)
@@ -166,3 +176,53 @@ def capture_record(capture: Capture, redactor: Redactor = NO_REDACTION) -> dict[
     if decoded.reply_base64 is not None:
         record["reply_base64"] = decoded.reply_base64
     return record
+
+
+def json_chunks(value: Any, piece: int = STRING_PIECE) -> list[bytes]:
+    """`value` as compact UTF-8 JSON, in chunks of about a megabyte, built in bounded steps
+    (strings escaped `piece` characters at a time)."""
+    chunks: list[bytes] = []
+    parts: list[str] = []
+    size = 0
+    for text in _pieces(value, piece):
+        parts.append(text)
+        size += len(text)
+        if size >= OUTPUT_CHUNK:
+            chunks.append("".join(parts).encode("utf-8"))
+            parts, size = [], 0
+    if parts or not chunks:
+        chunks.append("".join(parts).encode("utf-8"))
+    return chunks
+
+
+def json_text(value: Any) -> str:
+    """`value` as compact JSON text, built in bounded steps (see json_chunks)."""
+    return "".join(_pieces(value))
+
+
+def _pieces(value: Any, piece: int = STRING_PIECE) -> Iterator[str]:
+    if isinstance(value, str):
+        if len(value) <= piece:
+            yield _dumps(value)
+            return
+        # Escaping is character by character, so a string escaped in slices is the same.
+        yield '"'
+        for start in range(0, len(value), piece):
+            yield _dumps(value[start : start + piece])[1:-1]
+        yield '"'
+    elif isinstance(value, dict):
+        separator = "{"
+        for key, item in value.items():
+            yield separator + _dumps(key if isinstance(key, str) else str(key)) + ":"
+            yield from _pieces(item, piece)
+            separator = ","
+        yield "}" if separator == "," else "{}"
+    elif isinstance(value, list | tuple):
+        separator = "["
+        for item in value:
+            yield separator
+            yield from _pieces(item, piece)
+            separator = ","
+        yield "]" if separator == "," else "[]"
+    else:
+        yield _dumps(value)

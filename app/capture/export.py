@@ -15,7 +15,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from app.capture.document import NO_REDACTION, RECORD_FIELDS, capture_record, iso_time
+from app.capture.document import NO_REDACTION, RECORD_FIELDS, capture_record, iso_time, json_text
 from app.capture.record import Capture, Kind, summarize_event, summarize_object
 from app.capture.redact import Redactor
 from app.tyk.protocol import Event, EventReply, Object
@@ -49,7 +49,7 @@ def export_records(captures: Iterable[Capture], redactor: Redactor = NO_REDACTIO
     """Records for the middle of the document, each on its own line. Thread-safe on snapshots."""
     parts = []
     for capture in captures:
-        parts.append(("\n" if first else ",\n") + json.dumps(capture_record(capture, redactor), ensure_ascii=False))
+        parts.append(("\n" if first else ",\n") + json_text(capture_record(capture, redactor)))
         first = False
     return "".join(parts)
 

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from app.capture.analysis import DEFAULT_GATEWAY, analyze, outcome_view
-from app.capture.document import NO_REDACTION, decode, iso_time, metadata_pairs
+from app.capture.document import NO_REDACTION, decode, iso_time, json_chunks, metadata_pairs
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.secrets import collecting_hidden, scrub
@@ -24,6 +24,8 @@ from app.tyk.outcome import Gateway
 
 DEFAULT_DETAIL_CACHE_BYTES = 64 * 1024 * 1024
 
+# JSON bodies up to this size are parsed for the page's tree view; larger ones are text only.
+MAX_PARSED_BODY_BYTES = 4 * 1024 * 1024
 # Decompressing a gzip body to show it is bounded: a small bomb must not eat the memory.
 MAX_INFLATED_BYTES = 32 * 1024 * 1024
 
@@ -62,7 +64,9 @@ def _content_view(data: bytes) -> dict[str, Any]:
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         try:
-            return {"media_type": "application/json", "text": text, "json": json.loads(text)}
+            # A huge body is shown as text: parsing and re-encoding it is one long step.
+            parsed = json.loads(text) if len(data) <= MAX_PARSED_BODY_BYTES else None
+            return {"media_type": "application/json", "text": text, "json": parsed}
         except ValueError:
             pass
     lowered = stripped[:256].lower()
@@ -159,10 +163,9 @@ def capture_detail(
     return detail
 
 
-def detail_json(capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY) -> bytes:
-    """The detail as the API sends it. Thread-safe on a `snapshot`."""
-    detail = capture_detail(capture, redactor, gateway)
-    return json.dumps(detail, ensure_ascii=False, separators=(",", ":")).encode()
+def detail_json(capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY) -> list[bytes]:
+    """The detail as the API sends it, in chunks of about a megabyte. Thread-safe on a `snapshot`."""
+    return json_chunks(capture_detail(capture, redactor, gateway))
 
 
 def event_view(payload: str) -> dict[str, Any]:
@@ -188,7 +191,7 @@ def _originating_request(doc: Any) -> str | None:
 
 
 class DetailCache:
-    """Recently built detail documents (JSON bytes) by capture id, bounded by their total size.
+    """Recently built detail documents (JSON, in chunks) by capture id, bounded by their total size.
 
     Ids are never reused, so an entry never goes stale. A document larger than the whole
     bound is not kept at all.
@@ -197,25 +200,27 @@ class DetailCache:
     def __init__(self, max_bytes: int = DEFAULT_DETAIL_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._items: OrderedDict[int, bytes] = OrderedDict()
+        self._items: OrderedDict[int, tuple[list[bytes], int]] = OrderedDict()
 
-    def get(self, capture_id: int) -> bytes | None:
-        document = self._items.get(capture_id)
-        if document is not None:
-            self._items.move_to_end(capture_id)
-        return document
+    def get(self, capture_id: int) -> list[bytes] | None:
+        item = self._items.get(capture_id)
+        if item is None:
+            return None
+        self._items.move_to_end(capture_id)
+        return item[0]
 
-    def put(self, capture_id: int, document: bytes) -> None:
-        if len(document) > self.max_bytes:
+    def put(self, capture_id: int, document: list[bytes]) -> None:
+        size = sum(len(chunk) for chunk in document)
+        if size > self.max_bytes:
             return
         previous = self._items.pop(capture_id, None)
         if previous is not None:
-            self.bytes -= len(previous)
-        self._items[capture_id] = document
-        self.bytes += len(document)
+            self.bytes -= previous[1]
+        self._items[capture_id] = (document, size)
+        self.bytes += size
         while self.bytes > self.max_bytes:
-            _, evicted = self._items.popitem(last=False)
-            self.bytes -= len(evicted)
+            _, (_, evicted) = self._items.popitem(last=False)
+            self.bytes -= evicted
 
     def __len__(self) -> int:
         return len(self._items)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import StreamingResponse
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
@@ -74,7 +75,15 @@ async def first_matches(matcher: Matcher, captures: Iterable[Capture], count: in
 @router.get("/captures/{capture_id}", response_class=Response, responses={200: {"content": {JSON: {}}}})
 async def capture_detail(context: Context, capture_id: int) -> Response:
     """One capture in full: protobuf JSON of request and reply, decoded bodies, event payload."""
-    return Response(await context.detail(get_capture(context, capture_id)), media_type=JSON)
+    chunks = await context.detail(get_capture(context, capture_id))
+    if len(chunks) == 1:
+        return Response(chunks[0], media_type=JSON)
+    return StreamingResponse(_each(chunks), media_type=JSON)
+
+
+async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
 @router.delete("/captures")
@@ -135,7 +144,7 @@ async def replay_capture(context: Context, capture_id: int, body: ReplayRequest 
         result = await context.settled(result)
     except StoreUnavailable as exc:
         raise HTTPException(503, f"replayed, but {exc}") from None
-    detail = await context.detail(result)
+    detail = b"".join(await context.detail(result))
     changes = await asyncio.to_thread(_against_original, snapshot(original), snapshot(result), context.redactor)
     # The detail is JSON already: spliced in, not parsed and printed again on the loop.
     document = b'{"id":%d,"capture":%b,"changes_vs_original":%b}' % (result.id, detail, json.dumps(changes).encode())

@@ -41,7 +41,7 @@ class WebContext:
     journeys: JourneyIndex = field(init=False)
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
-    _building: dict[int, asyncio.Future[bytes]] = field(init=False, default_factory=dict)
+    _building: dict[int, asyncio.Future[list[bytes]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -52,8 +52,8 @@ class WebContext:
         self.search_views = SearchViews(self.redactor)
         self.journeys = JourneyIndex(self.store)
 
-    async def detail(self, capture: Capture) -> bytes:
-        """A capture's detail document (JSON bytes): cached, or built in a worker thread.
+    async def detail(self, capture: Capture) -> list[bytes]:
+        """A capture's detail document (JSON, in chunks of about a megabyte): cached, or built in a worker thread.
 
         Decoding a large capture takes long enough to delay the gateway's calls, so only the
         snapshot is taken on the loop. Browsers asking for the same capture share one build.
