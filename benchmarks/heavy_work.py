@@ -155,7 +155,7 @@ async def measure(grpc_target: str, http_url: str, sizes: Sizes) -> dict[str, An
     }
 
 
-QUICK = Sizes(import_mb=3, export_mb=25, detail_mb=10)
+QUICK = Sizes(import_mb=1, export_mb=5, detail_mb=2)
 TARGET_P99_MS = 50
 
 
