@@ -4,13 +4,15 @@ ones the caller gave up on; unanswered calls are bounded by bytes."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
 
+from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
-from tests.conftest import load_object, wait_until
+from tests.conftest import TEST_SETTINGS, Client, load_object, wait_until
 from tests.plugins import header_plugin, plugin_server, stalled_plugin
 from tests.test_proxy import inspector_with, write_rules
 
@@ -98,3 +100,23 @@ async def test_unanswered_calls_are_bounded_by_bytes() -> None:
         assert all(r.request.raw_body == BIG_BODY for r in replies)
         assert inspector.service.inflight_bytes == 0 and inspector.service.inflight_calls == 0
         assert (await client.dispatch(big_object())).request.raw_body == BIG_BODY  # room again
+
+
+async def test_calls_cut_off_by_the_end_of_the_grace_period_are_captured_as_unavailable() -> None:
+    release = asyncio.Event()
+    async with plugin_server(stalled_plugin(release)) as plugin:
+        inspector = Inspector(replace(TEST_SETTINGS, upstream=plugin.target, shutdown_grace_seconds=0.3))
+        await inspector.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
+                client = Client(channel)
+                calls = [asyncio.ensure_future(client.dispatch(load_object("pre.json"))) for _ in range(5)]
+                await wait_until(lambda: len(plugin.received) == 5, what="five calls waiting on the plugin")
+                await inspector.stop()
+                outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            release.set()
+    assert {o.code() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)} == {grpc.StatusCode.UNAVAILABLE}
+    captures = list(inspector.store.oldest_first())
+    assert [c.grpc_status for c in captures] == ["UNAVAILABLE"] * 5
+    assert all("the inspector stopped" in (c.error or "") for c in captures)

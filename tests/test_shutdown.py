@@ -115,8 +115,6 @@ async def test_calls_still_running_when_the_grace_period_ends_are_cancelled_and_
     # What the gateway sees when the inspector gives up on a call at the end of the grace period.
     assert outcomes == ["UNAVAILABLE"] * CALLS, (outcomes, text)
     assert f"Tyk Inspector stopped after {CALLS} captures" in text.rstrip().splitlines()[-1], text
-    # Every call was captured (the count above); the console shows why they failed.
-    assert "error='cancelled before the reply was sent: the inspector stopped" in text, text
 
 
 @pytest.fixture(autouse=True)
