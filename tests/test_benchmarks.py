@@ -44,4 +44,10 @@ def test_quick_benchmark_run_produces_results(tmp_path: Path) -> None:
     assert all(run["proxied"]["calls"] > 0 for run in results["proxy"]["runs"])
     page = results["browser"]
     assert page["seconds_to_list"] > 0 and page["frames"] > 0 and page["streamed"] > 0
+    store = results["redis-store"]
+    assert all(cell["errors"] == 0 and cell["qps"] > 0 for cell in store["cells"].values())
+    ratios = store["ratios"]
+    assert store["dropped"] == 0 and ratios["redis_qps_vs_memory_c64"] > 0 and ratios["two_replicas_qps_vs_one_c64"] > 0
+    assert results["redis-sse"]["complete"] and results["redis-sse"]["errors"] == 0
+    assert results["metrics-counting"]["plain_ints_ns"] > 0
     assert "x typed" in done.stdout  # the printed table carries the ratios
