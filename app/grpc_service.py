@@ -86,6 +86,8 @@ class DispatcherService:
         """Message bytes held by calls not answered yet; None: no bound."""
         self.inflight_bytes = 0
         self.inflight_calls = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.stopping = False
         """Set when the server stops: calls cancelled from here on were cut off by the shutdown."""
 
@@ -121,6 +123,7 @@ class DispatcherService:
             )
         self.inflight_bytes += held
         self.inflight_calls += 1
+        self._idle.clear()
         try:
             try:
                 read(capture)
@@ -139,6 +142,8 @@ class DispatcherService:
         finally:
             self.inflight_bytes -= held
             self.inflight_calls -= 1
+            if not self.inflight_calls:
+                self._idle.set()
         capture.duration_ns = time.perf_counter_ns() - started
         capture.grpc_status = "OK"
         # Recording may strip a capture too large for the buffer: the gateway gets the reply
@@ -147,6 +152,14 @@ class DispatcherService:
         assert reply is not None  # _answer aborts rather than leave None
         self._record(capture)
         return reply
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait until no call is in a handler (cancelled ones included), at most `seconds`; True if none is."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     def _record_unanswered(self, capture: Capture, context: grpc.aio.ServicerContext, started: int) -> None:
         remaining = context.time_remaining()

@@ -196,6 +196,9 @@ class Inspector:
             await self.grpc.health.enter_graceful_shutdown()
             # New calls are refused from here; calls already in a handler finish and are captured.
             await self.grpc.server.stop(self.settings.shutdown_grace_seconds)
+            # Handlers cut off at the end of the grace period record their calls as they unwind,
+            # after stop() returns: let them, so the live views and the store hear of every call.
+            await self.service.wait_idle(1.0)
         if self.redis_store is not None:
             await self.redis_store.stop(self.settings.shutdown_grace_seconds)
         # Ending the streams lets uvicorn's graceful shutdown find idle connections.

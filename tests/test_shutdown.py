@@ -115,6 +115,8 @@ async def test_calls_still_running_when_the_grace_period_ends_are_cancelled_and_
     # What the gateway sees when the inspector gives up on a call at the end of the grace period.
     assert outcomes == ["UNAVAILABLE"] * CALLS, (outcomes, text)
     assert f"Tyk Inspector stopped after {CALLS} captures" in text.rstrip().splitlines()[-1], text
+    # The console log (like every live view) hears of each call cut off, before it closes.
+    assert len(re.findall(r"error='cancelled before the reply was sent: the inspector stopped", text)) == CALLS, text
 
 
 @pytest.fixture(autouse=True)
