@@ -1,14 +1,18 @@
 // Tyk Inspector dashboard: a live, filterable list of captures fed by /api/stream,
 // and the detail of the selected one. No framework, no build step.
 import { Connection } from "./connection.js";
-import { renderDetail } from "./detail.js";
-import { button, el, formatBytes, formatTime, statusRank, text } from "./dom.js";
-import { FilterError, Filters } from "./filters.js";
+import { button, formatBytes, formatTime, text } from "./dom.js";
+import { FilterError, Filters, sortItems } from "./filters.js";
 import { fetchJourneys, groupedItems } from "./group.js";
 import { markStale, saveKept } from "./kept.js";
 import { installKeys } from "./keys.js";
 import { CaptureList, keyOf } from "./list.js";
 import { menuButton } from "./menu.js";
+import { installPause } from "./pause.js";
+import { Selection } from "./selection.js";
+import {
+  notice, updateCounts as setCounts, updateExportLinks as setExportLinks, updateSortButtons, updateWaiting as setWaiting,
+} from "./toolbar.js";
 import { installTransfer } from "./transfer.js";
 
 const $ = (id) => document.getElementById(id);
@@ -52,6 +56,10 @@ const connection = new Connection({
   },
   onRestart: () => keepAfterRestart(),
 });
+const selection = new Selection($("detail"), {
+  state, list, filters, onSelected: () => updateExportLinks(), unreachable: () => connection.reportFailure(),
+});
+const detailCache = selection.cache;
 
 // --- what the list shows ------------------------------------------------------------------
 
@@ -60,23 +68,11 @@ function matches(c) {
   return !c.stale && state.matches.has(c.id);
 }
 
-const SORT_VALUE = {
-  duration: (c) => c.duration_ms ?? 0,
-  size: (c) => c.size ?? 0,
-  status: statusRank,
-};
-
 function visible() {
   if (filters.group && state.journeys) {
     return groupedItems(state.journeys, state.expanded, (id) => state.byKey.get(String(id)), state.all.filter(matches));
   }
-  const shown = state.all.filter(matches);
-  const { key, desc } = filters.sort;
-  const value = SORT_VALUE[key];
-  // Array order is time order; ties keep it (sort is stable).
-  if (value) shown.sort(desc ? (a, b) => value(b) - value(a) : (a, b) => value(a) - value(b));
-  else if (desc) shown.reverse();
-  return shown;
+  return sortItems(state.all.filter(matches), filters.sort);
 }
 
 const timeOrder = () => (filters.group || filters.sort.key === "time") && !filters.sort.desc;
@@ -126,7 +122,7 @@ async function applyFilters() {
   if (filters.group) await refreshJourneys();
   showList();
   await filters.loadHighlights();
-  rerenderDetail();
+  selection.rerender();
   state.appliedFilter = JSON.stringify(filters.values); // what the list shows now (benchmarks wait on it)
 }
 
@@ -163,20 +159,11 @@ function setSort(key) {
   // Time starts oldest first (the live order); the others start with the largest.
   filters.sort = { key, desc: same ? !filters.sort.desc : key !== "time" };
   filters.saveToUrl();
-  updateSortButtons();
+  updateSortButtons(filters.sort);
   showList();
   if (state.selectedKey !== null) list.setSelected(state.selectedKey, true);
 }
 
-function updateSortButtons() {
-  for (const b of document.querySelectorAll("[data-sort]")) {
-    const on = b.dataset.sort === filters.sort.key;
-    b.setAttribute("aria-pressed", String(on));
-    b.dataset.direction = on ? (filters.sort.desc ? "desc" : "asc") : "";
-    const header = b.closest("[role='columnheader']");
-    if (header) header.setAttribute("aria-sort", on ? (filters.sort.desc ? "descending" : "ascending") : "none");
-  }
-}
 for (const b of document.querySelectorAll("[data-sort]")) b.addEventListener("click", () => setSort(b.dataset.sort));
 
 // --- live stream --------------------------------------------------------------------------
@@ -257,10 +244,7 @@ function clearAll() {
   pending = [];
   if (state.matches !== null) state.matches = new Set();
   showList();
-  if (!state.byKey.has(state.selectedKey)) {
-    $("detail").replaceChildren(text("p", "The buffer was cleared.", { class: "muted placeholder" }));
-    state.selectedKey = null;
-  }
+  selection.cleared();
   updateWaiting();
   updateExportLinks();
 }
@@ -288,93 +272,14 @@ function exportKept() {
 function discardKept() {
   state.all = state.all.filter((c) => !c.stale);
   state.byKey = new Map(state.all.map((c) => [keyOf(c), c]));
-  for (const key of [...detailCache.keys()]) if (!state.byKey.has(key)) detailCache.delete(key);
+  selection.prune();
   showList();
 }
 
 // --- selection and detail -----------------------------------------------------------------
 
-const detailCache = new Map(); // key -> detail JSON, the most recent last
-const DETAIL_CACHE_SIZE = 50;
-
-/** The summary behind a list key: a capture, a capture under its request, or a request's first capture. */
-function summaryFor(key) {
-  const direct = state.byKey.get(key);
-  if (direct) return direct;
-  const item = list.items[list.index.get(key)];
-  if (!item) return undefined;
-  return item.journey ? state.byKey.get(String(item.journey.capture_ids[0])) : state.byKey.get(String(item.id)) ?? item;
-}
-
-async function select(key, { scroll = true } = {}) {
-  const item = list.items[list.index.get(key)];
-  if (item?.journey) $("detail").dataset.tab = "journey"; // a request's row shows its journey
-  const summary = summaryFor(key);
-  const cacheKey = summary && !summary.stale ? String(summary.id) : key;
-  state.selectedKey = key;
-  list.setSelected(key, scroll);
-  if (summary && !summary.stale) history.replaceState(null, "", `${location.pathname}${location.search}#capture=${summary.id}`);
-  updateExportLinks();
-  let detail = detailCache.get(cacheKey);
-  if (!detail && summary?.stale) {
-    $("detail").replaceChildren(staleDetail(summary));
-    return;
-  }
-  if (!detail) {
-    const id = summary ? summary.id : Number(key);
-    let res;
-    try {
-      res = await fetch(`/api/captures/${id}`);
-    } catch {
-      if (state.selectedKey === key) {
-        $("detail").replaceChildren(text("p", `Capture #${id} could not be loaded: the inspector is not answering.`, { class: "error-text", role: "alert" }));
-      }
-      connection.reportFailure();
-      return;
-    }
-    const body = await res.json().catch(() => ({ detail: `the inspector answered ${res.status}` }));
-    if (!res.ok) {
-      if (state.selectedKey === key) $("detail").replaceChildren(text("p", body.detail, { class: "error-text", role: "alert" }));
-      return;
-    }
-    detail = body;
-    detailCache.set(cacheKey, detail);
-    if (detailCache.size > DETAIL_CACHE_SIZE) {
-      // Details of captures kept from before a restart are all that is left of them: evict others first.
-      const victim = [...detailCache.keys()].find((k) => !state.byKey.get(k)?.stale) ?? detailCache.keys().next().value;
-      detailCache.delete(victim);
-    }
-  }
-  if (state.selectedKey === key) show(detail);
-}
-
-function show(detail) {
-  renderDetail($("detail"), detail, {
-    highlight: filters.highlightTerms(),
-    summaryOf: (id) => state.byKey.get(String(id)),
-    open: (id) => select(String(id)),
-  });
-}
-
-function rerenderDetail() {
-  const summary = summaryFor(state.selectedKey);
-  const detail = detailCache.get(summary && !summary.stale ? String(summary.id) : state.selectedKey);
-  if (detail) show(detail);
-}
-
-function staleDetail(c) {
-  return el("div", {},
-    el("header", { class: "detail-head" },
-      text("h2", `${c.hook_type || c.kind} · ${c.hook_name || ""}`),
-      text("p", `#${c.id} · ${formatTime(c.received_at)} · ${formatBytes(c.size)}`, { class: "muted small" })),
-    text("p", "This capture was in the inspector before it restarted. This page had only its summary, not its content.", { class: "muted" }));
-}
-
-function selectFromHash() {
-  const match = /capture=(\d+)/.exec(location.hash);
-  if (match) select(match[1]);
-}
-window.addEventListener("hashchange", selectFromHash);
+const select = (key, options) => selection.select(key, options);
+window.addEventListener("hashchange", () => selection.selectFromHash());
 
 // --- grouping by request -----------------------------------------------------------------
 
@@ -426,35 +331,7 @@ function move(delta) {
 
 // --- controls -----------------------------------------------------------------------------
 
-$("pause").addEventListener("click", async () => {
-  state.paused = !state.paused;
-  $("pause").setAttribute("aria-pressed", String(state.paused));
-  $("pause").textContent = state.paused ? "Resume" : "Pause";
-  if (!state.paused) {
-    const overflowed = state.waitingCount > state.waiting.length;
-    const waiting = state.waiting;
-    state.waiting = [];
-    state.waitingCount = 0;
-    updateWaiting();
-    if (overflowed) await catchUp();
-    else waiting.forEach(receive);
-  }
-  updateWaiting();
-});
-
-/** After a long pause: read what arrived from the server's buffer instead of from memory. */
-async function catchUp() {
-  const shown = state.all.filter((c) => !c.stale);
-  let after = shown.length ? shown[shown.length - 1].id : 0;
-  for (;;) {
-    const res = await fetch(`/api/captures?after=${after}&limit=10000`).catch(() => null);
-    if (!res || !res.ok) { connection.reportFailure(); return; }
-    const page = await res.json();
-    page.items.forEach(receive);
-    if (!page.next_after) return;
-    after = page.next_after;
-  }
-}
+installPause($("pause"), { state, receive, updateWaiting, unreachable: () => connection.reportFailure() });
 
 installTransfer(
   { importFile: $("import-file"), clear: $("clear"), dialog: $("clear-dialog"), count: $("clear-count") },
@@ -464,45 +341,16 @@ installTransfer(
 menuButton($("export-button"), $("export-menu"), { onOpen: updateExportLinks });
 
 function updateExportLinks() {
-  const params = filters.params();
-  $("export-filtered").href = `/api/export?${params}`;
-  const har = new URLSearchParams(params);
-  har.set("format", "har");
-  $("export-har").href = `/api/export?${har}`;
-  const selected = $("export-selected");
-  const summary = state.byKey.get(state.selectedKey);
-  if (summary && !summary.stale) {
-    selected.href = `/api/captures/${summary.id}/export`;
-    selected.setAttribute("aria-disabled", "false");
-  } else {
-    selected.href = "#";
-    selected.setAttribute("aria-disabled", "true");
-  }
+  setExportLinks(filters.params(), state.byKey.get(state.selectedKey));
 }
 
 function updateCounts() {
-  const total = state.all.length;
-  if (filters.group && state.journeys) {
-    $("counts").textContent = `${state.journeys.length} requests · ${total} captures`;
-    return;
-  }
-  const shown = list.items.length;
-  $("counts").textContent = shown === total ? `${total} captures` : `${shown} of ${total} captures`;
+  const grouped = filters.group && state.journeys;
+  setCounts(list.items.length, state.all.length, grouped ? state.journeys.length : null);
 }
 
 function updateWaiting() {
-  const waiting = $("waiting");
-  waiting.hidden = !state.paused;
-  waiting.textContent = `${state.waitingCount} waiting`;
-}
-
-let noticeTimer = 0;
-function notice(message) {
-  const box = $("notice");
-  box.replaceChildren(text("span", message), el("button", { type: "button", class: "link", onclick: () => { box.hidden = true; } }, "dismiss"));
-  box.hidden = false;
-  clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => { box.hidden = true; }, 15000);
+  setWaiting(state.paused, state.waitingCount);
 }
 
 installKeys({
@@ -519,7 +367,7 @@ new ResizeObserver(() => list.revealSelected()).observe($("list"));
 
 async function start() {
   filters.loadFromUrl();
-  updateSortButtons();
+  updateSortButtons(filters.sort);
   $("group").setAttribute("aria-pressed", String(filters.group));
   let page;
   let stats;
@@ -547,7 +395,7 @@ async function start() {
     showList();
   }
   connection.connect();
-  selectFromHash();
+  selection.selectFromHash();
 }
 
 // For the curious, in the console (and for the benchmarks: `forget` drops a cached detail).

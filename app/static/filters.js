@@ -1,10 +1,25 @@
 // Filters: the form, the page URL (so reload and a shared link keep them) and the server's answer.
 // The server alone decides what matches (the same `q=` language as the API and export), so the
 // rows shown are exactly what "Filtered captures" exports.
+import { statusRank } from "./dom.js";
 
 const FILTER_KEYS = ["q", "kind", "hook_type", "method", "status", "modified", "warnings"];
 const PAGE_LIMIT = 10_000;
 export const SORTS = ["time", "duration", "size", "status"];
+
+const SORT_VALUE = {
+  duration: (c) => c.duration_ms ?? 0,
+  size: (c) => c.size ?? 0,
+  status: statusRank,
+};
+
+/** `items` (in time order, oldest first) in the order `sort` asks for; ties keep time order (sort is stable). */
+export function sortItems(items, { key, desc }) {
+  const value = SORT_VALUE[key];
+  if (value) items.sort(desc ? (a, b) => value(b) - value(a) : (a, b) => value(a) - value(b));
+  else if (desc) items.reverse();
+  return items;
+}
 
 export class Filters {
   constructor(form) {

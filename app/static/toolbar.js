@@ -1,0 +1,55 @@
+// What the toolbar says: the export links (they follow the filters and the selection), the
+// counts, the paused captures waiting, the sort buttons' state, and passing notices.
+import { el, text } from "./dom.js";
+
+const $ = (id) => document.getElementById(id);
+
+/** Point the export menu's links at the filtered captures and the selected one (`summary`). */
+export function updateExportLinks(params, summary) {
+  $("export-filtered").href = `/api/export?${params}`;
+  const har = new URLSearchParams(params);
+  har.set("format", "har");
+  $("export-har").href = `/api/export?${har}`;
+  const selected = $("export-selected");
+  if (summary && !summary.stale) {
+    selected.href = `/api/captures/${summary.id}/export`;
+    selected.setAttribute("aria-disabled", "false");
+  } else {
+    selected.href = "#";
+    selected.setAttribute("aria-disabled", "true");
+  }
+}
+
+/** "N captures", "n of N captures" when filtered, or the requests and captures when grouped. */
+export function updateCounts(shown, total, requests = null) {
+  $("counts").textContent = requests !== null
+    ? `${requests} requests · ${total} captures`
+    : shown === total ? `${total} captures` : `${shown} of ${total} captures`;
+}
+
+export function updateWaiting(paused, count) {
+  const waiting = $("waiting");
+  waiting.hidden = !paused;
+  waiting.textContent = `${count} waiting`;
+}
+
+/** Mark the sort buttons (and their column headers) with the list's order. */
+export function updateSortButtons(sort) {
+  for (const b of document.querySelectorAll("[data-sort]")) {
+    const on = b.dataset.sort === sort.key;
+    b.setAttribute("aria-pressed", String(on));
+    b.dataset.direction = on ? (sort.desc ? "desc" : "asc") : "";
+    const header = b.closest("[role='columnheader']");
+    if (header) header.setAttribute("aria-sort", on ? (sort.desc ? "descending" : "ascending") : "none");
+  }
+}
+
+let noticeTimer = 0;
+/** A message above the list for 15 s (or until dismissed). */
+export function notice(message) {
+  const box = $("notice");
+  box.replaceChildren(text("span", message), el("button", { type: "button", class: "link", onclick: () => { box.hidden = true; } }, "dismiss"));
+  box.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { box.hidden = true; }, 15000);
+}
