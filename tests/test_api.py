@@ -72,6 +72,18 @@ async def test_pagination_by_id(client: Client, http: httpx.AsyncClient) -> None
     assert [i["id"] for i in forward["items"]] == [21, 22, 23] and forward["next_after"] == 23
 
 
+async def test_ids_only_answer_matches_the_summaries(client: Client, http: httpx.AsyncClient) -> None:
+    await send_all_hooks(client)
+    for params in ({}, {"q": "hook:response"}, {"limit": 2, "after": 1}, {"limit": 3, "before": 6}):
+        full = (await http.get("/api/captures", params=params)).json()
+        ids = (await http.get("/api/captures", params={**params, "fields": "id"})).json()
+        assert ids["items"] == [i["id"] for i in full["items"]]
+        assert {k: v for k, v in ids.items() if k != "items"} == {k: v for k, v in full.items() if k != "items"}
+    assert len((await http.get("/api/captures", params={"q": "hook:response", "fields": "id"})).json()["items"]) == 2
+    bad = await http.get("/api/captures", params={"fields": "everything"})
+    assert bad.status_code == 422 and "detail" in bad.json()
+
+
 async def test_detail_is_protobuf_json_of_what_was_sent(client: Client, http: httpx.AsyncClient) -> None:
     for payload in HOOK_PAYLOADS:
         obj = load_object(payload)

@@ -89,13 +89,14 @@ export class Filters {
     for (;;) {
       const params = this.params();
       params.set("limit", String(PAGE_LIMIT));
+      params.set("fields", "id"); // ids only: the page has the summaries already
       if (afterId) params.set("after", String(cursor ?? afterId));
       else if (cursor) params.set("before", String(cursor));
       const res = await fetch(`/api/captures?${params}`);
       if (seq !== this.seq) return null;
       const body = await res.json().catch(() => ({ detail: `the inspector answered ${res.status}` }));
       if (!res.ok) throw new FilterError(body.detail || `the inspector answered ${res.status}`, res.status);
-      for (const c of body.items) ids.add(c.id);
+      for (const id of body.items) ids.add(id);
       cursor = afterId ? body.next_after : body.next_before;
       if (!cursor) return ids;
     }

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
@@ -44,6 +44,9 @@ async def list_captures(
     before: Annotated[int | None, Query(ge=1, description="newest first, ids below this one")] = None,
     after: Annotated[int | None, Query(ge=0, description="oldest first, ids above this one")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    fields: Annotated[
+        Literal["summary", "id"], Query(description="`id`: the matching ids only, as numbers (no summaries)")
+    ] = "summary",
 ) -> Response:
     """Capture summaries matching `q`, newest first (or oldest first with `after`), `limit` at a time."""
     if before is not None and after is not None:
@@ -51,8 +54,12 @@ async def list_captures(
     source = context.store.oldest_first(after) if after is not None else context.store.newest_first(before)
     page = await first_matches(matcher, source, limit + 1)
     more = len(page) > limit
-    # Each summary is encoded once and shared with the stream: a page of 10,000 is a join.
-    items = b",".join(summary_json(c, context.redactor, context.gateway) for c in page[:limit])
+    if fields == "id":
+        # What a filter matches, without encoding (or sending) a summary the page already has.
+        items = ",".join(str(c.id) for c in page[:limit]).encode()
+    else:
+        # Each summary is encoded once and shared with the stream: a page of 10,000 is a join.
+        items = b",".join(summary_json(c, context.redactor, context.gateway) for c in page[:limit])
     cursor_name = "next_after" if after is not None else "next_before"
     cursor = page[limit - 1].id if more else None
     rest = json.dumps({cursor_name: cursor, "last_id": context.store.last_id}, separators=(",", ":"))
