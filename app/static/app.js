@@ -105,6 +105,8 @@ async function applyFilters() {
   filters.saveToUrl();
   updateExportLinks();
   setFilterError(null);
+  // What to mark in the detail is asked for beside the matching ids, not after them.
+  const highlights = filters.loadHighlights();
   if (!filters.active) {
     filters.cancel();
     state.matches = null;
@@ -121,7 +123,7 @@ async function applyFilters() {
   }
   if (filters.group) await refreshJourneys();
   showList();
-  await filters.loadHighlights();
+  await highlights;
   selection.rerender();
   state.appliedFilter = JSON.stringify(filters.values); // what the list shows now (benchmarks wait on it)
 }
