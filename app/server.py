@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import resource
@@ -75,6 +76,7 @@ class Inspector:
         self._http_task: asyncio.Task[None] | None = None
         self._log_task: asyncio.Task[None] | None = None
         self.connections: ConnectionGuard | None = None
+        self.web: WebContext | None = None
 
     def record(self, capture: Capture) -> None:
         """Keep a capture and tell the live views. Called on the Dispatch path: never blocks."""
@@ -112,7 +114,7 @@ class Inspector:
                 os.chmod(settings.grpc_unix_socket, 0o600)
             for service in ("", SERVICE_NAME):
                 await self.grpc.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-            context = WebContext(
+            self.web = context = WebContext(
                 self.store,
                 self.broadcaster,
                 settings,
@@ -210,6 +212,8 @@ class Inspector:
         await asyncio.gather(*(t for t in (self._http_task, self._log_task) if t is not None))
         await asyncio.gather(*(t for t in (self._rules_task,) if t is not None), return_exceptions=True)
         await self.upstreams.close()
+        if self.web is not None:
+            await asyncio.to_thread(self.web.offloader.close)
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)
@@ -307,6 +311,10 @@ async def serve(settings: Settings) -> int:
         log.error("%s", exc)
         await inspector.stop()
         return 2
+    # What is alive now (the libraries, the app) lives as long as the process: leave it out of
+    # later collections, so a full collection, which runs on whatever thread allocates (the loop
+    # too), costs what the captures hold, not what the libraries do.
+    gc.freeze()
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -16,7 +16,7 @@ from typing import Any
 
 from app.capture.analysis import DEFAULT_GATEWAY, analyze, outcome_view
 from app.capture.document import NO_REDACTION, decode, iso_time, json_chunks, metadata_pairs
-from app.capture.record import Capture
+from app.capture.record import Analysis, Capture
 from app.capture.redact import Redactor
 from app.capture.secrets import collecting_hidden, scrub
 from app.tyk.diff import diff_objects
@@ -166,6 +166,13 @@ def capture_detail(
 def detail_json(capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY) -> list[bytes]:
     """The detail as the API sends it, in chunks of about a megabyte. Thread-safe on a `snapshot`."""
     return json_chunks(capture_detail(capture, redactor, gateway))
+
+
+def build_detail(
+    capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY
+) -> tuple[list[bytes], Analysis | None]:
+    """The detail document of a `snapshot` and the verdict computed on the way, for a worker thread or process."""
+    return detail_json(capture, redactor, gateway), capture.analysis
 
 
 def event_view(payload: str) -> dict[str, Any]:

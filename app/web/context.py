@@ -13,11 +13,12 @@ from prometheus_client.registry import CollectorRegistry
 from app.capture.broadcast import Broadcaster
 from app.capture.document import snapshot
 from app.capture.journey import JourneyIndex
-from app.capture.record import Capture
+from app.capture.offload import Offloader
+from app.capture.record import Analysis, Capture
 from app.capture.redact import Redactor
 from app.capture.search import SearchViews
 from app.capture.store import CaptureStore, SharedStore
-from app.capture.views import DetailCache, detail_json
+from app.capture.views import DetailCache, build_detail
 from app.config import Settings
 from app.proxy.replay import Replayer
 from app.tyk.outcome import Gateway
@@ -41,7 +42,9 @@ class WebContext:
     journeys: JourneyIndex = field(init=False)
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
-    _building: dict[int, asyncio.Future[list[bytes]]] = field(init=False, default_factory=dict)
+    offloader: Offloader = field(default_factory=Offloader)
+    """Where large details are built: a worker process, so the loop keeps its turns."""
+    _building: dict[int, asyncio.Future[tuple[list[bytes], Analysis | None]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -53,26 +56,30 @@ class WebContext:
         self.journeys = JourneyIndex(self.store)
 
     async def detail(self, capture: Capture) -> list[bytes]:
-        """A capture's detail document (JSON, in chunks of about a megabyte): cached, or built in a worker thread.
+        """A capture's detail document (JSON, in chunks of about a megabyte): cached, or built off the loop.
 
         Decoding a large capture takes long enough to delay the gateway's calls, so only the
-        snapshot is taken on the loop. Browsers asking for the same capture share one build.
+        snapshot is taken on the loop (the build runs in a thread, or a process when large).
+        Browsers asking for the same capture share one build.
         """
         cached = self.details.get(capture.id)
         if cached is not None:
             return cached
         building = self._building.get(capture.id)
         if building is not None:
-            return await asyncio.shield(building)
-        copy = snapshot(capture)
-        future = asyncio.ensure_future(asyncio.to_thread(detail_json, copy, self.redactor, self.gateway))
+            return (await asyncio.shield(building))[0]
+        reply = capture.reply
+        size = len(capture.request) + (0 if reply is None or reply is capture.request else len(reply))
+        future = asyncio.ensure_future(
+            self.offloader.run(size, build_detail, snapshot(capture), self.redactor, self.gateway)
+        )
         self._building[capture.id] = future
         try:
-            document = await asyncio.shield(future)
+            document, analysis = await asyncio.shield(future)
         finally:
             self._building.pop(capture.id, None)
         if capture.analysis is None:
-            capture.analysis = copy.analysis  # the verdict the thread computed, kept for the list
+            capture.analysis = analysis  # the verdict the worker computed, kept for the list
         self.details.put(capture.id, document)
         return document
 
