@@ -11,11 +11,12 @@ from fastapi import FastAPI
 
 from app.capture.broadcast import Broadcaster
 from app.capture.store import RingBuffer
+from app.config import Settings
 from app.server import Inspector
 from app.web import create_app
 from app.web.app import SECURITY_HEADERS
 from app.web.context import WebContext
-from tests.conftest import TEST_SETTINGS, Client, load_object
+from tests.conftest import TEST_SETTINGS, Client, load_object, with_settings
 
 HEADER = '{"format": "tyk-inspector-export", "version": 1, "captures": ['
 EVENT = '{{"kind": "event", "received_at": "{when}", "request": {{"payload": ""}}{extra}}}'
@@ -96,3 +97,44 @@ async def test_an_unexpected_error_is_a_json_500_with_the_security_headers() -> 
         for name, value in SECURITY_HEADERS:
             assert response.headers[name.decode()] == value.decode()
         assert (await http.get("/api/stats")).status_code == 200  # and it serves on
+
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+DEEP_EVENT = '{"message": {"Meta": {"Path": "/deep"}, "Type": "AuthFailure"}, "x": ' + DEEP_JSON + "}"
+
+
+@pytest.mark.parametrize("payload", [DEEP_JSON, DEEP_EVENT])
+async def test_an_event_nested_too_deeply_is_answered_and_recorded(
+    inspector: Inspector, client: Client, http: httpx.AsyncClient, payload: str
+) -> None:
+    # The gateway's event call is answered whatever the payload; the JSON parsers give up, the server does not.
+    await client.event(payload)
+    assert [c.kind for c in inspector.store.oldest_first()] == ["event"]
+    for path in ("/api/captures", "/api/captures/1", "/api/captures/1/export", "/api/export", "/api/journeys"):
+        response = await http.get(path)
+        assert response.status_code == 200, (path, response.text[:200])
+    assert (await http.get("/api/captures", params={"q": "deep"})).status_code == 200
+    assert (await http.get("/api/captures/1/copy", params={"as": "send"})).status_code == 200
+
+
+@pytest.mark.parametrize("settings", [with_settings(redact=False)()], ids=["no-redact"])
+async def test_an_event_nested_too_deeply_shows_without_redaction(
+    client: Client, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    await client.event(DEEP_EVENT)
+    response = await http.get("/api/captures/1")
+    assert response.status_code == 200, response.text[:200]
+    assert response.json()["event"]["payload_error"] == "payload is JSON nested too deeply to read"
+
+
+@pytest.mark.parametrize("settings", [with_settings(redact=False)()], ids=["no-redact"])
+async def test_a_body_nested_too_deeply_shows_without_redaction(
+    client: Client, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    obj = load_object("pre.json")
+    obj.request.raw_body = DEEP_JSON.encode()
+    obj.request.headers["Content-Type"] = "application/json"
+    await client.dispatch(obj)
+    for path in ("/api/captures", "/api/captures/1", "/api/captures?q=warnings", "/api/export?format=har"):
+        response = await http.get(path)
+        assert response.status_code == 200, (path, response.text[:200])

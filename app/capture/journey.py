@@ -296,7 +296,7 @@ def _event_meta(capture: Capture) -> tuple[dict[str, Any], str]:
     try:
         doc = json.loads(Event.FromString(capture.request).payload)
         meta = doc["message"]["Meta"]
-    except (DecodeError, ValueError, KeyError, TypeError):
+    except (DecodeError, ValueError, KeyError, TypeError, RecursionError):
         return {}, ""
     if not isinstance(meta, dict):
         return {}, ""

@@ -164,7 +164,7 @@ def summarize_event(capture: Capture, event: coprocess_object_pb2.Event) -> None
     """
     try:
         doc = json.loads(event.payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
         return
     if not isinstance(doc, dict):
         return

@@ -118,7 +118,7 @@ def _originating_request(payload: str) -> str | None:
         doc = json.loads(payload)
         encoded = doc["message"]["Meta"]["OriginatingRequest"]
         return base64.b64decode(encoded, validate=True).decode("utf-8", "replace") if encoded else None
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         return None
 
 

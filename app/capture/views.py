@@ -67,7 +67,7 @@ def _content_view(data: bytes) -> dict[str, Any]:
             # A huge body is shown as text: parsing and re-encoding it is one long step.
             parsed = json.loads(text) if len(data) <= MAX_PARSED_BODY_BYTES else None
             return {"media_type": "application/json", "text": text, "json": parsed}
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     lowered = stripped[:256].lower()
     if lowered.startswith("<svg") or (lowered.startswith("<?xml") and "<svg" in lowered):
@@ -181,6 +181,12 @@ def event_view(payload: str) -> dict[str, Any]:
         doc = json.loads(payload)
     except ValueError as exc:
         return {"payload": payload, "payload_error": f"payload is not JSON: {exc}", "originating_request": None}
+    except RecursionError:
+        return {
+            "payload": payload,
+            "payload_error": "payload is JSON nested too deeply to read",
+            "originating_request": None,
+        }
     return {"payload": doc, "payload_error": None, "originating_request": _originating_request(doc)}
 
 

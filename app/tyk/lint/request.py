@@ -180,7 +180,7 @@ def _is_document(text: str) -> bool:
     if stripped[:1] in ("{", "["):
         try:
             json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
         return True
     return stripped[:1] == "<" and stripped[-1:] == ">"
