@@ -173,3 +173,30 @@ class TestRedacted:
         for as_ in ("curl", "send", "grpcurl", "pytest"):
             text = await copy(http, 1, as_)
             assert secret not in text and "[redacted]" in text, as_
+
+
+async def test_copies_and_body_downloads_decode_off_the_event_loop(
+    client: Client, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A capture can be ~100 MB: decoding and printing it on the loop would stall the gateway's calls.
+    # The spy only notes which thread decodes; the real decode runs.
+    import app.web.copy as copy_routes
+
+    threads: list[int] = []
+    real_decode = copy_routes.decode  # type: ignore[attr-defined]
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(copy_routes, "decode", spy)
+    obj = load_object("pre.json")
+    obj.request.raw_body = gzip.compress(b'{"a": 1}')
+    await client.dispatch(obj)
+    paths = [f"/api/captures/1/copy?as={as_}" for as_ in ("curl", "send", "grpcurl", "pytest")]
+    paths += ["/api/captures/1/body/request", "/api/captures/1/body/request?decoded=1"]
+    for path in paths:
+        response = await http.get(path)
+        assert response.status_code == 200, (path, response.text)
+    assert len(threads) == len(paths)
+    assert threading.get_ident() not in threads, "decoded on the event loop"

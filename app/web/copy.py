@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -10,9 +11,10 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse, Response
 
 from app.capture import copy_as
-from app.capture.document import decode
+from app.capture.document import decode, snapshot
 from app.capture.journey import HOOK_ORDER
 from app.capture.record import Capture
+from app.capture.redact import Redactor
 from app.capture.views import body_view
 from app.web.api import get_capture
 from app.web.context import Context, WebContext
@@ -41,19 +43,27 @@ async def copy_capture(
     target = to or capture.upstream or "localhost:50051"
     if as_ == "curl":
         return PlainTextResponse(await _curl(context, capture, _gateway_url(gateway or context.settings.gateway_url)))
-    decoded = decode(capture, context.redactor)
-    if decoded.request is None:
+    if as_ == "pytest" and capture.kind == "event":
+        raise HTTPException(400, "a pytest skeleton is for Dispatch captures; events have no reply to assert")
+    # Decoding and printing a large capture takes long: in a worker thread, from a snapshot.
+    text = await asyncio.to_thread(_copy_text, snapshot(capture), as_, target, context.redactor)
+    if text is None:
         raise HTTPException(400, f"capture {capture_id} is not a decodable message: nothing to copy")
+    return PlainTextResponse(text)
+
+
+def _copy_text(capture: Capture, as_: Format, target: str, redactor: Redactor) -> str | None:
+    decoded = decode(capture, redactor)
+    if decoded.request is None:
+        return None
     event = capture.kind == "event"
     if as_ == "send":
-        return PlainTextResponse(copy_as.send(decoded.request, capture.id, target, event))
+        return copy_as.send(decoded.request, capture.id, target, event)
     if as_ == "grpcurl":
-        return PlainTextResponse(copy_as.grpcurl(decoded.request, target, event))
-    if event:
-        raise HTTPException(400, "a pytest skeleton is for Dispatch captures; events have no reply to assert")
+        return copy_as.grpcurl(decoded.request, target, event)
     reply = decoded.reply if decoded.reply is not None else decoded.request
     about = f"{capture.hook_type} hook {capture.hook_name} of API {capture.api_id}"
-    return PlainTextResponse(copy_as.pytest_test(decoded.request, reply, capture.id, target, about))
+    return copy_as.pytest_test(decoded.request, reply, capture.id, target, about)
 
 
 def _gateway_url(url: str) -> str:
@@ -73,9 +83,16 @@ async def _curl(context: WebContext, capture: Capture, gateway_url: str) -> str:
     if journey is not None:
         members = [c for c in (context.store.get(i) for i in journey.captures) if c is not None]
         first = min(members, key=lambda c: (HOOK_ORDER.get(c.hook_type, 9), c.id), default=capture)
-    decoded = decode(first, context.redactor)
-    if decoded.request is None or decoded.request_object is None:
+    text = await asyncio.to_thread(_curl_text, snapshot(first), gateway_url, context.redactor)
+    if text is None:
         raise HTTPException(400, f"capture {capture.id} is not a decodable Object: nothing to copy")
+    return text
+
+
+def _curl_text(first: Capture, gateway_url: str, redactor: Redactor) -> str | None:
+    decoded = decode(first, redactor)
+    if decoded.request is None or decoded.request_object is None:
+        return None
     return copy_as.curl(decoded.request.get("request", {}), gateway_url, bytes(decoded.request_object.request.raw_body))
 
 
@@ -90,18 +107,32 @@ async def download_body(
     capture = get_capture(context, capture_id)
     if capture.kind != "dispatch":
         raise HTTPException(400, "only Dispatch captures carry bodies")
-    messages = decode(capture, context.redactor)
+    # Decoding, inflating and sniffing a large body takes long: in a worker thread, from a snapshot.
+    data, media, suffix = await asyncio.to_thread(_body_of, snapshot(capture), which, decoded, context.redactor)
+    extension = EXTENSIONS.get(media, "bin") + suffix
+    name = f"capture-{capture_id}-{which.replace('.', '-')}-body.{extension}"
+    return Response(
+        data,
+        # Always a download: a body is attacker-controlled and must never render in the page's origin.
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Media-Type": media},
+    )
+
+
+def _body_of(capture: Capture, which: Which, inflate: bool, redactor: Redactor) -> tuple[bytes, str, str]:
+    """The body's bytes (inflated when asked), its media type and a file suffix; HTTPException when there is none."""
+    messages = decode(capture, redactor)
     source = messages.reply_object if which.startswith("reply.") else messages.request_object
     if which.startswith("reply.") and source is None and capture.reply is capture.request:
         source = messages.request_object  # an echo: the reply is the request
     if source is None:
-        raise HTTPException(404, f"capture {capture_id} has no {which} (undecodable, or no reply)")
+        raise HTTPException(404, f"capture {capture.id} has no {which} (undecodable, or no reply)")
     part = which.removeprefix("reply.")
     data = bytes(source.request.raw_body if part == "request" else source.response.raw_body)
     if not data:
-        raise HTTPException(404, f"capture {capture_id} has an empty {which} body")
+        raise HTTPException(404, f"capture {capture.id} has an empty {which} body")
     suffix = ""
-    if decoded and data[:2] == b"\x1f\x8b":
+    if inflate and data[:2] == b"\x1f\x8b":
         decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
             data = decompressor.decompress(data, MAX_INFLATED_BYTES)
@@ -111,12 +142,4 @@ async def download_body(
             raise HTTPException(413, f"the body inflates to more than {MAX_INFLATED_BYTES} bytes")
     elif data[:2] == b"\x1f\x8b":
         suffix = ".gz"
-    media = body_view(data)["media_type"]  # of the content, inflated when gzip
-    extension = EXTENSIONS.get(media, "bin") + suffix
-    name = f"capture-{capture_id}-{which.replace('.', '-')}-body.{extension}"
-    return Response(
-        data,
-        # Always a download: a body is attacker-controlled and must never render in the page's origin.
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Media-Type": media},
-    )
+    return data, body_view(data)["media_type"], suffix  # the media type of the content, inflated when gzip
