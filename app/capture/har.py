@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from google.protobuf.message import DecodeError
 
 from app.capture.document import iso_time
+from app.capture.inflate import gunzip
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.tyk.golang import status_line
@@ -29,7 +29,6 @@ from app.tyk.protocol import Object
 from protogen import coprocess_common_pb2 as common
 
 CREATOR = {"name": "Tyk Inspector", "version": "0.1.0"}
-MAX_INFLATED_BYTES = 32 * 1024 * 1024
 _ORDER = {common.Pre: 0, common.CustomKeyCheck: 1, common.PostKeyAuth: 2, common.Post: 3, common.Response: 4}
 
 
@@ -166,7 +165,7 @@ def _response(response: ClientResponse | None, step: Step | None) -> dict[str, A
     content: dict[str, Any] = {"size": len(body), "mimeType": mime or "x-unknown"}
     decoded = body
     if encoding_header in ("gzip", "x-gzip") and body:
-        inflated = _gunzip(body)
+        inflated = gunzip(body)
         if inflated is not None:
             decoded = inflated
             content["size"] = len(inflated)
@@ -208,12 +207,3 @@ def _text(data: bytes) -> tuple[str, str | None]:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         return base64.b64encode(data).decode("ascii"), "base64"
-
-
-def _gunzip(data: bytes) -> bytes | None:
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        inflated = decompressor.decompress(data, MAX_INFLATED_BYTES)
-    except zlib.error:
-        return None
-    return None if decompressor.unconsumed_tail else inflated

@@ -10,13 +10,14 @@ import gzip
 import html
 import json
 import re
-import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
+
+from app.capture.inflate import gunzip
 
 REDACTED = "[redacted]"
 # Values hidden while collecting (see `collecting_hidden`): free text built from the original
@@ -91,7 +92,6 @@ QUERY_ONLY_WORDS = frozenset({"code"})
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _FORM = re.compile(r"^[^\s=&]+=[^\s&]*(?:&[^\s=&]*(?:=[^\s&]*)?)*$")
 # Decompressing a gzip body to redact it is bounded like decompressing it for display.
-MAX_INFLATED_BYTES = 32 * 1024 * 1024
 
 
 def name_words(name: str) -> list[str]:
@@ -229,7 +229,7 @@ class NameRules:
     def body_bytes(self, data: bytes, content_type: str = "") -> bytes:
         """A body as bytes (gzip-compressed or not); undecodable or oversized bodies are returned as they are."""
         if data[:2] == b"\x1f\x8b":
-            inflated = _gunzip(data)
+            inflated = gunzip(data)
             if inflated is None:
                 return data
             hidden = self.body_bytes(inflated, content_type)
@@ -273,14 +273,3 @@ def _sensitive(name: str, in_query: bool) -> bool:
         return True
     words = SENSITIVE_WORDS if in_query else SENSITIVE_WORDS - QUERY_ONLY_WORDS
     return any(word in words for word in name_words(name))
-
-
-def _gunzip(data: bytes) -> bytes | None:
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        inflated = decompressor.decompress(data, MAX_INFLATED_BYTES)
-    except zlib.error:
-        return None
-    if decompressor.unconsumed_tail:
-        return None
-    return inflated

@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import zlib
 from collections import OrderedDict
 from typing import Any
 
 from app.capture.analysis import DEFAULT_GATEWAY, analyze, outcome_view
 from app.capture.document import NO_REDACTION, decode, iso_time, json_chunks, metadata_pairs
+from app.capture.inflate import gunzip
 from app.capture.record import Analysis, Capture
 from app.capture.redact import Redactor
 from app.capture.secrets import collecting_hidden, scrub
@@ -26,8 +26,6 @@ DEFAULT_DETAIL_CACHE_BYTES = 64 * 1024 * 1024
 
 # JSON bodies up to this size are parsed for the page's tree view; larger ones are text only.
 MAX_PARSED_BODY_BYTES = 4 * 1024 * 1024
-# Decompressing a gzip body to show it is bounded: a small bomb must not eat the memory.
-MAX_INFLATED_BYTES = 32 * 1024 * 1024
 
 IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -41,7 +39,7 @@ def body_view(data: bytes) -> dict[str, Any]:
     """What a body is and how to show it: size, media type, text, parsed JSON."""
     view: dict[str, Any] = {"size": len(data), "encoding": None}
     if data[:2] == b"\x1f\x8b":
-        inflated = _gunzip(data)
+        inflated = gunzip(data)
         if inflated is not None:
             view["encoding"] = "gzip"
             view["inflated_size"] = len(inflated)
@@ -79,17 +77,6 @@ def _content_view(data: bytes) -> dict[str, Any]:
     else:
         media_type = "text/plain"
     return {"media_type": media_type, "text": text, "json": None}
-
-
-def _gunzip(data: bytes) -> bytes | None:
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        inflated = decompressor.decompress(data, MAX_INFLATED_BYTES)
-    except zlib.error:
-        return None
-    if decompressor.unconsumed_tail:
-        return None  # larger than we are willing to inflate for display
-    return inflated
 
 
 def _object_bodies(prefix: str, obj: Any) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from app.capture import copy_as
 from app.capture.document import decode, snapshot
+from app.capture.inflate import MAX_INFLATED_BYTES
 from app.capture.journey import HOOK_ORDER
 from app.capture.record import Capture
 from app.capture.redact import Redactor
@@ -23,7 +24,6 @@ router = APIRouter(prefix="/api", tags=["copy"])
 
 Format = Literal["curl", "send", "grpcurl", "pytest"]
 Which = Literal["request", "response", "reply.request", "reply.response"]
-MAX_INFLATED_BYTES = 32 * 1024 * 1024
 EXTENSIONS = {
     "application/json": "json", "text/html": "html", "application/xml": "xml", "image/svg+xml": "svg",
     "text/plain": "txt", "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp",
