@@ -3,7 +3,9 @@ answer with the same captures, and a bad query is a 400 saying where it is wrong
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -167,3 +169,33 @@ def test_rules_with_bad_queries_are_refused(tmp_path: Path, query: str, message:
     with pytest.raises(RulesError, match=r"rule #1: match\.query: at ") as caught:
         load_rules(write_rules(tmp_path / "rules.yaml", {"rules": [{"match": {"query": query}, "action": "echo"}]}))
     assert message in str(caught.value)
+
+
+async def test_a_large_capture_is_searched_from_a_view_built_off_the_event_loop(
+    client: Client, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decoding and lower-casing a capture of tens of megabytes takes seconds: on the loop it would
+    # stall the gateway's calls. The spy only notes which thread builds a view; the real build runs.
+    import app.capture.matcher as matcher
+    import app.capture.search as search
+
+    threads: list[int] = []
+    real_build = search.build_view
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(search, "build_view", spy)
+    monkeypatch.setattr(matcher, "build_view", spy)
+    small, large = load_object("pre.json"), load_object("pre.json")
+    large.request.raw_body = b"filler " * 100_000 + b"needle"
+    await client.dispatch(small)
+    await client.dispatch(large)
+    response = await http.get("/api/captures", params={"q": "needle"})
+    assert [c["id"] for c in response.json()["items"]] == [2]
+    assert len(threads) == 1, "one view built: the small capture is ruled out by its bytes"
+    assert threads[0] != threading.get_ident(), "the large capture's view was built on the loop"
+    # Kept for the next search: not built again.
+    assert [c["id"] for c in (await http.get("/api/captures", params={"q": "needle"})).json()["items"]] == [2]
+    assert len(threads) == 1

@@ -17,6 +17,7 @@ from typing import Protocol
 import regex
 
 from app.capture.analysis import has_effect_of, outcome_status_of, warnings_of
+from app.capture.document import snapshot
 from app.capture.query import (
     And,
     Glob,
@@ -45,6 +46,9 @@ REGEX_MATCH_SECONDS = 0.05
 REGEX_BUDGET_SECONDS = 2.0
 # The loop gets a turn this often while a filter walks a large buffer.
 SLICE_SECONDS = 0.005
+# A capture this large has its search view built in a worker thread when a walk needs it:
+# decoding and lower-casing tens of megabytes on the loop would stall the gateway's calls.
+THREAD_VIEW_BYTES = 256 * 1024
 
 HOOK_ALIASES = {"auth": "customkeycheck", "postauth": "postkeyauth"}
 # Fields a routing rule can use: what is known about a call before it is answered.
@@ -107,6 +111,13 @@ class Searcher:
     def cached_view(self, capture: Capture) -> SearchView | None:
         return self.views.cached(capture) if self.views is not None else None
 
+    async def view_in_thread(self, capture: Capture) -> SearchView:
+        """The view built in a worker thread from a snapshot, then kept in the cache (on the loop)."""
+        view = await asyncio.to_thread(build_view, snapshot(capture), self.redactor)
+        if self.views is not None:
+            self.views.put(capture, view)
+        return view
+
     def status_of(self, capture: Capture) -> int | str | None:
         """The effective status: what the client gets from this hook (an HTTP status, "continue",
         "dropped"), from the gateway model's outcome."""
@@ -115,21 +126,33 @@ class Searcher:
         return outcome_status_of(capture, self.gateway)
 
 
+class _ViewNeeded(Exception):
+    """A term needs the view of a large capture that is not built yet: the walk builds it in a thread."""
+
+
 class _Subject:
     """One capture being matched; its search view is built only if a term needs it."""
 
-    __slots__ = ("_view", "budget", "capture", "searcher")
+    __slots__ = ("_view", "budget", "capture", "defer", "searcher")
 
-    def __init__(self, capture: Capture, searcher: Searcher, budget: Budget) -> None:
+    def __init__(
+        self, capture: Capture, searcher: Searcher, budget: Budget, view: SearchView | None = None, defer: bool = False
+    ) -> None:
         self.capture = capture
         self.searcher = searcher
         self.budget = budget
-        self._view: SearchView | None = None
+        self.defer = defer
+        self._view = view
 
     @property
     def view(self) -> SearchView:
         if self._view is None:
-            self._view = self.searcher.view(self.capture)
+            if self.defer and self.capture.size > THREAD_VIEW_BYTES:
+                self._view = self.searcher.cached_view(self.capture)
+                if self._view is None:
+                    raise _ViewNeeded
+            else:
+                self._view = self.searcher.view(self.capture)
         return self._view
 
 
@@ -162,11 +185,19 @@ class Matcher:
         budget = budget or Budget()
         slice_end = time.perf_counter() + SLICE_SECONDS
         for capture in captures:
-            if self._predicate is None or self._predicate(_Subject(capture, self.searcher, budget)):
+            if self._predicate is None or await self._matches_off_loop(capture, budget):
                 yield capture
             if time.perf_counter() > slice_end:
                 await asyncio.sleep(0)
                 slice_end = time.perf_counter() + SLICE_SECONDS
+
+    async def _matches_off_loop(self, capture: Capture, budget: Budget) -> bool:
+        assert self._predicate is not None
+        try:
+            return self._predicate(_Subject(capture, self.searcher, budget, defer=True))
+        except _ViewNeeded:
+            view = await self.searcher.view_in_thread(capture)
+            return self._predicate(_Subject(capture, self.searcher, budget, view))
 
 
 def compile_query(text: str | Query, searcher: Searcher | None = None, fields: frozenset[str] | None = None) -> Matcher:

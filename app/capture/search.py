@@ -182,12 +182,16 @@ class SearchViews:
             self._items.move_to_end(capture.id)
             return view
         view = build_view(capture, self.redactor)
-        if capture.id and view.size <= self.max_bytes // 4:
+        self.put(capture, view)
+        return view
+
+    def put(self, capture: Capture, view: SearchView) -> None:
+        """Keep a view built elsewhere (in a worker thread) for the next searches."""
+        if capture.id and capture.id not in self._items and view.size <= self.max_bytes // 4:
             self._items[capture.id] = view
             self._bytes += view.size
             while self._bytes > self.max_bytes:
                 self._bytes -= self._items.popitem(last=False)[1].size
-        return view
 
     @property
     def bytes(self) -> int:
