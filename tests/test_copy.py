@@ -200,3 +200,19 @@ async def test_copies_and_body_downloads_decode_off_the_event_loop(
         assert response.status_code == 200, (path, response.text)
     assert len(threads) == len(paths)
     assert threading.get_ident() not in threads, "decoded on the event loop"
+
+
+async def test_a_gzip_body_that_is_cut_short_is_a_400_not_an_empty_download(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    obj = load_object("response-gzip.json")
+    whole = bytes(obj.response.raw_body)
+    for cut in (whole[:10], whole[: len(whole) // 2]):
+        obj.response.raw_body = cut
+        await client.dispatch(obj)
+    for capture_id in (1, 2):
+        response = await http.get(f"/api/captures/{capture_id}/body/response", params={"decoded": "1"})
+        assert response.status_code == 400, response.content[:100]
+        assert "cut short" in response.json()["detail"]
+        raw = await http.get(f"/api/captures/{capture_id}/body/response")  # as it came: still a download
+        assert raw.status_code == 200 and raw.content[:2] == b"\x1f\x8b"

@@ -140,6 +140,8 @@ def _body_of(capture: Capture, which: Which, inflate: bool, redactor: Redactor) 
             raise HTTPException(400, "the body starts like gzip but does not inflate") from None
         if decompressor.unconsumed_tail:
             raise HTTPException(413, f"the body inflates to more than {MAX_INFLATED_BYTES} bytes")
+        if not decompressor.eof:
+            raise HTTPException(400, "the gzip body is cut short: download it as it came (without decoded=1)")
     elif data[:2] == b"\x1f\x8b":
         suffix = ".gz"
     return data, body_view(data)["media_type"], suffix  # the media type of the content, inflated when gzip
