@@ -216,3 +216,14 @@ async def test_a_gzip_body_that_is_cut_short_is_a_400_not_an_empty_download(
         assert "cut short" in response.json()["detail"]
         raw = await http.get(f"/api/captures/{capture_id}/body/response")  # as it came: still a download
         assert raw.status_code == 200 and raw.content[:2] == b"\x1f\x8b"
+
+
+@pytest.mark.parametrize("hook_name", ["Auth²Check", "ñame-with spaces", "١٢٣", "\u2163 roman"])
+async def test_the_pytest_skeleton_is_python_whatever_the_hook_name(
+    client: Client, http: httpx.AsyncClient, hook_name: str
+) -> None:
+    obj = load_object("pre.json")
+    obj.hook_name = hook_name
+    await client.dispatch(obj)
+    source = (await http.get("/api/captures/1/copy", params={"as": "pytest"})).text
+    compile(source, "generated_test.py", "exec")  # a SyntaxError fails the test

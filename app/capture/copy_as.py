@@ -71,7 +71,9 @@ def grpcurl(message: dict[str, Any], target: str, event: bool = False) -> str:
 
 def pytest_test(sent: dict[str, Any], reply: dict[str, Any], capture_id: int, target: str, about: str) -> str:
     """A pytest module for a plugin server: send the captured Object, expect the captured reply."""
-    name = re.sub(r"\W+", "_", f"{sent.get('hookType', 'hook')}_{sent.get('hookName', '')}").strip("_").lower()
+    # ASCII only: some Unicode "word" characters (e.g. "²") cannot be in a Python name.
+    hook = f"{sent.get('hookType', 'hook')}_{sent.get('hookName', '')}"
+    name = re.sub(r"\W+", "_", hook, flags=re.ASCII).strip("_").lower()
     about = re.sub(r"[^\w .:/-]", "", about)  # it goes into a docstring
     return f'''"""A plugin server test from Tyk Inspector capture {capture_id} ({about}).
 
