@@ -259,3 +259,12 @@ def test_tag_requests_setting(argv: list[str], environ: dict[str, str], expected
     parser, _ = build_parser(environ)
     settings: Any = settings_from_args(parser.parse_args(["serve", *argv]))
     assert settings.tag_requests is expected
+
+
+async def test_a_capture_with_no_journey_is_a_404_that_says_why(client: Client, http: httpx.AsyncClient) -> None:
+    await client.dispatch_bytes(b"", wait_for_ready=True)  # an empty Object: no hook type
+    await client.event("not json")
+    dispatch, event = (await http.get("/api/captures/1/journey")), (await http.get("/api/captures/2/journey"))
+    assert dispatch.status_code == event.status_code == 404
+    assert "not a decodable hook call" in dispatch.json()["detail"]
+    assert "an event with no request seen" in event.json()["detail"]

@@ -83,7 +83,8 @@ async def capture_journey(context: Context, capture_id: int) -> dict[str, Any]:
     await context.journeys.catch_up()
     journey = context.journeys.journey_of(capture.id)
     if journey is None:
-        raise HTTPException(404, f"capture {capture_id} belongs to no journey (an event with no request seen)")
+        why = "an event with no request seen" if capture.kind == "event" else "not a decodable hook call"
+        raise HTTPException(404, f"capture {capture_id} belongs to no journey ({why})")
     return journey_json(context, journey)
 
 
