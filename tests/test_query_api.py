@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.conftest import Client, load_object, with_settings
+from tests.conftest import Client, load_object, wait_until, with_settings
 from tests.test_api import send_all_hooks
 from tests.test_proxy import inspector_with, write_rules
 from tests.test_stream import open_stream
@@ -199,3 +199,31 @@ async def test_a_large_capture_is_searched_from_a_view_built_off_the_event_loop(
     # Kept for the next search: not built again.
     assert [c["id"] for c in (await http.get("/api/captures", params={"q": "needle"})).json()["items"]] == [2]
     assert len(threads) == 1
+
+
+async def test_a_filtered_stream_searches_a_large_capture_from_a_view_built_off_the_event_loop(
+    client: Client, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the list: both the catch-up from the store and the live batches build a large view in a thread.
+    import app.capture.matcher as matcher
+    import app.capture.search as search
+
+    threads: list[int] = []
+    real_build = search.build_view
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(search, "build_view", spy)
+    monkeypatch.setattr(matcher, "build_view", spy)
+    large = load_object("pre.json")
+    large.request.raw_body = b"filler " * 100_000 + b"needle"
+    await client.dispatch(large)  # caught up from the store
+    async with open_stream(http, after=0, q="needle") as stream:
+        assert stream.capture_ids() == [1]
+        large.request.raw_body += b" again"
+        await client.dispatch(large)  # live
+        await wait_until(lambda: stream.capture_ids() == [1, 2], what="the live capture")
+    assert len(threads) == 2
+    assert threading.get_ident() not in threads, "a large capture's view was built on the loop"

@@ -167,10 +167,23 @@ class Matcher:
     searcher: Searcher
     _predicate: Predicate | None
 
-    def matches(self, capture: Capture, budget: Budget | None = None) -> bool:
+    def matches(self, capture: Capture, budget: Budget | None = None, view: SearchView | None = None) -> bool:
         if self._predicate is None:
             return True
-        return self._predicate(_Subject(capture, self.searcher, budget or Budget()))
+        return self._predicate(_Subject(capture, self.searcher, budget or Budget(), view))
+
+    async def view_for(self, capture: Capture, budget: Budget) -> SearchView | None:
+        """A large capture's view built in a worker thread, when this query needs it and it is not cached.
+
+        Pass it to `matches` so the check on the loop does not build it again.
+        """
+        if self._predicate is None or capture.size <= THREAD_VIEW_BYTES:
+            return None
+        try:
+            self._predicate(_Subject(capture, self.searcher, budget, defer=True))
+        except _ViewNeeded:
+            return await self.searcher.view_in_thread(capture)
+        return None
 
     @property
     def needs_journeys(self) -> bool:

@@ -15,6 +15,7 @@ from app.capture.broadcast import CLOSED, Batch, Cleared, Subscription
 from app.capture.matcher import SLICE_SECONDS, Budget, Matcher, QueryTooSlow, compile_query
 from app.capture.record import Capture
 from app.capture.redact import Redactor
+from app.capture.search import SearchView
 from app.capture.store import CaptureStore
 from app.capture.views import summary_json
 from app.tyk.outcome import Gateway
@@ -132,27 +133,41 @@ class _Outbox:
         self._parts.append(event)
         self._size += len(event)
 
-    def add_capture(self, capture: Capture) -> None:
+    async def view_for(self, capture: Capture) -> SearchView | None:
+        """The search view of a large capture this stream's query needs, built in a worker thread."""
+        if capture.id <= self.sent or self.matcher.everything:
+            return None
+        return await self.matcher.view_for(capture, self.budget)
+
+    async def views_for(self, batch: Batch) -> dict[int, SearchView]:
+        views: dict[int, SearchView] = {}
+        if batch.last_id > self.sent and not self.matcher.everything:
+            for capture in batch.captures:
+                if (view := await self.view_for(capture)) is not None:
+                    views[capture.id] = view
+        return views
+
+    def add_capture(self, capture: Capture, view: SearchView | None = None) -> None:
         """One capture read from the store (catching up): gathered with its neighbours into one event."""
         if capture.id <= self.sent:
             return  # already sent
         if capture.id > self.sent + 1:
             self._gap_before(capture.id)
-        if self.matcher.matches(capture, self.budget):
+        if self.matcher.matches(capture, self.budget, view):
             summary = summary_json(capture, self.redactor, self.gateway)
             self._summaries.append(summary)
             self._size += len(summary) + 1
             self._newest_gathered = capture.id
         self.sent = capture.id  # a capture the query skips is passed over, not missed
 
-    def add_batch(self, batch: Batch) -> None:
+    def add_batch(self, batch: Batch, views: dict[int, SearchView] | None = None) -> None:
         """A live batch: the event every stream shares, unless this one already sent part of it."""
         if batch.last_id <= self.sent:
             return
         if batch.first_id <= self.sent or not self.matcher.everything:
             # Caught up from the store meanwhile (only the rest), or filtered: this stream's own event.
             for capture in batch.captures:
-                self.add_capture(capture)
+                self.add_capture(capture, (views or {}).get(capture.id))
             return
         if batch.first_id > self.sent + 1:
             self._gap_before(batch.first_id)
@@ -186,7 +201,7 @@ async def _catch_up(store: CaptureStore, outbox: _Outbox) -> AsyncIterator[bytes
     outbox.budget = Budget()
     slice_end = time.perf_counter() + SLICE_SECONDS
     for capture in store.oldest_first(outbox.sent):
-        outbox.add_capture(capture)
+        outbox.add_capture(capture, await outbox.view_for(capture))
         if outbox.full:
             yield outbox.take()
         elif time.perf_counter() > slice_end:
@@ -220,7 +235,7 @@ async def _events(context: WebContext, sent: int, matcher: Matcher | None) -> As
         while True:
             # The broadcaster gathers captures into batches, so this wakes once per batch.
             message = await subscription.get()
-            closed = _drain(subscription, message, outbox)
+            closed = await _drain(subscription, message, outbox)
             if subscription.lagging:
                 subscription.resync()
                 async for chunk in _catch_up(store, outbox):
@@ -234,7 +249,7 @@ async def _events(context: WebContext, sent: int, matcher: Matcher | None) -> As
         context.broadcaster.unsubscribe(subscription)
 
 
-def _drain(subscription: Subscription, first: object, outbox: _Outbox) -> bool:
+async def _drain(subscription: Subscription, first: object, outbox: _Outbox) -> bool:
     """Move every message already queued into the outbox; True when the stream is closing."""
     outbox.budget = Budget()
     message = first
@@ -244,7 +259,7 @@ def _drain(subscription: Subscription, first: object, outbox: _Outbox) -> bool:
         if isinstance(message, Cleared):
             outbox.add(named_event("clear", {"last_id": message.last_id}))
         elif isinstance(message, Batch):
-            outbox.add_batch(message)
+            outbox.add_batch(message, await outbox.views_for(message))
         if outbox.full:
             return False  # the rest waits for the next write
         message = subscription.get_nowait()
