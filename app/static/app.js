@@ -14,6 +14,7 @@ import {
   notice, updateCounts as setCounts, updateExportLinks as setExportLinks, updateSortButtons, updateWaiting as setWaiting,
 } from "./toolbar.js";
 import { installTransfer } from "./transfer.js";
+import { watchStore } from "./storehealth.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_KEPT = 100_000; // summaries kept in the page; the server's buffer is usually smaller
@@ -384,6 +385,7 @@ async function start() {
     return;
   }
   connection.know(stats);
+  watchStore(stats);
   const items = page.items.reverse();
   for (const c of items) {
     state.all.push(c);
