@@ -8,10 +8,10 @@ gRPC target schemes need --replay-anywhere.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.config import is_loopback
 from app.proxy.rules import Rules
 
 
@@ -35,15 +35,6 @@ def _host_port(target: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass(frozen=True, slots=True)
 class ReplayTargets:
     """The replay allow-list: --upstream, the rules' upstreams (as they are now), loopback, --replay-allow."""
@@ -63,7 +54,7 @@ class ReplayTargets:
                 f"replay to {target!r} refused: only HOST:PORT targets are allowed "
                 "(start the inspector with --replay-anywhere to allow other gRPC targets)"
             )
-        if is_loopback_host(address[0]) or wanted in self._configured(rules):
+        if is_loopback(address[0]) or wanted in self._configured(rules):
             return target
         raise TargetRefused(
             f"replay to {target!r} refused: it is not --upstream, a rules upstream or on this machine. "
