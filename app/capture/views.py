@@ -106,12 +106,16 @@ def summary_json(capture: Capture, redactor: Redactor, gateway: Gateway | None =
 
 
 def capture_detail(
-    capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY
+    capture: Capture,
+    redactor: Redactor = NO_REDACTION,
+    gateway: Gateway = DEFAULT_GATEWAY,
+    shared: tuple[dict[str, str], ...] = (),
 ) -> dict[str, Any]:
     """Everything about one capture: summary, messages in protobuf JSON, decoded bodies, the outcome.
 
     Reads only the capture it is given (and caches its verdict on it): pass a `snapshot` to
-    build it in a worker thread.
+    build it in a worker thread. `shared`: warnings that judge it with other captures
+    (app.capture.tokens), found on the loop and added to its own.
     """
     detail = summary_of(capture, redactor, gateway)
     with collecting_hidden() as hidden:
@@ -119,7 +123,7 @@ def capture_detail(
     # The lint judges the messages as they arrived, and its messages may quote them.
     detail["warnings"] = [
         {key: scrub(value, hidden) if isinstance(value, str) else value for key, value in warning.items()}
-        for warning in analyze(capture, gateway).warnings
+        for warning in (*analyze(capture, gateway).warnings, *shared)
     ]
     detail["outcome"] = None
     detail["changes"] = []
@@ -150,16 +154,24 @@ def capture_detail(
     return detail
 
 
-def detail_json(capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY) -> list[bytes]:
+def detail_json(
+    capture: Capture,
+    redactor: Redactor = NO_REDACTION,
+    gateway: Gateway = DEFAULT_GATEWAY,
+    shared: tuple[dict[str, str], ...] = (),
+) -> list[bytes]:
     """The detail as the API sends it, in chunks of about a megabyte. Thread-safe on a `snapshot`."""
-    return json_chunks(capture_detail(capture, redactor, gateway))
+    return json_chunks(capture_detail(capture, redactor, gateway, shared))
 
 
 def build_detail(
-    capture: Capture, redactor: Redactor = NO_REDACTION, gateway: Gateway = DEFAULT_GATEWAY
+    capture: Capture,
+    redactor: Redactor = NO_REDACTION,
+    gateway: Gateway = DEFAULT_GATEWAY,
+    shared: tuple[dict[str, str], ...] = (),
 ) -> tuple[list[bytes], Analysis | None]:
     """The detail document of a `snapshot` and the verdict computed on the way, for a worker thread or process."""
-    return detail_json(capture, redactor, gateway), capture.analysis
+    return detail_json(capture, redactor, gateway, shared), capture.analysis
 
 
 def event_view(payload: str) -> dict[str, Any]:
@@ -200,26 +212,27 @@ class DetailCache:
     def __init__(self, max_bytes: int = DEFAULT_DETAIL_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._items: OrderedDict[int, tuple[list[bytes], int]] = OrderedDict()
+        self._items: OrderedDict[int, tuple[list[bytes], int, object]] = OrderedDict()
 
-    def get(self, capture_id: int) -> list[bytes] | None:
+    def get(self, capture_id: int, tag: object = None) -> list[bytes] | None:
+        """The document, if one was built with the same `tag` (what else it depended on)."""
         item = self._items.get(capture_id)
-        if item is None:
+        if item is None or item[2] != tag:
             return None
         self._items.move_to_end(capture_id)
         return item[0]
 
-    def put(self, capture_id: int, document: list[bytes]) -> None:
+    def put(self, capture_id: int, document: list[bytes], tag: object = None) -> None:
         size = sum(len(chunk) for chunk in document)
         if size > self.max_bytes:
             return
         previous = self._items.pop(capture_id, None)
         if previous is not None:
             self.bytes -= previous[1]
-        self._items[capture_id] = (document, size)
+        self._items[capture_id] = (document, size, tag)
         self.bytes += size
         while self.bytes > self.max_bytes:
-            _, (_, evicted) = self._items.popitem(last=False)
+            _, (_, evicted, _) = self._items.popitem(last=False)
             self.bytes -= evicted
 
     def __len__(self) -> int:

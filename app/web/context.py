@@ -18,6 +18,7 @@ from app.capture.record import Analysis, Capture
 from app.capture.redact import Redactor
 from app.capture.search import SearchViews
 from app.capture.store import CaptureStore, SharedStore
+from app.capture.tokens import SharedTokens
 from app.capture.views import DetailCache, build_detail
 from app.config import Settings
 from app.proxy.replay import Replayer
@@ -40,6 +41,8 @@ class WebContext:
     details: DetailCache = field(init=False)
     search_views: SearchViews = field(init=False)
     journeys: JourneyIndex = field(init=False)
+    tokens: SharedTokens = field(init=False)
+    """CustomKeyCheck tokens returned for several credentials (the `auth-shared-token` warning)."""
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
     offloader: Offloader = field(default_factory=Offloader)
@@ -54,6 +57,7 @@ class WebContext:
         self.details = DetailCache(s.detail_cache_bytes)
         self.search_views = SearchViews(self.redactor)
         self.journeys = JourneyIndex(self.store)
+        self.tokens = SharedTokens(self.store, self.redactor.rules)
 
     async def detail(self, capture: Capture) -> list[bytes]:
         """A capture's detail document (JSON, in chunks of about a megabyte): cached, or built off the loop.
@@ -62,7 +66,9 @@ class WebContext:
         snapshot is taken on the loop (the build runs in a thread, or a process when large).
         Browsers asking for the same capture share one build.
         """
-        cached = self.details.get(capture.id)
+        await self.tokens.catch_up()
+        shared = self.tokens.warnings(capture, self.gateway)  # a later capture can add one
+        cached = self.details.get(capture.id, shared)
         if cached is not None:
             return cached
         building = self._building.get(capture.id)
@@ -71,7 +77,7 @@ class WebContext:
         reply = capture.reply
         size = len(capture.request) + (0 if reply is None or reply is capture.request else len(reply))
         future = asyncio.ensure_future(
-            self.offloader.run(size, build_detail, snapshot(capture), self.redactor, self.gateway)
+            self.offloader.run(size, build_detail, snapshot(capture), self.redactor, self.gateway, shared)
         )
         self._building[capture.id] = future
         try:
@@ -80,7 +86,7 @@ class WebContext:
             self._building.pop(capture.id, None)
         if capture.analysis is None:
             capture.analysis = analysis  # the verdict the worker computed, kept for the list
-        self.details.put(capture.id, document)
+        self.details.put(capture.id, document, shared)
         return document
 
     async def add(self, captures: list[Capture]) -> list[Capture]:
@@ -104,6 +110,7 @@ class WebContext:
             self.broadcaster.publish_cleared(self.store.last_id)
         self.details.clear()
         self.search_views.clear()
+        self.tokens.clear()
         return removed
 
     async def settled(self, capture: Capture) -> Capture:

@@ -38,6 +38,27 @@ def auth_rules(sent: pb.Object, reply: pb.Object, gateway: Gateway, outcome: Out
     yield from _session_checks(sent, reply.session, gateway)
 
 
+def granted_token(sent: pb.Object, reply: pb.Object) -> str | None:
+    """The token a CustomKeyCheck reply lets the request in with (without an id_extractor, the
+    session's Redis key); None when the reply does not let it in."""
+    if sent.hook_type != common.CustomKeyCheck or not reply.request.HasField("return_overrides"):
+        return None
+    if reply.request.return_overrides.response_code > 0 or not reply.HasField("session"):
+        return None
+    return merged_metadata(reply).get("token") or None
+
+
+def shared_token(credentials: int) -> Warning_:
+    """The cross-capture rule: one token returned for several credentials (app.capture.tokens finds them)."""
+    return warning(
+        "auth-shared-token",
+        f"this token was also returned for other credentials ({credentials} different ones among the "
+        "buffered captures): without an id_extractor the token is the session's Redis key, so every "
+        "caller with this token shares one session, rate limit and quota in Redis; return a token "
+        "derived from the credential (e.g. a hash of the API key, or the user's id), or configure an id_extractor",
+    )
+
+
 def _token_problem(reply: pb.Object, metadata: dict[str, str]) -> Iterator[Warning_]:
     near = [k for k in metadata if k.lower() == "token" and k != "token"]
     if near:
