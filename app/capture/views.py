@@ -214,7 +214,7 @@ class DetailCache:
         self.bytes = 0
         self._items: OrderedDict[int, tuple[list[bytes], int, object]] = OrderedDict()
 
-    def get(self, capture_id: int, tag: object = None) -> list[bytes] | None:
+    def get(self, capture_id: int, tag: object = ()) -> list[bytes] | None:
         """The document, if one was built with the same `tag` (what else it depended on)."""
         item = self._items.get(capture_id)
         if item is None or item[2] != tag:
@@ -222,7 +222,7 @@ class DetailCache:
         self._items.move_to_end(capture_id)
         return item[0]
 
-    def put(self, capture_id: int, document: list[bytes], tag: object = None) -> None:
+    def put(self, capture_id: int, document: list[bytes], tag: object = ()) -> None:
         size = sum(len(chunk) for chunk in document)
         if size > self.max_bytes:
             return
