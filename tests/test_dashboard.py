@@ -69,6 +69,8 @@ async def test_live_captures_with_decoded_html_image_and_session(
         await page.wait_for_function("document.querySelector('img.body-image').naturalWidth === 2")
         # From a data: URL, never a blob URL on the inspector's origin (tests/test_previews.py).
         assert (await image.get_attribute("src") or "").startswith("data:image/png;base64,")
+        # The size is written by the image's load event, which may come a turn after naturalWidth is known.
+        await page.wait_for_function("document.querySelector('.image-size').textContent !== ''")
         assert await page.locator(".image-size").inner_text() == "2 \u00d7 2 px"
 
         # Session: epoch fields as dates with the raw number, secrets masked until revealed.

@@ -16,7 +16,8 @@ from app.server import Inspector
 from app.web import create_app
 from app.web.app import SECURITY_HEADERS
 from app.web.context import WebContext
-from tests.conftest import TEST_SETTINGS, Client, load_object, with_settings
+from tests.conftest import TEST_SETTINGS, Client, load_object, wait_until, with_settings
+from tests.test_stream import open_stream
 
 HEADER = '{"format": "tyk-inspector-export", "version": 1, "captures": ['
 EVENT = '{{"kind": "event", "received_at": "{when}", "request": {{"payload": ""}}{extra}}}'
@@ -64,6 +65,12 @@ async def test_a_hostile_last_event_id_is_400(http: httpx.AsyncClient, last_even
     response = await http.get("/api/stream", headers={b"Last-Event-ID": last_event_id})
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
+
+
+async def test_an_empty_last_event_id_is_no_resume_point(client: Client, http: httpx.AsyncClient) -> None:
+    await client.dispatch(load_object("pre.json"))
+    async with open_stream(http, last_event_id="", after=0) as stream:
+        await wait_until(lambda: stream.capture_ids() == [1], within=10, what="the capture, as without the header")
 
 
 async def test_a_replay_post_that_is_not_json_is_422_without_echoing_it(

@@ -59,7 +59,8 @@ async def stream(
 def _resume_point(last_event_id: str | None, after: int | None, newest: int) -> int:
     # The browser sends Last-Event-ID by itself when it reconnects; it wins over `after`,
     # which the page uses on its first connect. Neither: live captures only.
-    if last_event_id is not None:
+    # An empty one names no event (browsers then send none): as if it were not there.
+    if last_event_id is not None and last_event_id.strip():
         text = last_event_id.strip()
         # str.isdigit() also takes '²' or '٣', and int() refuses over 4,300 digits: both were 500s.
         if not (text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS):
