@@ -22,11 +22,9 @@ Dispatch path, bounded by the store (evicted captures leave the index with it).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
-import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from typing import Any, Literal
 
 from google.protobuf.message import DecodeError
 
+from app.capture.indexing import BufferIndex
 from app.capture.record import Capture
 from app.capture.store import CaptureStore
 from app.tyk.protocol import Event, Object
@@ -45,7 +44,6 @@ HOOK_ORDER = {"Pre": 0, "CustomKeyCheck": 1, "PostKeyAuth": 2, "Post": 3, "Respo
 WINDOW_US = 60_000_000
 # Open heuristic journeys kept per (peer, API, method): concurrent requests of one route.
 MAX_CANDIDATES = 64
-SLICE_SECONDS = 0.005
 
 By = Literal["tag", "traceparent", "request-id", "heuristic"]
 Confidence = Literal["high", "medium", "low"]
@@ -116,18 +114,16 @@ def _base_path(path: str) -> str:
     return path.split("?", 1)[0]
 
 
-class JourneyIndex:
+class JourneyIndex(BufferIndex):
     """Journeys of the buffered captures, brought up to date on demand."""
 
     def __init__(self, store: CaptureStore) -> None:
-        self.store = store
-        self._indexed = 0
+        super().__init__(store)
         self._journeys: dict[int, Journey] = {}
         """By id, oldest first (insertion order)."""
         self._by_capture: dict[int, Journey] = {}
         self._by_key: dict[tuple[By, str], Journey] = {}
         self._candidates: dict[tuple[str, str, str], deque[Journey]] = {}
-        self._lock = asyncio.Lock()
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -152,18 +148,6 @@ class JourneyIndex:
         return len(self._journeys)
 
     # --- indexing ------------------------------------------------------------------------------
-
-    async def catch_up(self) -> None:
-        """Index the captures added since the last call, dropping what the store evicted."""
-        async with self._lock:
-            self._prune()
-            slice_end = time.perf_counter() + SLICE_SECONDS
-            for capture in self.store.oldest_first(self._indexed):
-                self.add(capture)
-                if time.perf_counter() > slice_end:
-                    await asyncio.sleep(0)
-                    slice_end = time.perf_counter() + SLICE_SECONDS
-                    self._prune()
 
     def add(self, capture: Capture) -> None:
         """Index one capture (in id order)."""

@@ -12,18 +12,17 @@ store evicted or cleared. It keeps keyed hashes of tokens and credentials, never
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import itertools
 import json
 import os
-import time
 from collections import OrderedDict
 
 from google.protobuf.message import DecodeError
 
+from app.capture.indexing import BufferIndex
 from app.capture.record import Capture
 from app.capture.secrets import NameRules, name_words
 from app.capture.store import CaptureStore
@@ -38,25 +37,22 @@ from protogen import coprocess_object_pb2 as pb
 MAX_TOKENS = 4096
 MAX_CREDENTIALS = 8
 DIGEST_BYTES = 16
-SLICE_SECONDS = 0.005
 # Credential-named headers that change on every request for one caller (signatures, one-time
 # codes, cookies carrying more than the credential): counting them would call one caller many.
 _PER_REQUEST_WORDS = frozenset({"cookie", "signature", "sig", "hmac", "otp", "nonce", "date"})
 
 
-class SharedTokens:
+class SharedTokens(BufferIndex):
     """For each token an allowed CustomKeyCheck reply returned, the distinct credentials it was returned for."""
 
     def __init__(self, store: CaptureStore, rules: NameRules | None = None) -> None:
-        self.store = store
+        super().__init__(store)
         self.rules = rules or NameRules()
         self._salt = os.urandom(16)
-        self._indexed = 0
         self._tokens: OrderedDict[bytes, dict[bytes, int]] = OrderedDict()
         """Token digest -> credential digest -> the newest capture id that paired them."""
         self._by_capture: dict[int, bytes] = {}
         """Capture id -> its token digest, for the captures that count."""
-        self._lock = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -75,18 +71,6 @@ class SharedTokens:
         self._tokens.clear()
         self._by_capture.clear()
         self._indexed = self.store.last_id
-
-    async def catch_up(self) -> None:
-        """Index the captures added since the last call, dropping what the store evicted."""
-        async with self._lock:
-            self._prune()
-            slice_end = time.perf_counter() + SLICE_SECONDS
-            for capture in self.store.oldest_first(self._indexed):
-                self.add(capture)
-                if time.perf_counter() > slice_end:
-                    await asyncio.sleep(0)
-                    slice_end = time.perf_counter() + SLICE_SECONDS
-                    self._prune()
 
     def add(self, capture: Capture) -> None:
         """Index one capture (in id order)."""
