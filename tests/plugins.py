@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import grpc
+import httpx
 
+from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
 from protogen import coprocess_object_pb2_grpc as pb_grpc
+from tests.conftest import TEST_SETTINGS, Client
 
 Handler = Callable[[pb.Object], Awaitable[pb.Object]]
 
@@ -126,3 +130,18 @@ async def raw_plugin_server(reply: bytes) -> AsyncIterator[str]:
         yield target
     finally:
         await server.stop(0)
+
+
+@asynccontextmanager
+async def inspector_in_front(target: str) -> AsyncIterator[tuple[Client, httpx.AsyncClient]]:
+    """An inspector proxying to the plugin server at `target` (--upstream), with a gRPC and an HTTP client."""
+    inspector = Inspector(replace(TEST_SETTINGS, upstream=target))
+    await inspector.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel,
+            httpx.AsyncClient(base_url=inspector.http_url) as http,
+        ):
+            yield Client(channel), http
+    finally:
+        await inspector.stop()

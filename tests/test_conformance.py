@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 
-import grpc
-import httpx
 import pytest
 
-from app.server import Inspector
 from app.tyk.lint import lint_reply
 from app.tyk.outcome import Gateway, Outcome, outcome_of
 from app.tyk.version import TykVersion
 from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
-from tests.conftest import TEST_SETTINGS, Client
-from tests.plugins import plugin_server
+from tests.plugins import inspector_in_front, plugin_server
 from tests.test_diff import re_serialized
+from tests.test_outcome import headers_of
 
 NOW = 1_800_000_000.0
 # The test gateway: enable_coprocess, grpc_recv_max_size = grpc_send_max_size = 100,000,000.
@@ -88,15 +83,6 @@ def judge(sent: pb.Object, reply: pb.Object | None, gateway: Gateway = TEST_GATE
         reply_size = size or reply.ByteSize()
         assert lint_reply(sent, reply, gateway, reply_size=reply_size) == []
     return outcome_of(sent, reply, gateway, sent_size=size or sent.ByteSize(), reply_size=size or 0)
-
-
-def headers_of(outcome: Outcome) -> dict[str, list[str]]:
-    target = outcome.upstream_request or outcome.client_response
-    assert target is not None
-    found: dict[str, list[str]] = {}
-    for key, value in target.headers:
-        found.setdefault(key, []).append(value)
-    return found
 
 
 # --- coprocess/grpc: the dispatcher's hooks -----------------------------------------------------
@@ -298,20 +284,6 @@ def test_header_sync_before_the_fix_collapses_the_cookies() -> None:
 # --- real plugin servers behind --upstream ------------------------------------------------------
 
 
-@asynccontextmanager
-async def proxied(target: str) -> AsyncIterator[tuple[Client, httpx.AsyncClient]]:
-    inspector = Inspector(replace(TEST_SETTINGS, upstream=target))
-    await inspector.start()
-    try:
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel,
-            httpx.AsyncClient(base_url=inspector.http_url) as http,
-        ):
-            yield Client(channel), http
-    finally:
-        await inspector.stop()
-
-
 async def tyk_test_dispatcher(obj: pb.Object) -> pb.Object:
     """Tyk's own test dispatcher, in Python: routes on hook_name, returns the received Object modified."""
     if obj.hook_name == "testPreHook1":
@@ -331,7 +303,7 @@ async def test_a_real_plugin_server_behind_upstream() -> None:
         response_object("testResponseHook", [("Content-Type", ["application/json"]), ("Set-Cookie", COOKIES)]),
         _auth_call("abc"),
     ]
-    async with plugin_server(tyk_test_dispatcher) as plugin, proxied(plugin.target) as (client, http):
+    async with plugin_server(tyk_test_dispatcher) as plugin, inspector_in_front(plugin.target) as (client, http):
         replies = []
         for sent in calls:
             # Bytes in another field order, as another serializer (the gateway's Go) may write them.

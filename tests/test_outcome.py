@@ -17,7 +17,7 @@ def _reply(sent: pb.Object) -> pb.Object:
     return reply
 
 
-def _headers(outcome: Outcome) -> dict[str, list[str]]:
+def headers_of(outcome: Outcome) -> dict[str, list[str]]:
     target = outcome.upstream_request or outcome.client_response
     assert target is not None
     found: dict[str, list[str]] = {}
@@ -33,7 +33,7 @@ def test_an_echo_of_a_request_hook_goes_on_unchanged() -> None:
     assert outcome.upstream_request is not None
     assert outcome.upstream_request.url == "/orders-api/v1/orders?status=open&limit=20"
     assert outcome.upstream_request.method == "GET"
-    assert _headers(outcome)["Host"] == ["gw.example.com:8080"]
+    assert headers_of(outcome)["Host"] == ["gw.example.com:8080"]
 
 
 def test_query_is_the_original_then_delete_params_then_add_params_and_the_urls_own_is_ignored() -> None:
@@ -55,7 +55,7 @@ def test_headers_after_delete_then_set_with_host_and_content_length_untouched() 
     reply.request.delete_headers.extend(["authorization", "Host"])
     reply.request.set_headers.update({"x-plugin": "yes", "Host": "evil", "Content-Length": "1"})
     reply.request.raw_body = b"12345"
-    headers = _headers(outcome_of(sent, reply))
+    headers = headers_of(outcome_of(sent, reply))
     assert "Authorization" not in headers
     assert headers["X-Plugin"] == ["yes"]
     assert headers["Host"] == ["gw.example.com"] and headers["Content-Length"] == ["5"]
@@ -125,9 +125,9 @@ def test_an_override_writes_the_body_raw_and_go_sniffs_a_content_type() -> None:
     outcome = outcome_of(sent, reply)
     assert outcome.status == 200 and outcome.upstream_request is None
     assert outcome.client_response is not None and outcome.client_response.body == '{"ok": true}'
-    assert _headers(outcome)["Content-Type"] == ["text/plain; charset=utf-8"]
+    assert headers_of(outcome)["Content-Type"] == ["text/plain; charset=utf-8"]
     reply.request.return_overrides.headers["content-type"] = "application/json"
-    assert _headers(outcome_of(sent, reply))["Content-Type"] == ["application/json"]
+    assert headers_of(outcome_of(sent, reply))["Content-Type"] == ["application/json"]
 
 
 @pytest.mark.parametrize(
@@ -251,7 +251,7 @@ def test_id_extractor_deadline_caching() -> None:
 def test_response_echo_keeps_every_header_value() -> None:
     sent = load_object("response-gzip.json")
     outcome = outcome_of(sent, sent, reply_from="")
-    headers = _headers(outcome)
+    headers = headers_of(outcome)
     assert outcome.status == 200
     assert headers["Set-Cookie"] == ["sid=abc123; Path=/; HttpOnly", "theme=dark; Path=/"]
     assert headers["Content-Length"] == [str(len(sent.response.raw_body))]
@@ -264,19 +264,19 @@ def test_response_headers_edit_is_synced_keeping_extra_values() -> None:
     reply.response.headers["Set-Cookie"] = "sid=new"
     reply.response.headers["X-New"] = "1"
     del reply.response.headers["Vary"]
-    headers = _headers(outcome_of(sent, reply))
+    headers = headers_of(outcome_of(sent, reply))
     assert headers["Set-Cookie"] == ["sid=new", "theme=dark; Path=/"]
     assert headers["X-New"] == ["1"] and "Vary" not in headers
-    old = _headers(outcome_of(sent, reply, Gateway(version=TykVersion.parse("5.3.10"))))
+    old = headers_of(outcome_of(sent, reply, Gateway(version=TykVersion.parse("5.3.10"))))
     assert old["Set-Cookie"] == ["sid=new"]  # collapsed before 5.8.0 / 5.3.11
-    assert _headers(outcome_of(sent, reply, Gateway(version=TykVersion.parse("5.3.11"))))["Set-Cookie"][1:]
+    assert headers_of(outcome_of(sent, reply, Gateway(version=TykVersion.parse("5.3.11"))))["Set-Cookie"][1:]
 
 
 def test_unchanged_headers_with_emptied_multivalue_strips_them() -> None:
     sent = load_object("response-gzip.json")
     reply = _reply(sent)
     del reply.response.multivalue_headers[:]
-    assert set(_headers(outcome_of(sent, reply))) == {"Content-Length"}
+    assert set(headers_of(outcome_of(sent, reply))) == {"Content-Length"}
 
 
 @pytest.mark.parametrize(

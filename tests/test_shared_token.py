@@ -6,20 +6,17 @@ import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
-import grpc
 import httpx
 
 from app.capture.record import Capture
 from app.capture.store import RingBuffer
 from app.capture.tokens import MAX_TOKENS, SharedTokens
-from app.server import Inspector
 from app.tyk.outcome import Gateway
 from protogen import coprocess_object_pb2 as pb
-from tests.conftest import TEST_SETTINGS, Client, load_object
-from tests.plugins import plugin_server
+from tests.conftest import Client, load_object
+from tests.plugins import inspector_in_front, plugin_server
 
 
 def _allow(token_of: Any) -> Any:
@@ -37,17 +34,8 @@ derived_token = _allow(lambda credential: "user-" + credential.rsplit(" ", 1)[-1
 
 @asynccontextmanager
 async def proxied(plugin: Any) -> AsyncIterator[tuple[Client, httpx.AsyncClient]]:
-    async with plugin_server(plugin) as server:
-        inspector = Inspector(replace(TEST_SETTINGS, upstream=server.target))
-        await inspector.start()
-        try:
-            async with (
-                grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel,
-                httpx.AsyncClient(base_url=inspector.http_url) as http,
-            ):
-                yield Client(channel), http
-        finally:
-            await inspector.stop()
+    async with plugin_server(plugin) as server, inspector_in_front(server.target) as clients:
+        yield clients
 
 
 def auth_call(authorization: str) -> pb.Object:
