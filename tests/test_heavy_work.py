@@ -1,6 +1,6 @@
 """The event loop belongs to the gateway: a large import, export or detail is parsed and
-serialized in worker threads, so the loop gets its turns while it runs (scaled-down sizes;
-`make bench` measures Dispatch latency at the full ones)."""
+serialized in worker threads or processes, so the loop gets its turns while it runs (scaled-down
+sizes; `make bench` measures Dispatch latency at the full ones)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
-from app.capture.offload import Offloader
+from app.capture.offload import BATCH_BYTES, Offloader
 from app.capture.record import Capture, summarize_object
 from app.capture.redact import Redactor
 from app.capture.views import build_detail
@@ -39,3 +40,26 @@ async def test_a_detail_built_in_the_worker_process_is_the_one_a_thread_builds()
     assert json.loads(b"".join(spawned)) == json.loads(b"".join(threaded))
     assert b"secret-token-value" not in b"".join(spawned)
     assert spawned_verdict == threaded_verdict and spawned_verdict is not None
+
+
+@dataclass(frozen=True)
+class Piece:
+    size: int
+
+
+def _pid_of_batch(batch: list[Piece], first: bool) -> bytes:
+    return f"{os.getpid()}:{len(batch)}:{first};".encode()
+
+
+async def test_full_batches_of_a_download_convert_in_a_worker_process_and_the_rest_in_a_thread() -> None:
+    offloader = Offloader()
+    items = [Piece(BATCH_BYTES // 2)] * 5  # two full batches of two, then one left over
+    try:
+        pieces = [piece.decode() async for piece in offloader.batches(items, _pid_of_batch)]
+    finally:
+        offloader.close()
+    batches = [piece.rstrip(";").split(":") for piece in pieces]
+    assert [(count, first) for _, count, first in batches] == [("2", "True"), ("2", "False"), ("1", "False")]
+    worker_pids = {int(pid) for pid, _, _ in batches[:2]}
+    assert os.getpid() not in worker_pids
+    assert int(batches[2][0]) == os.getpid()

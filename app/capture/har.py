@@ -41,6 +41,10 @@ class JourneyCaptures:
     confidence: str
     captures: Sequence[Capture]
 
+    @property
+    def size(self) -> int:
+        return sum(capture.size for capture in self.captures)
+
 
 def har_header() -> str:
     """The document up to the first entry."""

@@ -1,9 +1,11 @@
-"""Where heavy conversions run: a worker thread, or a worker process for large captures.
+"""Where heavy conversions run: a worker thread, or a worker process for large or sustained work.
 
-A worker thread keeps Python work off the event loop, but one long C call in it (the base64
-of a 75 MB body, a copy of that body out of a protobuf message) holds the interpreter lock
-the loop needs for hundreds of milliseconds, and the gateway's calls wait that long. Work on
-a large capture therefore runs in a separate process: the loop only hands its bytes over.
+A worker thread keeps Python work off the event loop, but it still shares the interpreter lock
+with the loop. One long C call in it (the base64 of a 75 MB body, a copy of that body out of a
+protobuf message) holds that lock for hundreds of milliseconds; seconds of steady conversion
+(a 250 MB export) make every gRPC call wait its turn for the lock several times. Work on a large
+capture, and each full batch of a large download, therefore runs in a separate process: the
+loop only hands bytes over.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -22,12 +24,27 @@ log = logging.getLogger(__name__)
 DEFAULT_PROCESS_ABOVE_BYTES = 8 * 1024 * 1024
 """Captures larger than this are converted in the worker process (about 10 ms of base64 at most in a thread)."""
 
+BATCH_ITEMS = 200
+BATCH_BYTES = 4 * 1024 * 1024
+"""A batch of a download: bounded by items and bytes, so no step takes long and little is in flight."""
+
+WORKERS = 2
+"""Worker processes: a large detail need not wait for a long export's batches."""
+
+
+class Sized(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+Item = TypeVar("Item", bound=Sized)
+
 
 class Offloader:
-    """Runs a function in a thread, or, for `size` above the threshold, in one worker process.
+    """Runs a function in a thread, or, for `size` above the threshold, in a worker process.
 
-    The process is started on first use ("spawn": never a fork of a process running gRPC) and
-    does one job at a time, so it holds at most one large capture besides what the store keeps.
+    The processes are started on first use ("spawn": never a fork of a process running gRPC) and
+    each does one job at a time, so they hold at most `WORKERS` jobs' data besides what the store keeps.
     """
 
     def __init__(self, process_above_bytes: int = DEFAULT_PROCESS_ABOVE_BYTES) -> None:
@@ -35,10 +52,15 @@ class Offloader:
         self._pool: ProcessPoolExecutor | None = None
 
     async def run(self, size: int, function: Callable[..., T], *args: object) -> T:
+        """`function(*args)` in a thread, or in a worker process when `size` is above the threshold."""
         if size <= self.process_above_bytes:
             return await asyncio.to_thread(function, *args)
+        return await self.in_process(function, *args)
+
+    async def in_process(self, function: Callable[..., T], *args: object) -> T:
+        """`function(*args)` in a worker process; function and arguments must pickle."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"))
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
         except BrokenProcessPool:
@@ -48,8 +70,32 @@ class Offloader:
             self._pool = None
             return await asyncio.to_thread(function, *args)
 
+    async def batches(
+        self, items: Iterable[Item], convert: Callable[[list[Item], bool], bytes]
+    ) -> AsyncIterator[bytes]:
+        """`convert(batch, first)` over batches of `items`, which are taken where the caller runs (the loop).
+
+        A full batch means a large download, seconds of steady conversion: it runs in a worker
+        process, so the gRPC handlers never queue for the interpreter lock behind it. The last,
+        partial batch (all of a small download) runs in a thread. `first` is true until a batch
+        has produced bytes.
+        """
+        first = True
+        batch: list[Item] = []
+        size = 0
+        for item in items:
+            batch.append(item)
+            size += item.size
+            if len(batch) >= BATCH_ITEMS or size >= BATCH_BYTES:
+                piece = await self.in_process(convert, batch, first)
+                first = first and not piece
+                yield piece
+                batch, size = [], 0
+        if batch:
+            yield await asyncio.to_thread(convert, batch, first)
+
     def close(self) -> None:
-        """Stop the worker process (jobs not started are dropped)."""
+        """Stop the worker processes (jobs not started are dropped)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -17,17 +18,13 @@ from app.capture.journey import Journey
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.store import StoreUnavailable
+from app.tyk.outcome import Gateway
 from app.web.api import first_matches, get_capture
 from app.web.context import Context, WebContext
 from app.web.filtering import CaptureQuery
 
 router = APIRouter(prefix="/api", tags=["export"])
 
-# A streamed export takes a batch of captures on the loop (where the store lives) and
-# serializes it in a worker thread, so the gRPC handlers keep their turns; a batch is
-# bounded by records and by bytes so no single step takes long.
-EXPORT_BATCH_RECORDS = 200
-EXPORT_BATCH_BYTES = 4 * 1024 * 1024
 # Imported captures are stored this many at a time, with the loop free in between.
 IMPORT_BATCH_RECORDS = 500
 
@@ -66,25 +63,21 @@ async def _har_download(captures: list[Capture], context: WebContext) -> Streami
 
 
 async def _har_stream(journeys: list[Journey], context: WebContext) -> AsyncIterator[bytes]:
-    # As the JSON export: snapshots taken on the loop, entries built in a worker thread.
     yield har_header().encode("utf-8")
-    first = True
-    batch: list[JourneyCaptures] = []
-    size = 0
-    for journey in journeys:
-        captures = [snapshot(c) for c in (context.store.get(i) for i in journey.captures) if c is not None]
-        if not captures:
-            continue
-        batch.append(JourneyCaptures(journey.id, journey.by, journey.confidence, captures))
-        size += sum(c.size for c in captures)
-        if len(batch) >= EXPORT_BATCH_RECORDS or size >= EXPORT_BATCH_BYTES:
-            piece = await asyncio.to_thread(har_entries, batch, context.redactor, context.gateway, first)
-            first = first and not piece
-            yield piece.encode("utf-8")
-            batch, size = [], 0
-    if batch:
-        yield (await asyncio.to_thread(har_entries, batch, context.redactor, context.gateway, first)).encode("utf-8")
+    items = (_journey_captures(journey, context) for journey in journeys)
+    convert = partial(_har_piece, context.redactor, context.gateway)
+    async for piece in context.offloader.batches((item for item in items if item.captures), convert):
+        yield piece
     yield HAR_FOOTER.encode("utf-8")
+
+
+def _journey_captures(journey: Journey, context: WebContext) -> JourneyCaptures:
+    captures = [snapshot(c) for c in (context.store.get(i) for i in journey.captures) if c is not None]
+    return JourneyCaptures(journey.id, journey.by, journey.confidence, captures)
+
+
+def _har_piece(redactor: Redactor, gateway: Gateway, batch: list[JourneyCaptures], first: bool) -> bytes:
+    return har_entries(batch, redactor, gateway, first).encode("utf-8")
 
 
 @router.get("/captures/{capture_id}/export")
@@ -97,31 +90,21 @@ def _download(captures: Iterable[Capture], stem: str, context: WebContext) -> St
     now_us = time.time_ns() // 1000
     filename = f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now_us / 1e6))}.json"
     return StreamingResponse(
-        _export_stream(captures, now_us, context.redactor),
+        _export_stream(captures, now_us, context),
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
-def _serialize(captures: list[Capture], redactor: Redactor, first: bool) -> bytes:
-    return export_records(captures, redactor, first).encode("utf-8")
+def _export_piece(redactor: Redactor, batch: list[Capture], first: bool) -> bytes:
+    return export_records(batch, redactor, first).encode("utf-8")
 
 
-async def _export_stream(captures: Iterable[Capture], now_us: int, redactor: Redactor) -> AsyncIterator[bytes]:
-    # An async generator runs on the event loop, where the store lives: the store is only
-    # read here, and each batch is handed to a thread as snapshots.
-    yield export_header(now_us, redactor).encode("utf-8")
-    first = True
-    batch: list[Capture] = []
-    size = 0
-    for capture in captures:
-        batch.append(snapshot(capture))
-        size += capture.size
-        if len(batch) >= EXPORT_BATCH_RECORDS or size >= EXPORT_BATCH_BYTES:
-            yield await asyncio.to_thread(_serialize, batch, redactor, first)
-            first, batch, size = False, [], 0
-    if batch:
-        yield await asyncio.to_thread(_serialize, batch, redactor, first)
+async def _export_stream(captures: Iterable[Capture], now_us: int, context: WebContext) -> AsyncIterator[bytes]:
+    yield export_header(now_us, context.redactor).encode("utf-8")
+    convert = partial(_export_piece, context.redactor)
+    async for piece in context.offloader.batches((snapshot(c) for c in captures), convert):
+        yield piece
     yield EXPORT_FOOTER.encode("utf-8")
 
 
