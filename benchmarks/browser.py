@@ -112,6 +112,8 @@ def _filter_and_body(page: Page, target: str, listed: int, runs: int) -> dict[st
     _dispatch(target, _big_json_object(1_200_000))
     page.wait_for_function("n => window.tykInspector.state.lastId >= n", arg=listed + 1, timeout=30_000)
     big = int(page.evaluate("window.tykInspector.state.lastId"))
+    # The stream's id arrives before its summary is in the list (it lands on the next frame).
+    page.wait_for_function("id => window.tykInspector.state.byKey.has(String(id))", arg=big, timeout=30_000)
     size = int(page.evaluate("id => window.tykInspector.state.byKey.get(String(id)).size", big))
     show_small, show_big = [], []
     for _ in range(runs):

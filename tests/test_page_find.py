@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from playwright.async_api import Browser as Chromium
-from playwright.async_api import Page
+from playwright.async_api import Page, Request
 
 from app.server import Inspector
 from tests.browser import chromium, client, dashboard_in, http, inspector  # noqa: F401
@@ -113,6 +113,37 @@ async def test_filters_live_in_the_url(chromium: Chromium, inspector: Inspector,
         await client.dispatch(load_object("response-petstore-301.json"))  # a live one that matches
         await client.dispatch(load_object("response-gzip.json"))  # one that does not
         await browser.wait_for_ids([3, 6])
+
+
+async def test_typing_fast_asks_one_question_at_a_time_and_answers_the_last_text(
+    chromium: Chromium, inspector: Inspector, client: Client
+) -> None:
+    await fill_sample(client)
+    async with dashboard_in(chromium, inspector.http_url) as browser:
+        page = browser.page
+        await browser.wait_rows(5)
+        in_flight, most, asked = 0, 0, []
+
+        def sent(request: Request) -> None:
+            nonlocal in_flight, most
+            if "fields=id" in request.url:
+                in_flight += 1
+                most = max(most, in_flight)
+                asked.append(parse_qs(urlsplit(request.url).query)["q"][0])
+
+        def ended(request: Request) -> None:
+            nonlocal in_flight
+            if "fields=id" in request.url:
+                in_flight -= 1
+
+        page.on("request", sent)
+        page.on("requestfinished", ended)
+        page.on("requestfailed", ended)
+        await page.locator("#search").press_sequentially("hook:Response")  # no pause between keys
+        await browser.wait_for_ids([3, 5])
+        await page.wait_for_function("() => window.tykInspector.state.appliedFilter.includes('hook:Response')")
+        assert most == 1, "a keystroke asked while an answer was still on its way"
+        assert asked[-1] == "hook:Response" and len(asked) < len("hook:Response")  # keystrokes were gathered
 
 
 async def test_an_empty_result_says_so(chromium: Chromium, inspector: Inspector, client: Client) -> None:

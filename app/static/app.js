@@ -101,7 +101,8 @@ function updateEmpty() {
 
 // --- filters ------------------------------------------------------------------------------
 
-async function applyFilters() {
+/** Show what the filters match; `superseded()` tells that they changed again meanwhile. */
+async function applyFilters(superseded = () => false) {
   filters.read();
   filters.saveToUrl();
   updateExportLinks();
@@ -114,7 +115,7 @@ async function applyFilters() {
   } else {
     try {
       const ids = await filters.matchingIds();
-      if (ids === null) return; // a newer filter is on its way
+      if (ids === null || superseded()) return; // a newer filter is on its way
       state.matches = ids;
     } catch (err) {
       if (err instanceof FilterError) setFilterError(err.message);
@@ -142,20 +143,27 @@ function resetFilters() {
   return true;
 }
 
-let filterTimer = 0;
-let lastInput = 0;
-$("filters").addEventListener("input", () => {
-  clearTimeout(filterTimer);
-  // The first keystroke asks at once; keystrokes coming faster than that are gathered, so typing
-  // fast asks the server once per pause rather than once per letter.
-  const now = performance.now();
-  const burst = now - lastInput < 150;
-  lastInput = now;
-  if (burst) filterTimer = setTimeout(applyFilters, 60);
-  else applyFilters();
-});
-$("filters").addEventListener("reset", () => setTimeout(applyFilters, 0));
-$("filters").addEventListener("submit", (e) => { e.preventDefault(); clearTimeout(filterTimer); applyFilters(); });
+// Each change is answered at once, with at most one answer on its way: changes made meanwhile
+// (typing faster than the server answers) are gathered into the next one. No timer: the last
+// keystroke is answered as soon as the answer before it is in.
+let applying = null;
+let changedMeanwhile = false;
+function requestFilters() {
+  if (applying) {
+    changedMeanwhile = true;
+    return applying;
+  }
+  applying = (async () => {
+    do {
+      changedMeanwhile = false;
+      await applyFilters(() => changedMeanwhile);
+    } while (changedMeanwhile);
+  })().finally(() => { applying = null; });
+  return applying;
+}
+$("filters").addEventListener("input", () => requestFilters());
+$("filters").addEventListener("reset", () => setTimeout(requestFilters, 0));
+$("filters").addEventListener("submit", (e) => { e.preventDefault(); requestFilters(); });
 
 function setSort(key) {
   const same = filters.sort.key === key;
@@ -263,7 +271,7 @@ function keepAfterRestart() {
   showList();
   if (state.selectedKey !== null) list.setSelected(state.selectedKey, false);
   if (kept) connection.showRestarted(kept, exportKept, discardKept);
-  if (filters.active) applyFilters();
+  if (filters.active) requestFilters();
 }
 
 function exportKept() {
@@ -393,7 +401,7 @@ async function start() {
   }
   state.lastId = page.last_id;
   updateExportLinks();
-  if (filters.active) await applyFilters();
+  if (filters.active) await requestFilters();
   else {
     if (filters.group) await refreshJourneys();
     showList();

@@ -66,9 +66,12 @@ export function formatBytes(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+// One formatter for every row: toLocaleTimeString would build a new one per call.
+const TIME = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "numeric", second: "numeric", hour12: false });
+
 export function formatTime(seconds) {
   const d = new Date(seconds * 1000);
-  return d.toLocaleTimeString(undefined, { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  return TIME.format(d) + "." + String(d.getMilliseconds()).padStart(3, "0");
 }
 
 export function formatDuration(ms) {
