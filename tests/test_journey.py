@@ -12,6 +12,7 @@ import pytest
 
 from app.capture.journey import TAG_HEADER, WINDOW_US, JourneyIndex
 from app.capture.record import Capture, summarize_event, summarize_object
+from app.capture.redact import REDACTED, Redactor
 from app.capture.store import RingBuffer
 from app.cli import build_parser, settings_from_args
 from app.config import Settings
@@ -80,7 +81,7 @@ async def test_request_id_ties_every_hook_of_a_request() -> None:
     assert groups(index) == [[1, 2, 3, 4, 5]]
     journey = index.journey_of(3)
     assert journey is not None and (journey.by, journey.key, journey.confidence) == ("request-id", "r-1", "high")
-    assert index.journey_id(5) == 1 and index.journey_key(5) == "r-1"
+    assert index.journey_id(5) == 1 and index.journey_key(5, Redactor()) == "r-1"
 
 
 async def test_a_request_id_reused_by_a_retry_starts_a_new_journey() -> None:
@@ -268,3 +269,103 @@ async def test_a_capture_with_no_journey_is_a_404_that_says_why(client: Client, 
     assert dispatch.status_code == event.status_code == 404
     assert "not a decodable hook call" in dispatch.json()["detail"]
     assert "an event with no request seen" in event.json()["detail"]
+
+
+# --- a correlation id the user marked sensitive --------------------------------------------------
+
+
+async def send_hooks(client: Client, request_id: str, hooks: list[int], **kwargs: Any) -> None:
+    for hook in hooks:
+        await client.dispatch(hook_object(hook, "/orders", request_id=request_id), **kwargs)
+
+
+async def matching_ids(http: httpx.AsyncClient, q: str) -> list[int]:
+    response = await http.get("/api/captures", params={"q": q, "after": 0})
+    assert response.status_code == 200, response.text
+    return [c["id"] for c in response.json()["items"]]
+
+
+class TestARedactedRequestId:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(redact=True, redact_headers=("X-Request-Id",))()
+
+    async def test_the_key_is_shown_redacted_and_journey_search_does_not_confirm_it(
+        self, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await send_hooks(client, "rid-secret-one", [h for _, h in HOOKS])
+        await send_hooks(client, "rid-secret-two", [common.Pre, common.CustomKeyCheck])
+        await client.event_bytes(auth_failure("/orders", T0, {"X-Request-Id": "rid-secret-two"}).request)
+        listed = await http.get("/api/journeys", params={"steps": "true"})
+        rows = listed.json()["items"]
+        # Grouping still follows the real values: two requests, the event with the second.
+        assert [(r["capture_ids"], r["event_ids"]) for r in rows] == [([6, 7], [8]), ([1, 2, 3, 4, 5], [])]
+        assert [(r["by"], r["key"]) for r in rows] == [("request-id", REDACTED)] * 2
+        one = await http.get("/api/captures/3/journey")
+        assert one.json()["key"] == REDACTED
+        har = await http.get("/api/export", params={"format": "har"})
+        assert har.status_code == 200
+        for response in (listed, one, har):
+            assert "rid-secret" not in response.text
+        # journey: matches the key as shown: the real value (or a pattern of it) finds nothing.
+        for q in ("journey:rid-secret-one", "journey:rid-secret*", "journey:/^rid-secret-one$/"):
+            assert await matching_ids(http, q) == []
+            assert (await http.get("/api/journeys", params={"q": q})).json()["items"] == []
+        assert await matching_ids(http, f'journey:"{REDACTED}"') == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert await matching_ids(http, "journey:6") == [6, 7, 8]  # by capture id, as before
+
+    async def test_a_trace_id_stays_shown_when_only_the_request_id_is_redacted(
+        self, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        trace = "c" * 32
+        metadata = (("traceparent", f"00-{trace}-{'1' * 16}-01"),)
+        for hook in (common.Pre, common.Post):
+            await client.dispatch(hook_object(hook, "/orders"), metadata=metadata)
+        rows = (await http.get("/api/journeys")).json()["items"]
+        assert [(r["by"], r["key"], r["capture_ids"]) for r in rows] == [("traceparent", trace, [1, 2])]
+
+
+class TestTraceparentRedacted:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(redact=True, redact_headers=("traceparent",))()
+
+    async def test_the_trace_id_key_is_redacted(self, client: Client, http: httpx.AsyncClient) -> None:
+        trace = "c" * 32
+        metadata = (("traceparent", f"00-{trace}-{'1' * 16}-01"),)
+        for hook in (common.Pre, common.Post):
+            await client.dispatch(hook_object(hook, "/orders"), metadata=metadata)
+        listed = await http.get("/api/journeys")
+        assert [(r["by"], r["key"], r["capture_ids"]) for r in listed.json()["items"]] == [
+            ("traceparent", REDACTED, [1, 2])
+        ]
+        assert trace not in listed.text
+        assert await matching_ids(http, f"journey:{trace}") == []
+
+
+class TestRedactionOff:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(redact=False, redact_headers=("X-Request-Id",))()
+
+    async def test_no_redact_shows_and_matches_the_key(self, client: Client, http: httpx.AsyncClient) -> None:
+        await send_hooks(client, "rid-visible", [common.Pre, common.Post])
+        rows = (await http.get("/api/journeys")).json()["items"]
+        assert [(r["key"], r["capture_ids"]) for r in rows] == [("rid-visible", [1, 2])]
+        assert await matching_ids(http, "journey:rid-visible") == [1, 2]
+
+
+class TestDefaultRedaction:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(redact=True)()  # the product's default: redaction on, no extra names
+
+    async def test_a_request_id_that_is_not_sensitive_is_shown_and_matchable(
+        self, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await send_hooks(client, "rid-plain-one", [common.Pre, common.Post])
+        await send_hooks(client, "rid-plain-two", [common.Pre])
+        rows = (await http.get("/api/journeys")).json()["items"]
+        assert [(r["key"], r["capture_ids"]) for r in rows] == [("rid-plain-two", [3]), ("rid-plain-one", [1, 2])]
+        assert await matching_ids(http, "journey:rid-plain-one") == [1, 2]
+        assert await matching_ids(http, "journey:rid-plain-*") == [1, 2, 3]

@@ -16,6 +16,11 @@ Within one correlation id, a hook seen again or a hook earlier in the order star
 journey (a retry that reuses its request id). Events (AuthFailure, ...) join the journey of
 their originating request: by its tag or request id, else by API ID and Meta.Path.
 
+A journey's key (the tag, trace id or request id) is the value of a header or metadata key: it
+leaves the process through `Journey.shown_key`, redacted when that name is redacted, so a
+hidden request id is neither shown nor confirmed by a `journey:` search. Grouping uses the
+real value.
+
 Indexed lazily, when the API asks, over the captures added since the last time: never on the
 Dispatch path, bounded by the store (evicted captures leave the index with it).
 """
@@ -34,10 +39,12 @@ from google.protobuf.message import DecodeError
 
 from app.capture.indexing import BufferIndex
 from app.capture.record import Capture
+from app.capture.redact import REDACTED, Redactor
 from app.capture.store import CaptureStore
 from app.tyk.protocol import Event, Object
 
 TAG_HEADER = "X-Tyk-Inspector-Request"
+TRACEPARENT = "traceparent"
 REQUEST_ID_HEADERS = ("x-request-id", "x-correlation-id", "request-id", "x-amzn-trace-id")
 HOOK_ORDER = {"Pre": 0, "CustomKeyCheck": 1, "PostKeyAuth": 2, "Post": 3, "Response": 4}
 # The longest a request's hooks are apart: the upstream's time sits between Post and Response.
@@ -70,6 +77,14 @@ class Journey:
     step_confidence: dict[int, Confidence] = field(default_factory=dict)
     last_rank: int = -1
     hooks: set[tuple[str, str]] = field(default_factory=set)
+    sources: set[str] = field(default_factory=set)
+    """The header (or gRPC metadata) names the key was read from, lower-cased."""
+
+    def shown_key(self, redactor: Redactor) -> str | None:
+        """The key as it may leave the process: hidden when a name it came from is redacted."""
+        if self.key is not None and any(redactor.hides_header(name) for name in self.sources):
+            return REDACTED
+        return self.key
 
     def weaken(self, capture_id: int, confidence: Confidence) -> None:
         self.step_confidence[capture_id] = confidence
@@ -89,6 +104,8 @@ class Journey:
 class Correlation:
     by: By
     key: str
+    source: str
+    """The header or metadata name the key is the value of (lower-cased)."""
 
 
 def correlation_of(capture: Capture, obj: Object | None, reply: Object | None) -> Correlation | None:
@@ -97,16 +114,16 @@ def correlation_of(capture: Capture, obj: Object | None, reply: Object | None) -
     added = {k.lower(): v for k, v in reply.request.set_headers.items()} if reply is not None else {}
     tag = headers.get(TAG_HEADER.lower()) or added.get(TAG_HEADER.lower())
     if tag:
-        return Correlation("tag", tag)
+        return Correlation("tag", tag, TAG_HEADER.lower())
     for key, value in capture.metadata:
-        if key == "traceparent" and isinstance(value, str):
+        if key == TRACEPARENT and isinstance(value, str):
             parts = value.split("-")
             if len(parts) >= 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
-                return Correlation("traceparent", parts[1])
+                return Correlation("traceparent", parts[1], TRACEPARENT)
     for name in REQUEST_ID_HEADERS:
         request_id = headers.get(name) or added.get(name)
         if request_id:
-            return Correlation("request-id", request_id)
+            return Correlation("request-id", request_id, name)
     return None
 
 
@@ -134,9 +151,10 @@ class JourneyIndex(BufferIndex):
         journey = self._by_capture.get(capture_id)
         return None if journey is None else journey.id
 
-    def journey_key(self, capture_id: int) -> str | None:
+    def journey_key(self, capture_id: int, redactor: Redactor) -> str | None:
+        """The key of the capture's journey as shown (see Journey.shown_key)."""
         journey = self._by_capture.get(capture_id)
-        return None if journey is None else journey.key
+        return None if journey is None else journey.shown_key(redactor)
 
     def get(self, journey_id: int) -> Journey | None:
         return self._journeys.get(journey_id)
@@ -187,6 +205,7 @@ class JourneyIndex(BufferIndex):
         if journey is None or not journey.accepts(capture, rank):
             journey = self._new(capture, correlation.by, correlation.key)
             self._by_key[slot] = journey
+        journey.sources.add(correlation.source)
         self._join(journey, capture, rank, "high")
 
     def _add_heuristic(self, capture: Capture, rank: int) -> None:
@@ -217,11 +236,12 @@ class JourneyIndex(BufferIndex):
         confidence: Confidence = "low"
         headers = _dump_headers(dump)
         tag = headers.get(TAG_HEADER.lower())
-        keys: list[tuple[By, str]] = [("tag", tag)] if tag else []
-        keys += [("request-id", headers[name]) for name in REQUEST_ID_HEADERS if headers.get(name)]
-        for slot in keys:
-            journey = self._by_key.get(slot)
+        keys: list[tuple[By, str, str]] = [("tag", tag, TAG_HEADER.lower())] if tag else []
+        keys += [("request-id", headers[name], name) for name in REQUEST_ID_HEADERS if headers.get(name)]
+        for by, key, source in keys:
+            journey = self._by_key.get((by, key))
             if journey is not None:
+                journey.sources.add(source)  # the event's request carried the key under this name
                 confidence = "high"
                 break
         if journey is None:

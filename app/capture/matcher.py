@@ -64,7 +64,7 @@ class JourneyLookup(Protocol):
     """The request journeys known for captures (app.capture.journey)."""
 
     def journey_id(self, capture_id: int) -> int | None: ...
-    def journey_key(self, capture_id: int) -> str | None: ...
+    def journey_key(self, capture_id: int, redactor: Redactor) -> str | None: ...
 
 
 @dataclass
@@ -425,4 +425,6 @@ def _journey(term: Term, value: StringValue, searcher: Searcher) -> Predicate:
         target = journeys.journey_id(int(value.text))
         return lambda s: target is not None and journeys.journey_id(s.capture.id) == target
     test = _string_test(term, value, whole=True)
-    return lambda s: (key := journeys.journey_key(s.capture.id)) is not None and test(s, key)
+    # The key as shown: a redacted request id matches "[redacted]", never its value.
+    redactor = searcher.redactor
+    return lambda s: (key := journeys.journey_key(s.capture.id, redactor)) is not None and test(s, key)

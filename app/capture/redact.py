@@ -126,6 +126,10 @@ class Redactor:
             return list(pairs)
         return [(key, hide(value) if self.rules.header(key) and value else value) for key, value in pairs]
 
+    def hides_header(self, name: str) -> bool:
+        """Whether the value of a header (or gRPC metadata key) by this name is hidden."""
+        return self.enabled and self.rules.header(name)
+
     def url(self, url: str) -> str:
         """A URL or request URI with credential query values hidden."""
         return self.rules.url(url) if self.enabled else url

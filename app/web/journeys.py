@@ -32,7 +32,7 @@ def journey_json(context: WebContext, journey: Journey, steps: bool = True) -> d
     doc: dict[str, Any] = {
         "id": journey.id,
         "by": journey.by,
-        "key": journey.key,
+        "key": journey.shown_key(context.redactor),
         "confidence": journey.confidence,
         "api_id": journey.api_id,
         "method": journey.method,
