@@ -3,9 +3,10 @@
 The gateway never waits on Redis. `add` (on the Dispatch path) only puts the capture
 in a bounded local queue; a writer task appends what is queued in batches, each one
 atomic Lua script that hands out the ids (one global order across replicas) and
-trims the stream to the bounds. A reader task tails the stream and fills a local
-mirror with every replica's captures, its own included, in the stream's order: the
-page, the API, SSE and export read the mirror, synchronously, on the loop.
+trims the stream to the bounds (app.capture.redis_writer). A reader task tails the
+stream and fills a local mirror with every replica's captures, its own included, in
+the stream's order: the page, the API, SSE and export read the mirror, synchronously,
+on the loop.
 
 When Redis is slow or away the queue fills and further captures are dropped and
 counted; the writer retries with backoff and catches up when Redis is back.
@@ -17,11 +18,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
@@ -29,34 +27,18 @@ from redis.exceptions import RedisError
 from app.capture.mirror import Mirror
 from app.capture.record import Capture
 from app.capture.redis_keys import RedisStoreConfig, StoreError, check_keys, connect, parse_entry_id
-from app.capture.redis_scripts import APPEND, CLEAR
+from app.capture.redis_scripts import CLEAR
+from app.capture.redis_writer import BACKOFF_FIRST, BACKOFF_MAX, BATCH_ITEMS, StreamWriter
 from app.capture.store import StoreStats, StoreUnavailable
-from app.capture.stream_codec import (
-    META_FIELDS,
-    OWN_REPLY,
-    SCHEMA,
-    SCHEMA_ID,
-    decode,
-    encode_meta,
-    reply_kind,
-    schema_of,
-    without_payload,
-)
+from app.capture.stream_codec import META_FIELDS, SCHEMA_ID, decode, schema_of, without_payload
 
 log = logging.getLogger("tyk_inspector.store")
 
-# One script call carries at most this much; what arrives meanwhile goes in the next.
-BATCH_ITEMS = 500
-BATCH_BYTES = 8 * 1024 * 1024
-# The writer waits this long after the first capture of a batch for more to join it, and the
-# reader as long between two reads: one call for many captures costs the loop (and Redis) far
-# less than one each. The page sees a capture that much later; the gateway never does.
-LINGER_SECONDS = 0.02
+# The reader waits this long between two reads: one call for many captures costs the loop
+# (and Redis) far less than one each.
 READ_PAUSE_SECONDS = 0.01
 READ_COUNT = 500
 READ_BLOCK_MS = 1000
-BACKOFF_FIRST = 0.05
-BACKOFF_MAX = 2.0
 # How long an import, a replay or a Clear waits for the shared store before it is told it failed.
 SETTLE_SECONDS = 10.0
 
@@ -66,15 +48,6 @@ class LiveViews(Protocol):
 
     def publish(self, capture: Capture) -> None: ...
     def publish_cleared(self, last_id: int) -> None: ...
-
-
-@dataclass(slots=True)
-class _Queued:
-    seq: int
-    """Numbers this replica's captures; with the replica's id it is the entry's origin (`o`)."""
-    capture: Capture
-    cost: int
-    queued_at: float
 
 
 class RedisStore:
@@ -90,33 +63,36 @@ class RedisStore:
         self._stream = config.key("captures")
         self._schemas_key = config.key("schemas")
         self._schemas: dict[str, tuple[str, ...]] = {SCHEMA_ID: META_FIELDS}
-        self._origin = os.urandom(6).hex() + ":"
-        self._origin_bytes = self._origin.encode()
-        self._seq = 0
-        self._queue: deque[_Queued] = deque()
-        self._pending: dict[int, _Queued] = {}
-        """Written or being written, not yet read back: the reader takes its own captures from here."""
-        self._written: deque[tuple[int, int]] = deque()
-        self._held_items = 0
-        self._held_bytes = 0
-        self._wake = asyncio.Event()
         self._seen = asyncio.Event()
         """Set (and replaced) each time the reader has read something."""
         self._cursor = "0-0"
-        self.dropped = 0
-        """Captures not stored because the local queue was full (Redis slow or away)."""
-        self.written = 0
-        self.write_errors = 0
-        self.write_lag_seconds = 0.0
-        """How long the last batch written had waited in the queue (oldest capture)."""
         self.unreadable = 0
         self.connected = False
         self._writer_client = connect(config.url, timeout=5.0)
         self._reader_client = connect(config.url, timeout=READ_BLOCK_MS / 1000 + 5.0)
-        self._append = self._writer_client.register_script(APPEND)
+        self._writer = StreamWriter(config, self._writer_client, lambda: self.mirror.last_id)
         self._clear = self._writer_client.register_script(CLEAR)
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+
+    # The writer's counters, for /api/stats and /metrics.
+
+    @property
+    def dropped(self) -> int:
+        """Captures not stored because the local queue was full (Redis slow or away)."""
+        return self._writer.dropped
+
+    @property
+    def written(self) -> int:
+        return self._writer.written
+
+    @property
+    def write_errors(self) -> int:
+        return self._writer.write_errors
+
+    @property
+    def write_lag_seconds(self) -> float:
+        """How long the last batch written had waited in the queue (oldest capture)."""
+        return self._writer.write_lag_seconds
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -134,20 +110,21 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             log.warning("Redis store %s is not answering (%s): captures wait for it", where, exc)
         self._tasks = [
-            asyncio.create_task(self._write_loop(), name="store-writer"),
+            asyncio.create_task(self._writer.run(), name="store-writer"),
             asyncio.create_task(self._read_loop(), name="store-reader"),
         ]
         log.info("captures are kept in Redis at %s under %s:*", where, self.config.prefix)
 
     async def stop(self, grace: float) -> None:
         """Write what is queued (for up to `grace` seconds), then stop both tasks and disconnect."""
-        self._stopping = True
+        writer = self._writer
+        writer.stopping = True
         deadline = time.monotonic() + grace
-        while self._queue and time.monotonic() < deadline and self._tasks and not self._tasks[0].done():
-            self._wake.set()
+        while writer.queued and time.monotonic() < deadline and self._tasks and not self._tasks[0].done():
+            writer.wake()
             await asyncio.sleep(0.01)
-        if self._queue:
-            log.warning("%d captures not written to Redis before shutdown", len(self._queue))
+        if writer.queued:
+            log.warning("%d captures not written to Redis before shutdown", writer.queued)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -160,28 +137,8 @@ class RedisStore:
         """Queue a capture for Redis, or count it dropped when the queue is full. Never waits."""
         if capture.size > self.config.max_bytes:
             capture = without_payload(capture, self.config.max_bytes)
-        cost = capture.size
-        if self._held_items >= self.config.queue_items or self._held_bytes + cost > self.config.queue_bytes:
-            self.dropped += 1
-            return capture
-        self._seq += 1
-        self._hold(_Queued(self._seq, capture, cost, time.monotonic()))
+        self._writer.offer(capture)
         return capture
-
-    def _hold(self, item: _Queued) -> None:
-        self._queue.append(item)
-        self._pending[item.seq] = item
-        self._held_items += 1
-        self._held_bytes += item.cost
-        if not self._wake.is_set():
-            self._wake.set()
-
-    def _release(self, seq: int) -> _Queued | None:
-        item = self._pending.pop(seq, None)
-        if item is not None:
-            self._held_items -= 1
-            self._held_bytes -= item.cost
-        return item
 
     def add_many(self, captures: Iterable[Capture]) -> list[Capture]:
         return [self.add(c) for c in captures]
@@ -220,8 +177,8 @@ class RedisStore:
             evicted=s.evicted,
             first_id=s.first_id,
             last_id=s.last_id,
-            dropped=self.dropped,
-            queued=len(self._queue),
+            dropped=self._writer.dropped,
+            queued=self._writer.queued,
         )
 
     # -- shared writes that the caller waits for: import, replay, Clear ---------------------------
@@ -233,23 +190,10 @@ class RedisStore:
         """
         stored = [c if c.size <= self.config.max_bytes else without_payload(c, self.config.max_bytes) for c in captures]
         for start in range(0, len(stored), BATCH_ITEMS):
-            items = []
-            for capture in stored[start : start + BATCH_ITEMS]:
-                self._seq += 1
-                item = _Queued(self._seq, capture, capture.size, time.monotonic())
-                self._pending[item.seq] = item
-                self._held_items += 1
-                self._held_bytes += item.cost
-                items.append(item)
             try:
-                first, last = await self._run_append(items)
+                last = await self._writer.write_now(stored[start : start + BATCH_ITEMS])
             except RedisError as exc:
-                for item in items:
-                    self._release(item.seq)
                 raise StoreUnavailable(f"the Redis store did not take the captures: {exc}") from None
-            for offset, item in enumerate(items):
-                item.capture.id = first + offset
-                self._written.append((item.capture.id, item.seq))
             await self.settle(last)
         return stored
 
@@ -278,86 +222,6 @@ class RedisStore:
                 raise StoreUnavailable(f"{what} read back from Redis within {SETTLE_SECONDS:g} s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._seen.wait(), max(0.0, deadline - time.monotonic()))
-
-    # -- the writer ------------------------------------------------------------------------------
-
-    async def _run_append(self, items: list[_Queued]) -> tuple[int, int]:
-        args: list[bytes | int | str] = [
-            self.config.max_items,
-            self.config.max_bytes,
-            self.mirror.last_id,
-            SCHEMA_ID,
-            SCHEMA,
-        ]
-        for item in items:
-            capture = item.capture
-            kind = reply_kind(capture)
-            reply = capture.reply if kind == OWN_REPLY and capture.reply is not None else b""
-            # One argument says where the capture comes from, what it counts and whether a reply
-            # follows, then its meta: fewer arguments are what makes a batch cheap to send.
-            head = f"{self._origin}{item.seq} {item.cost} {kind}\n".encode() + encode_meta(capture)
-            if kind == OWN_REPLY:
-                args += [head, capture.request, reply]
-            else:
-                args += [head, capture.request]
-        first, last = await self._append(keys=self._keys, args=args, client=self._writer_client)
-        return int(first), int(last)
-
-    async def _write_loop(self) -> None:
-        backoff = BACKOFF_FIRST
-        reported_drops = 0
-        failing_since: float | None = None
-        while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-                if len(self._queue) < BATCH_ITEMS and not self._stopping:
-                    await asyncio.sleep(LINGER_SECONDS)
-            batch = self._take_batch()
-            try:
-                first, _ = await self._run_append(batch)
-            except RedisError as exc:
-                self.write_errors += 1
-                if failing_since is None:
-                    failing_since = time.monotonic()
-                    log.warning("Redis store: writing failed (%s); retrying with backoff, captures queue", exc)
-                reported_drops = self._report_drops(reported_drops)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
-                continue
-            now = time.monotonic()
-            if failing_since is not None:
-                log.info("Redis store: writing again after %.1f s", now - failing_since)
-                failing_since = None
-            backoff = BACKOFF_FIRST
-            self.write_lag_seconds = now - batch[0].queued_at
-            for offset, item in enumerate(batch):
-                self._queue.popleft()
-                item.capture.id = first + offset
-                self._written.append((item.capture.id, item.seq))
-            self.written += len(batch)
-            reported_drops = self._report_drops(reported_drops)
-
-    def _take_batch(self) -> list[_Queued]:
-        batch: list[_Queued] = []
-        size = 0
-        for item in self._queue:
-            if batch and (len(batch) >= BATCH_ITEMS or size + item.cost > BATCH_BYTES):
-                break
-            batch.append(item)
-            size += item.cost
-        return batch
-
-    def _report_drops(self, reported: int) -> int:
-        if self.dropped > reported:
-            log.warning(
-                "Redis store: %d captures dropped (%d in all): the local queue of %d captures / %d bytes was full",
-                self.dropped - reported,
-                self.dropped,
-                self.config.queue_items,
-                self.config.queue_bytes,
-            )
-        return self.dropped
 
     # -- the reader ------------------------------------------------------------------------------
 
@@ -403,7 +267,7 @@ class RedisStore:
             self._apply(entry_id.decode(), fields)
         if entries:
             self._cursor = entries[-1][0].decode()
-            self._forget_written(parse_entry_id(self._cursor)[0])
+            self._writer.forget_written(parse_entry_id(self._cursor)[0])
             self._seen.set()
             self._seen = asyncio.Event()
         return len(entries)
@@ -411,9 +275,7 @@ class RedisStore:
     async def _learn_schemas(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Fetch the field names of captures written by another version of the inspector."""
         unknown = {
-            schema_of(fields[b"m"])
-            for _, fields in entries
-            if b"m" in fields and self._own_seq(fields) not in self._pending
+            schema_of(fields[b"m"]) for _, fields in entries if b"m" in fields and not self._writer.holds(fields)
         } - self._schemas.keys()
         if unknown:
             names = sorted(unknown)
@@ -430,9 +292,8 @@ class RedisStore:
             return
         if number <= self.mirror.last_id:
             return  # already shown (e.g. read again after a reconnect)
-        mine = self._release(self._own_seq(fields))
-        if mine is not None:
-            capture = mine.capture
+        capture = self._writer.claim(fields)  # one of ours: shown without decoding it again
+        if capture is not None:
             capture.id = number
         else:
             try:
@@ -444,13 +305,3 @@ class RedisStore:
                 return
         self.mirror.append(capture)
         self._live.publish(capture)
-
-    def _own_seq(self, fields: dict[bytes, bytes]) -> int:
-        """The seq of one of this replica's captures, or 0 for another replica's."""
-        origin = fields.get(b"o", b"")
-        return int(origin[len(self._origin) :]) if origin.startswith(self._origin_bytes) else 0
-
-    def _forget_written(self, up_to: int) -> None:
-        # Captures written but trimmed before this reader got to them: stop holding them.
-        while self._written and self._written[0][0] <= up_to:
-            self._release(self._written.popleft()[1])
