@@ -242,8 +242,9 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
     o.value("--tls-key", str, None, "the private key for --tls-cert (PEM)")
     o.value("--event-loop", _choice("auto", "asyncio", "uvloop"), d.event_loop,
             "auto (uvloop when installed), asyncio or uvloop (default: %(default)s)")  # fmt: skip
-    o.value("--store", str, d.store, "memory (this process), or redis://HOST:PORT/DB: one store shared by every "
-            "replica, kept across restarts (default: %(default)s)", metavar="URL")  # fmt: skip
+    o.value("--store", str, d.store, "memory (this process), or redis://HOST:PORT/DB, rediss://HOST:PORT/DB"
+            "[?ssl_ca_certs=CA.pem] (TLS) or unix:///path/redis.sock: one store shared by every replica, kept "
+            "across restarts (default: %(default)s)", metavar="URL")  # fmt: skip
     o.value("--store-prefix", str, d.store_prefix, "prefix of the Redis keys; replicas sharing it share captures "
             "(default: %(default)s)")  # fmt: skip
     o.value("--store-queue-items", positive_int, d.store_queue_items,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from app.tyk.version import LATEST, TykVersion
 
@@ -29,6 +30,10 @@ DEFAULT_MAX_INFLIGHT_BYTES = 256 * MiB
 MIN_TOKEN_CHARS = 16
 DEFAULT_STORE_PREFIX = "tyk-inspector"
 STORE_SETTING = "--store / TYK_INSPECTOR_STORE"
+# What a rediss:// --store URL may say after "?" (redis-py reads them from the URL): the CA that
+# signed the server's certificate, a client certificate, and how strictly to check.
+STORE_TLS_FILES = {"ssl_ca_certs": "file", "ssl_certfile": "file", "ssl_keyfile": "file", "ssl_ca_path": "directory"}
+STORE_TLS_OPTIONS = frozenset({*STORE_TLS_FILES, "ssl_cert_reqs", "ssl_check_hostname"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +185,7 @@ def check_store_url(store: str) -> None:
         raise ValueError(
             f"{STORE_SETTING}: {store!r} is neither memory nor a Redis URL (redis://HOST:PORT/DB, rediss://, unix://)"
         )
+    _check_store_options(parts.scheme, parts.query)
     if parts.scheme == "unix":
         if not parts.path:
             raise ValueError(f"{STORE_SETTING}: {store!r} names no socket path (unix:///path/redis.sock)")
@@ -189,6 +195,23 @@ def check_store_url(store: str) -> None:
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise ValueError(f"{STORE_SETTING}: the database in {store!r} must be a number (redis://HOST:PORT/0)")
+
+
+def _check_store_options(scheme: str, query: str) -> None:
+    # An option redis-py does not know fails every connection with a TypeError; a CA file that is
+    # not there fails them as if Redis were away. Either is a setting to fix, said at start.
+    allowed = {"db", *(STORE_TLS_OPTIONS if scheme == "rediss" else ())}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in allowed:
+            takes = "db; with rediss:// also " + ", ".join(sorted(STORE_TLS_OPTIONS))
+            raise ValueError(f"{STORE_SETTING}: the URL option {name!r} is not one the store knows ({takes})")
+        kind = STORE_TLS_FILES.get(name)
+        if kind is not None and not (os.path.isdir(value) if kind == "directory" else os.path.isfile(value)):
+            raise ValueError(f"{STORE_SETTING}: {name}={value} is not a {kind}")
+        if name == "ssl_cert_reqs" and value not in ("none", "optional", "required"):
+            raise ValueError(f"{STORE_SETTING}: ssl_cert_reqs must be none, optional or required")
+        if name == "db" and not value.isdigit():
+            raise ValueError(f"{STORE_SETTING}: db must be a number")
 
 
 def is_loopback(host: str) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 STORE_SETTING = "--store / TYK_INSPECTOR_STORE"
 PREFIX_SETTING = "--store-prefix (TYK_INSPECTOR_STORE_PREFIX)"
@@ -75,6 +77,15 @@ async def check_keys(client: aioredis.Redis, config: RedisStoreConfig) -> None:
                 )
     except AuthenticationError as exc:
         raise StoreError(f"Redis refused the credentials in {STORE_SETTING}: {exc}") from None
+    except RedisConnectionError as exc:
+        # Not a Redis that is away: one whose certificate we do not trust stays so until the setting changes.
+        reason = exc.__cause__ or exc.__context__
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise StoreError(
+                f"the Redis server's TLS certificate is not trusted ({reason.verify_message}): give the CA that "
+                f"signed it in {STORE_SETTING}, e.g. rediss://HOST:PORT/0?ssl_ca_certs=/path/ca.pem"
+            ) from None
+        raise
     except ResponseError as exc:
         if str(exc).startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
             raise StoreError(f"Redis refused access with {STORE_SETTING}: {exc}") from None
