@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -60,6 +61,12 @@ class Server:
         """User + system CPU time the server has used so far."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def pin(self, cpu: int) -> None:
+        """Run every thread of the server on one CPU (threads it starts later inherit it)."""
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that just ended
+                os.sched_setaffinity(int(task.name), {cpu})
 
     def rss_mib(self) -> float:
         return _status_kib(self.process.pid, "VmRSS") / 1024

@@ -33,6 +33,10 @@ def test_quick_benchmark_run_produces_results(tmp_path: Path) -> None:
     for ratio in results["dispatch"]["ratios"]:
         assert ratio["qps_vs_typed"] > 0 and ratio["qps_vs_raw"] > 0
     assert all(client["complete"] for client in results["dispatch"]["sse_clients"])
+    headline = results["at_defaults"]
+    assert set(headline["cells"]) == {"baseline-typed", "baseline-seed", "inspector", "defaults"}
+    assert all(cell["errors"] == 0 and cell["qps"] > 0 for cell in headline["cells"].values())
+    assert headline["ratios"]["baseline-typed"]["qps_vs_floor"] == 1.0
 
     for run in results["sse"]["runs"]:
         assert run["complete"], "every capture reached every SSE client"
