@@ -48,6 +48,7 @@ def test_quick_benchmark_run_produces_results(tmp_path: Path) -> None:
     assert all(run["proxied"]["calls"] > 0 for run in results["proxy"]["runs"])
     page = results["browser"]
     assert page["seconds_to_list"] > 0 and page["frames"] > 0 and page["streamed"] > 0
+    assert page["flood"]["streamed"] > 0 and page["flood"]["caught_up_ms"] >= 0
     store = results["redis-store"]
     assert all(cell["errors"] == 0 and cell["qps"] > 0 for cell in store["cells"].values())
     ratios = store["ratios"]

@@ -4,6 +4,9 @@ import { button, text } from "./dom.js";
 
 const RECONNECT_MS = 1000; // after a dropped stream; the server's buffer covers the gap
 const PROBE_MAX_MS = 5000;
+// Captures read per request when the stream skipped a range: small pieces keep each parse and
+// each list update short while the page catches up.
+const READ_BEHIND_PAGE = 1000;
 
 export class Connection {
   constructor({ pill, banner, lastId, onCapture, onGap, onClear, onRestart }) {
@@ -37,7 +40,7 @@ export class Connection {
     const readBehind = async () => {
       while (behind) {
         const [from, to] = behind;
-        const res = await fetch(`/api/captures?after=${from - 1}&limit=${Math.min(10000, to - from + 1)}`).catch(() => null);
+        const res = await fetch(`/api/captures?after=${from - 1}&limit=${Math.min(READ_BEHIND_PAGE, to - from + 1)}`).catch(() => null);
         const items = res && res.ok ? (await res.json()).items.filter((c) => c.id <= to) : [];
         show(items);
         const reached = items.length ? items[items.length - 1].id : to; // none: evicted meanwhile

@@ -4,6 +4,10 @@ import { effectiveStatus, el, formatBytes, formatDuration, formatTime, statusCla
 
 const ROW_HEIGHT = 26;
 const OVERSCAN = 10;
+// New captures are drawn at most this often: at thousands a second each frame would otherwise
+// build a whole window of new rows, and nobody reads 60 updates a second. A capture arriving
+// after a quiet spell is still drawn on the next frame.
+const APPEND_INTERVAL_MS = 100;
 
 /** A capture's key in the list: its id, or a prefixed one for captures kept from before a restart. */
 export const keyOf = (c) => c.key ?? String(c.id);
@@ -19,6 +23,7 @@ export class CaptureList {
     this.followNewest = true; // only meaningful in time order, oldest first
     this.stick = true;
     this.renderRequested = false;
+    this.lastRender = -Infinity;
     this.rows = new Map(); // key -> row element now in the DOM, reused while it stays in view
     container.addEventListener("scroll", () => {
       const bottom = container.scrollTop + container.clientHeight >= container.scrollHeight - ROW_HEIGHT;
@@ -48,7 +53,7 @@ export class CaptureList {
       this.index.set(keyOf(c), this.items.length);
       this.items.push(c);
     }
-    this.render();
+    this.requestRender(APPEND_INTERVAL_MS);
   }
 
   setSelected(key, scroll) {
@@ -92,16 +97,21 @@ export class CaptureList {
     return Math.max(1, Math.floor(this.container.clientHeight / ROW_HEIGHT) - 1);
   }
 
-  requestRender() {
+  /** Draw on a coming frame, no sooner than `interval` ms after the last drawing. */
+  requestRender(interval = 0) {
     if (this.renderRequested) return;
     this.renderRequested = true;
-    requestAnimationFrame(() => {
+    const draw = () => requestAnimationFrame(() => {
       this.renderRequested = false;
       this.render();
     });
+    const wait = this.lastRender + interval - performance.now();
+    if (wait > 0) setTimeout(draw, wait);
+    else draw();
   }
 
   render() {
+    this.lastRender = performance.now();
     const view = this.container;
     this.spacer.style.height = `${this.items.length * ROW_HEIGHT}px`;
     if (this.stick && this.followNewest) view.scrollTop = view.scrollHeight;
