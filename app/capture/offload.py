@@ -64,9 +64,9 @@ class Offloader:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
         except BrokenProcessPool:
-            # The worker died (killed, out of memory): the job still gets done, in a thread,
-            # and the next large one starts a new worker.
-            log.warning("the worker process for large captures stopped; converting this one in a thread")
+            # A worker died (killed, out of memory): the job still gets done, in a thread,
+            # and the next one starts new workers.
+            log.warning("a worker process for large conversions stopped; doing this one in a thread")
             self._pool = None
             return await asyncio.to_thread(function, *args)
 

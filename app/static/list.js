@@ -24,6 +24,7 @@ export class CaptureList {
     this.stick = true;
     this.renderRequested = false;
     this.lastRender = -Infinity;
+    this.renderTimer = 0;
     this.rows = new Map(); // key -> row element now in the DOM, reused while it stays in view
     container.addEventListener("scroll", () => {
       const bottom = container.scrollTop + container.clientHeight >= container.scrollHeight - ROW_HEIGHT;
@@ -97,21 +98,30 @@ export class CaptureList {
     return Math.max(1, Math.floor(this.container.clientHeight / ROW_HEIGHT) - 1);
   }
 
-  /** Draw on a coming frame, no sooner than `interval` ms after the last drawing. */
+  /**
+   * Draw on a coming frame, no sooner than `interval` ms after the last drawing. A request with
+   * no interval (a scroll, a resize) does not wait for one that has: it draws on the next frame.
+   */
   requestRender(interval = 0) {
+    const wait = this.lastRender + interval - performance.now();
+    if (wait > 0) {
+      if (!this.renderRequested && !this.renderTimer) {
+        this.renderTimer = setTimeout(() => { this.renderTimer = 0; this.requestRender(); }, wait);
+      }
+      return;
+    }
     if (this.renderRequested) return;
     this.renderRequested = true;
-    const draw = () => requestAnimationFrame(() => {
+    requestAnimationFrame(() => {
       this.renderRequested = false;
       this.render();
     });
-    const wait = this.lastRender + interval - performance.now();
-    if (wait > 0) setTimeout(draw, wait);
-    else draw();
   }
 
   render() {
     this.lastRender = performance.now();
+    clearTimeout(this.renderTimer); // what it waited to draw is drawn now
+    this.renderTimer = 0;
     const view = this.container;
     this.spacer.style.height = `${this.items.length * ROW_HEIGHT}px`;
     if (this.stick && this.followNewest) view.scrollTop = view.scrollHeight;
