@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import partial
 
+from app.capture.analysis import DEFAULT_GATEWAY
+from app.capture.har import JourneyCaptures
 from app.capture.offload import BATCH_BYTES, Offloader
 from app.capture.record import Capture, summarize_object
 from app.capture.redact import Redactor
 from app.capture.views import build_detail
+from app.web.transfer import export_piece, har_piece
 from tests.conftest import load_object
 
 
@@ -63,3 +67,39 @@ async def test_full_batches_of_a_download_convert_in_a_worker_process_and_the_re
     worker_pids = {int(pid) for pid, _, _ in batches[:2]}
     assert os.getpid() not in worker_pids
     assert int(batches[2][0]) == os.getpid()
+
+
+def _unordered(value: object) -> object:
+    """A document with its lists of name/value pairs sorted: protobuf maps come in no fixed order."""
+    if isinstance(value, dict):
+        return {key: _unordered(item) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_unordered(item) for item in value]
+        return sorted(items, key=json.dumps) if all(isinstance(i, dict) and "name" in i for i in items) else items
+    return value
+
+
+async def test_download_batches_convert_the_same_in_a_worker_process_as_in_a_thread() -> None:
+    # What a download hands a worker must pickle (captures, journeys, the redactor, the gateway
+    # model) and come back as the very text a thread makes.
+    pre, post = load_object("pre.json"), load_object("post-json-body.json")
+    post.request.headers["Authorization"] = "Bearer secret-token-value"
+    captures = []
+    for number, obj in enumerate((pre, post), start=1):
+        data = obj.SerializeToString()
+        capture = Capture(kind="dispatch", request=data, reply=data, id=number)
+        summarize_object(capture, obj)
+        captures.append(capture)
+    journeys = [JourneyCaptures(1, "request-id", "high", captures)]
+    export = partial(export_piece, Redactor())
+    har = partial(har_piece, Redactor(), DEFAULT_GATEWAY)
+    offloader = Offloader()
+    try:
+        for convert, batch in ((export, captures), (har, journeys)):
+            spawned = await offloader.in_process(convert, batch, True)
+            assert _unordered(json.loads(b"[" + spawned + b"]")) == _unordered(
+                json.loads(b"[" + convert(batch, True) + b"]")
+            )
+            assert b"secret-token-value" not in spawned
+    finally:
+        offloader.close()

@@ -65,7 +65,7 @@ async def _har_download(captures: list[Capture], context: WebContext) -> Streami
 async def _har_stream(journeys: list[Journey], context: WebContext) -> AsyncIterator[bytes]:
     yield har_header().encode("utf-8")
     items = (_journey_captures(journey, context) for journey in journeys)
-    convert = partial(_har_piece, context.redactor, context.gateway)
+    convert = partial(har_piece, context.redactor, context.gateway)
     async for piece in context.offloader.batches((item for item in items if item.captures), convert):
         yield piece
     yield HAR_FOOTER.encode("utf-8")
@@ -76,7 +76,7 @@ def _journey_captures(journey: Journey, context: WebContext) -> JourneyCaptures:
     return JourneyCaptures(journey.id, journey.by, journey.confidence, captures)
 
 
-def _har_piece(redactor: Redactor, gateway: Gateway, batch: list[JourneyCaptures], first: bool) -> bytes:
+def har_piece(redactor: Redactor, gateway: Gateway, batch: list[JourneyCaptures], first: bool) -> bytes:
     return har_entries(batch, redactor, gateway, first).encode("utf-8")
 
 
@@ -96,13 +96,13 @@ def _download(captures: Iterable[Capture], stem: str, context: WebContext) -> St
     )
 
 
-def _export_piece(redactor: Redactor, batch: list[Capture], first: bool) -> bytes:
+def export_piece(redactor: Redactor, batch: list[Capture], first: bool) -> bytes:
     return export_records(batch, redactor, first).encode("utf-8")
 
 
 async def _export_stream(captures: Iterable[Capture], now_us: int, context: WebContext) -> AsyncIterator[bytes]:
     yield export_header(now_us, context.redactor).encode("utf-8")
-    convert = partial(_export_piece, context.redactor)
+    convert = partial(export_piece, context.redactor)
     async for piece in context.offloader.batches((snapshot(c) for c in captures), convert):
         yield piece
     yield EXPORT_FOOTER.encode("utf-8")
