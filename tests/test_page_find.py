@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -144,6 +145,47 @@ async def test_typing_fast_asks_one_question_at_a_time_and_answers_the_last_text
         await page.wait_for_function("() => window.tykInspector.state.appliedFilter.includes('hook:Response')")
         assert most == 1, "a keystroke asked while an answer was still on its way"
         assert asked[-1] == "hook:Response" and len(asked) < len("hook:Response")  # keystrokes were gathered
+
+
+# With a filter on, the list shows what the filter matches: the captures it holds of that hook, no others.
+SHOWS_ONLY = """hook => {
+  const state = window.tykInspector.state;
+  if (!state.matches || state.appliedFilter !== JSON.stringify({ q: `hook:${hook}` })) return false;
+  const shown = state.all.filter((c) => state.matches.has(c.id));
+  return shown.every((c) => c.hook_type === hook)
+    && shown.length === state.all.filter((c) => c.hook_type === hook).length;
+}"""
+
+
+async def test_a_filter_changed_while_captures_stream_in_shows_only_what_it_matches(
+    chromium: Chromium, inspector: Inspector, client: Client
+) -> None:
+    pre, post = load_object("pre.json"), load_object("post-json-body.json")
+    streaming = True
+
+    async def stream() -> None:
+        while streaming:
+            await client.dispatch(pre)
+            await client.dispatch(post)
+
+    async with dashboard_in(chromium, inspector.http_url) as browser:
+        page = browser.page
+        feeder = asyncio.ensure_future(stream())
+        try:
+            # Each change races the live checks of the captures arriving meanwhile.
+            for hook in ("Pre", "Post") * 10:
+                await page.fill("#search", f"hook:{hook}")
+                await page.wait_for_function(
+                    "q => window.tykInspector.state.appliedFilter === JSON.stringify({ q })", arg=f"hook:{hook}"
+                )
+        finally:
+            streaming = False
+            await feeder
+        await page.wait_for_function(
+            "n => window.tykInspector.state.all.length && window.tykInspector.state.all.at(-1).id === n",
+            arg=inspector.store.last_id,
+        )
+        await page.wait_for_function(SHOWS_ONLY, arg="Post", timeout=10_000)
 
 
 async def test_an_empty_result_says_so(chromium: Chromium, inspector: Inspector, client: Client) -> None:

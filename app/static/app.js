@@ -205,6 +205,8 @@ function scheduleFlush(delay = 0) {
 async function flush() {
   frameRequested = false;
   if (!pending.length) return;
+  // While the filters change, new captures wait, to be checked against the new ones.
+  if (applying) { scheduleFlush(50); return; }
   if (state.matches !== null) {
     // The server checks new captures against the filters, a few times a second at most.
     const wait = lastSearch + 250 - performance.now();
@@ -212,12 +214,21 @@ async function flush() {
     lastSearch = performance.now();
     const batch = pending;
     pending = [];
+    let ids = null;
+    let failed = false;
     try {
-      const ids = await filters.matchingIds(batch[0].id - 1);
-      if (ids !== null && state.matches !== null) ids.forEach((id) => state.matches.add(id));
-    } catch {
-      connection.reportFailure();
+      ids = await filters.matchingIds(batch[0].id - 1);
+    } catch (err) {
+      failed = true;
+      if (!(err instanceof FilterError)) connection.reportFailure(); // a bad filter is shown where it is typed
     }
+    if (ids === null && !failed && state.matches !== null) {
+      // The filters changed while these were being checked: check them again against the new ones.
+      pending = batch.concat(pending);
+      scheduleFlush();
+      return;
+    }
+    if (ids !== null && state.matches !== null) ids.forEach((id) => state.matches.add(id));
     commit(batch);
   } else {
     const batch = pending;

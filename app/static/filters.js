@@ -79,11 +79,13 @@ export class Filters {
   }
 
   /**
-   * The ids of every capture matching the filters (after `afterId` when given), or null when a
-   * newer request superseded this one. Throws FilterError with the server's reason for a bad filter.
+   * The ids of every capture matching the filters (after `afterId` when given), or null when the
+   * filters changed meanwhile. Throws FilterError with the server's reason for a bad filter.
+   * Asking for all of them supersedes any question still on its way; asking for the ones after
+   * an id (new captures checked against the same filters) supersedes nothing.
    */
   async matchingIds(afterId = 0) {
-    const seq = ++this.seq;
+    const seq = afterId ? this.seq : ++this.seq;
     const ids = new Set();
     let cursor = null;
     for (;;) {
