@@ -1,5 +1,6 @@
 """SIGTERM with calls queued on a slow plugin server: they finish within the grace period and are
-captured; past the grace period they are cancelled, and captured as cancelled."""
+captured; past the grace period they are cancelled, and captured as cancelled. Ctrl+C stops the
+inspector and its worker processes cleanly."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from protogen import coprocess_object_pb2 as pb
@@ -37,12 +39,16 @@ def one_at_a_time(seconds: float, release: asyncio.Event | None = None) -> Handl
     return handler
 
 
-async def start_inspector(upstream: str, grace: float) -> tuple[asyncio.subprocess.Process, int, list[str]]:
+async def start_inspector(
+    upstream: str | None, grace: float, capture_log: str = "line"
+) -> tuple[asyncio.subprocess.Process, int, list[str], str]:
+    proxy = ["--upstream", upstream] if upstream else []
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "main.py"),
         "--grpc-address", "127.0.0.1:0", "--http-port", "0", "--shutdown-grace", str(grace),
-        "--upstream", upstream, "--capture-log", "line",
+        *proxy, "--capture-log", capture_log,
         stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=dict(os.environ),
+        start_new_session=True,  # its own process group, as a terminal gives it
     )  # fmt: skip
     assert process.stderr is not None
     log: list[str] = []
@@ -50,7 +56,7 @@ async def start_inspector(upstream: str, grace: float) -> tuple[asyncio.subproce
         line = await asyncio.wait_for(process.stderr.readline(), 15)
         assert line, "the inspector exited before listening: " + "".join(log)
         log.append(line.decode())
-    return process, int(match.group(1)), log
+    return process, int(match.group(1)), log, match.group(2)
 
 
 async def call_all(client: Client, outcomes: list[str]) -> None:
@@ -64,9 +70,13 @@ async def call_all(client: Client, outcomes: list[str]) -> None:
     await asyncio.gather(*(one() for _ in range(CALLS)))
 
 
-async def stop(process: asyncio.subprocess.Process, log: list[str]) -> tuple[int, str]:
+async def stop(process: asyncio.subprocess.Process, log: list[str], *, ctrl_c: bool = False) -> tuple[int, str]:
+    """Stop it with SIGTERM, or with SIGINT to its whole process group (Ctrl+C in a terminal)."""
     assert process.stderr is not None
-    process.send_signal(signal.SIGTERM)
+    if ctrl_c:
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGTERM)
     rest = await asyncio.wait_for(process.stderr.read(), 60)
     code = await asyncio.wait_for(process.wait(), 15)
     return code, "".join(log) + rest.decode()
@@ -75,7 +85,7 @@ async def stop(process: asyncio.subprocess.Process, log: list[str]) -> tuple[int
 async def test_sigterm_lets_queued_calls_finish_within_the_grace_period_and_captures_them() -> None:
     release = asyncio.Event()
     async with plugin_server(one_at_a_time(0.03, release)) as plugin:
-        process, port, log = await start_inspector(plugin.target, grace=30)
+        process, port, log, _ = await start_inspector(plugin.target, grace=30)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 outcomes: list[str] = []
@@ -99,7 +109,7 @@ async def test_sigterm_lets_queued_calls_finish_within_the_grace_period_and_capt
 async def test_calls_still_running_when_the_grace_period_ends_are_cancelled_and_captured() -> None:
     release = asyncio.Event()  # never set: the plugin server never answers
     async with plugin_server(one_at_a_time(0, release)) as plugin:
-        process, port, log = await start_inspector(plugin.target, grace=0.5)
+        process, port, log, _ = await start_inspector(plugin.target, grace=0.5)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 outcomes: list[str] = []
@@ -117,6 +127,25 @@ async def test_calls_still_running_when_the_grace_period_ends_are_cancelled_and_
     assert f"Tyk Inspector stopped after {CALLS} captures" in text.rstrip().splitlines()[-1], text
     # The console log (like every live view) hears of each call cut off, before it closes.
     assert len(re.findall(r"error='cancelled before the reply was sent: the inspector stopped", text)) == CALLS, text
+
+
+async def test_ctrl_c_after_a_large_export_stops_cleanly_worker_processes_included() -> None:
+    process, port, log, http_url = await start_inspector(None, grace=5, capture_log="off")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            client = Client(channel)
+            for _ in range(250):  # more than one batch: the export converts in worker processes
+                await client.dispatch(load_object("pre.json"))
+        async with httpx.AsyncClient(base_url=http_url, timeout=60) as http:
+            exported = (await http.get("/api/export")).json()["captures"]
+        code, text = await stop(process, log, ctrl_c=True)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert len(exported) == 250
+    assert code == 0, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "Tyk Inspector stopped after 250 captures" in text.rstrip().splitlines()[-1], text
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import signal
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +31,12 @@ BATCH_BYTES = 4 * 1024 * 1024
 
 WORKERS = 2
 """Worker processes: a large detail need not wait for a long export's batches."""
+
+
+def _leave_signals_to_parent() -> None:
+    """In a worker: Ctrl+C reaches the whole process group, but stopping is the inspector's to do
+    (it finishes or cancels the work, then closes the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Sized(Protocol):
@@ -60,7 +67,11 @@ class Offloader:
     async def in_process(self, function: Callable[..., T], *args: object) -> T:
         """`function(*args)` in a worker process; function and arguments must pickle."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                max_workers=WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_leave_signals_to_parent,
+            )
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
         except BrokenProcessPool:
