@@ -9,12 +9,12 @@ from functools import partial
 
 from app.capture.analysis import DEFAULT_GATEWAY
 from app.capture.har import JourneyCaptures
-from app.capture.offload import BATCH_BYTES, Offloader
+from app.capture.offload import BATCH_BYTES, DOWNLOAD_IN_THREADS_ITEMS, Offloader
 from app.capture.record import Capture, summarize_object
 from app.capture.redact import Redactor
 from app.capture.views import build_detail
 from app.web.transfer import export_piece, har_piece
-from tests.conftest import load_object
+from tests.conftest import load_object, wait_until
 
 
 async def test_work_on_a_large_capture_runs_in_another_process_and_small_work_in_a_thread() -> None:
@@ -55,18 +55,42 @@ def _pid_of_batch(batch: list[Piece], first: bool) -> bytes:
     return f"{os.getpid()}:{len(batch)}:{first};".encode()
 
 
-async def test_full_batches_of_a_download_convert_in_a_worker_process_and_the_rest_in_a_thread() -> None:
-    offloader = Offloader()
-    items = [Piece(BATCH_BYTES // 2)] * 5  # two full batches of two, then one left over
+async def test_a_large_download_converts_its_full_batches_in_worker_processes_once_past_the_threshold() -> None:
+    offloader = Offloader(process_above_bytes=BATCH_BYTES)
+    items = [Piece(BATCH_BYTES // 2)] * 7  # full batches of two: 4 MiB, then past the threshold; one left over
     try:
         pieces = [piece.decode() async for piece in offloader.batches(items, _pid_of_batch)]
     finally:
         offloader.close()
     batches = [piece.rstrip(";").split(":") for piece in pieces]
-    assert [(count, first) for _, count, first in batches] == [("2", "True"), ("2", "False"), ("1", "False")]
-    worker_pids = {int(pid) for pid, _, _ in batches[:2]}
-    assert os.getpid() not in worker_pids
-    assert int(batches[2][0]) == os.getpid()
+    assert [(count, first) for _, count, first in batches] == [
+        ("2", "True"), ("2", "False"), ("2", "False"), ("1", "False")
+    ]  # fmt: skip
+    pids = [int(pid) for pid, _, _ in batches]
+    assert pids[0] == os.getpid() and pids[3] == os.getpid()  # the first batch, and the remainder
+    assert os.getpid() not in pids[1:3]
+
+
+async def test_a_small_download_never_starts_the_worker_processes() -> None:
+    offloader = Offloader()
+    items = [Piece(100)] * (DOWNLOAD_IN_THREADS_ITEMS + 50)
+    try:
+        pieces = [piece.decode() async for piece in offloader.batches(items, _pid_of_batch)]
+        assert {int(piece.split(":")[0]) for piece in pieces} == {os.getpid()}
+        assert not offloader.started
+    finally:
+        offloader.close()
+
+
+async def test_idle_worker_processes_are_let_go_and_started_again_when_needed() -> None:
+    offloader = Offloader(process_above_bytes=0, idle_seconds=0.05)
+    try:
+        first = await offloader.run(1, os.getpid)
+        assert first != os.getpid()
+        await wait_until(lambda: not offloader.started, within=10, what="idle workers let go")
+        assert await offloader.run(1, os.getpid) != os.getpid()  # started again
+    finally:
+        offloader.close()
 
 
 def _unordered(value: object) -> object:

@@ -29,6 +29,13 @@ BATCH_ITEMS = 200
 BATCH_BYTES = 4 * 1024 * 1024
 """A batch of a download: bounded by items and bytes, so no step takes long and little is in flight."""
 
+DOWNLOAD_IN_THREADS_ITEMS = 2_000
+"""A download's batches convert in threads until it has gone past this many items or the byte
+threshold (a fraction of a second of work); the rest of a larger one converts in the workers."""
+
+IDLE_SECONDS = 60.0
+"""Worker processes left without work this long are let go (each holds tens of MB); the next job starts them again."""
+
 WORKERS = 2
 """Worker processes: a large detail need not wait for a long export's batches."""
 
@@ -54,9 +61,19 @@ class Offloader:
     each does one job at a time, so they hold at most `WORKERS` jobs' data besides what the store keeps.
     """
 
-    def __init__(self, process_above_bytes: int = DEFAULT_PROCESS_ABOVE_BYTES) -> None:
+    def __init__(
+        self, process_above_bytes: int = DEFAULT_PROCESS_ABOVE_BYTES, idle_seconds: float = IDLE_SECONDS
+    ) -> None:
         self.process_above_bytes = process_above_bytes
+        self.idle_seconds = idle_seconds
         self._pool: ProcessPoolExecutor | None = None
+        self._jobs = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether worker processes are running (or starting)."""
+        return self._pool is not None
 
     async def run(self, size: int, function: Callable[..., T], *args: object) -> T:
         """`function(*args)` in a thread, or in a worker process when `size` is above the threshold."""
@@ -66,39 +83,59 @@ class Offloader:
 
     async def in_process(self, function: Callable[..., T], *args: object) -> T:
         """`function(*args)` in a worker process; function and arguments must pickle."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=WORKERS,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_leave_signals_to_parent,
             )
+        loop = asyncio.get_running_loop()
+        self._jobs += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+            return await loop.run_in_executor(self._pool, function, *args)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): the job still gets done, in a thread,
             # and the next one starts new workers.
             log.warning("a worker process for large conversions stopped; doing this one in a thread")
             self._pool = None
             return await asyncio.to_thread(function, *args)
+        finally:
+            self._jobs -= 1
+            if not self._jobs and self._pool is not None:
+                self._idle_timer = loop.call_later(self.idle_seconds, self._let_go)
+
+    def _let_go(self) -> None:
+        self._idle_timer = None
+        if not self._jobs and self._pool is not None:
+            self._pool.shutdown(wait=False)  # idle workers exit at once; nothing waits here
+            self._pool = None
 
     async def batches(
         self, items: Iterable[Item], convert: Callable[[list[Item], bool], bytes]
     ) -> AsyncIterator[bytes]:
         """`convert(batch, first)` over batches of `items`, which are taken where the caller runs (the loop).
 
-        A full batch means a large download, seconds of steady conversion: it runs in a worker
-        process, so the gRPC handlers never queue for the interpreter lock behind it. The last,
-        partial batch (all of a small download) runs in a thread. `first` is true until a batch
-        has produced bytes.
+        A small download converts in threads. Past `DOWNLOAD_IN_THREADS_ITEMS` or the byte
+        threshold it is a large one, seconds of steady conversion: its further full batches run in
+        the worker processes, so the gRPC handlers never queue for the interpreter lock behind
+        them. The last, partial batch runs in a thread. `first` is true until a batch has produced bytes.
         """
         first = True
         batch: list[Item] = []
         size = 0
+        done_items = done_bytes = 0
         for item in items:
             batch.append(item)
             size += item.size
             if len(batch) >= BATCH_ITEMS or size >= BATCH_BYTES:
-                piece = await self.in_process(convert, batch, first)
+                done_items, done_bytes = done_items + len(batch), done_bytes + size
+                if done_items > DOWNLOAD_IN_THREADS_ITEMS or done_bytes > self.process_above_bytes:
+                    piece = await self.in_process(convert, batch, first)
+                else:
+                    piece = await asyncio.to_thread(convert, batch, first)
                 first = first and not piece
                 yield piece
                 batch, size = [], 0
@@ -107,6 +144,9 @@ class Offloader:
 
     def close(self) -> None:
         """Stop the worker processes (jobs not started are dropped)."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
