@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from playwright.sync_api import Page, sync_playwright
 
-from benchmarks.procs import ROOT, Server, loadgen
+from benchmarks.procs import ROOT, Server, loadgen, pin_process
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
@@ -155,11 +155,9 @@ def _pin_apart(inspector: Server) -> bool:
         return False
     browser_cpu, other_cpu = cpus[-1], cpus[0]
     for pid in _descendants(os.getpid()):
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # a process that just ended
             if "chrom" in Path(f"/proc/{pid}/comm").read_text():
-                for task in Path(f"/proc/{pid}/task").iterdir():
-                    with contextlib.suppress(OSError):
-                        os.sched_setaffinity(int(task.name), {browser_cpu})
+                pin_process(pid, browser_cpu)
     inspector.pin(other_cpu)
     os.sched_setaffinity(0, {other_cpu})  # the load generator starts from here
     return True

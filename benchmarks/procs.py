@@ -64,9 +64,7 @@ class Server:
 
     def pin(self, cpu: int) -> None:
         """Run every thread of the server on one CPU (threads it starts later inherit it)."""
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            with contextlib.suppress(OSError):  # a thread that just ended
-                os.sched_setaffinity(int(task.name), {cpu})
+        pin_process(self.process.pid, cpu)
 
     def rss_mib(self) -> float:
         return _status_kib(self.process.pid, "VmRSS") / 1024
@@ -78,6 +76,13 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def pin_process(pid: int, cpu: int) -> None:
+    """Run every thread of a process on one CPU (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            os.sched_setaffinity(int(task.name), {cpu})
 
 
 def _status_kib(pid: int, field: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -50,6 +51,19 @@ HOOK_PAYLOADS = [
     "response-gzip.json",
     "response-petstore-301.json",
 ]
+
+
+LISTENING = re.compile(r"gRPC Dispatcher on \S+:(\d+), dashboard at (http://\S+)")
+
+
+async def wait_listening(process: asyncio.subprocess.Process, log: list[str]) -> tuple[int, str]:
+    """Read an inspector process's stderr into `log` until it says where it listens: (gRPC port, dashboard URL)."""
+    assert process.stderr is not None
+    while not (match := LISTENING.search("".join(log))):
+        line = await asyncio.wait_for(process.stderr.readline(), 15)
+        assert line, "the inspector exited before listening: " + "".join(log)
+        log.append(line.decode())
+    return int(match.group(1)), match.group(2)
 
 
 async def wait_until(predicate: Callable[[], T], within: float = 5.0, what: str = "condition") -> T:

@@ -20,10 +20,9 @@ from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.config import Settings
 from app.server import Inspector
-from tests.conftest import Client, load_object, wait_until, with_settings
+from tests.conftest import Client, load_object, wait_listening, wait_until, with_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-LISTENING = re.compile(r"gRPC Dispatcher on \S+:(\d+), dashboard at (http://\S+)")
 FORGED = "MyPreHook\n01:59:59 WARNING forged line\x1b[2J\x1b]0;owned\x07\u202etxt.exe"
 
 
@@ -149,13 +148,11 @@ async def test_console_output_cannot_be_forged_by_a_hook_name() -> None:
         "--capture-log", "line", stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=dict(os.environ),
     )  # fmt: skip
     assert process.stderr is not None
-    output = ""
+    log: list[str] = []
     try:
-        while not (match := LISTENING.search(output)):
-            line = await asyncio.wait_for(process.stderr.readline(), 15)
-            assert line, "the inspector exited before listening: " + output
-            output += line.decode()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{match.group(1)}") as channel:
+        grpc_port, _ = await wait_listening(process, log)
+        output = "".join(log)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             obj = load_object("pre.json")
             obj.hook_name = FORGED
             await Client(channel).dispatch(obj)

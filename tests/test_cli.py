@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from app.cli import build_parser, byte_size, main, settings_from_args
 from app.server import Inspector
 from app.tyk.version import LATEST
 from protogen import coprocess_object_pb2 as pb
-from tests.conftest import EXAMPLES, Client, load_object, wait_until
+from tests.conftest import EXAMPLES, Client, load_object, wait_listening, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,9 +120,6 @@ async def test_send_reports_errors() -> None:
     assert code == 1 and "UNAVAILABLE" in err
 
 
-LISTENING = re.compile(r"gRPC Dispatcher on \S+:(\d+), dashboard at (http://\S+)")
-
-
 def test_event_loop_choice() -> None:
     import uvloop
 
@@ -146,11 +142,7 @@ async def test_sigterm_with_calls_in_flight_exits_cleanly(event_loop: str) -> No
     )  # fmt: skip
     assert process.stderr is not None
     log: list[str] = []
-    while not (match := LISTENING.search("".join(log))):
-        line = await asyncio.wait_for(process.stderr.readline(), 15)
-        assert line, "the inspector exited before listening: " + "".join(log)
-        log.append(line.decode())
-    grpc_port, url = int(match.group(1)), match.group(2)
+    grpc_port, url = await wait_listening(process, log)
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel, httpx.AsyncClient(base_url=url) as http:
         client = Client(channel)

@@ -171,11 +171,9 @@ def test_rules_with_bad_queries_are_refused(tmp_path: Path, query: str, message:
     assert message in str(caught.value)
 
 
-async def test_a_large_capture_is_searched_from_a_view_built_off_the_event_loop(
-    client: Client, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Decoding and lower-casing a capture of tens of megabytes takes seconds: on the loop it would
-    # stall the gateway's calls. The spy only notes which thread builds a view; the real build runs.
+@pytest.fixture
+def view_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The thread each search view is built on. The spy only notes it; the real build runs."""
     import app.capture.matcher as matcher
     import app.capture.search as search
 
@@ -188,35 +186,31 @@ async def test_a_large_capture_is_searched_from_a_view_built_off_the_event_loop(
 
     monkeypatch.setattr(search, "build_view", spy)
     monkeypatch.setattr(matcher, "build_view", spy)
+    return threads
+
+
+async def test_a_large_capture_is_searched_from_a_view_built_off_the_event_loop(
+    client: Client, http: httpx.AsyncClient, view_threads: list[int]
+) -> None:
+    # Decoding and lower-casing a capture of tens of megabytes takes seconds: on the loop it would
+    # stall the gateway's calls. The spy only notes which thread builds a view; the real build runs.
     small, large = load_object("pre.json"), load_object("pre.json")
     large.request.raw_body = b"filler " * 100_000 + b"needle"
     await client.dispatch(small)
     await client.dispatch(large)
     response = await http.get("/api/captures", params={"q": "needle"})
     assert [c["id"] for c in response.json()["items"]] == [2]
-    assert len(threads) == 1, "one view built: the small capture is ruled out by its bytes"
-    assert threads[0] != threading.get_ident(), "the large capture's view was built on the loop"
+    assert len(view_threads) == 1, "one view built: the small capture is ruled out by its bytes"
+    assert view_threads[0] != threading.get_ident(), "the large capture's view was built on the loop"
     # Kept for the next search: not built again.
     assert [c["id"] for c in (await http.get("/api/captures", params={"q": "needle"})).json()["items"]] == [2]
-    assert len(threads) == 1
+    assert len(view_threads) == 1
 
 
 async def test_a_filtered_stream_searches_a_large_capture_from_a_view_built_off_the_event_loop(
-    client: Client, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: Client, http: httpx.AsyncClient, view_threads: list[int]
 ) -> None:
     # As the list: both the catch-up from the store and the live batches build a large view in a thread.
-    import app.capture.matcher as matcher
-    import app.capture.search as search
-
-    threads: list[int] = []
-    real_build = search.build_view
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        threads.append(threading.get_ident())
-        return real_build(*args, **kwargs)
-
-    monkeypatch.setattr(search, "build_view", spy)
-    monkeypatch.setattr(matcher, "build_view", spy)
     large = load_object("pre.json")
     large.request.raw_body = b"filler " * 100_000 + b"needle"
     await client.dispatch(large)  # caught up from the store
@@ -225,5 +219,5 @@ async def test_a_filtered_stream_searches_a_large_capture_from_a_view_built_off_
         large.request.raw_body += b" again"
         await client.dispatch(large)  # live
         await wait_until(lambda: stream.capture_ids() == [1, 2], what="the live capture")
-    assert len(threads) == 2
-    assert threading.get_ident() not in threads, "a large capture's view was built on the loop"
+    assert len(view_threads) == 2
+    assert threading.get_ident() not in view_threads, "a large capture's view was built on the loop"

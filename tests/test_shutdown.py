@@ -16,11 +16,10 @@ import httpx
 import pytest
 
 from protogen import coprocess_object_pb2 as pb
-from tests.conftest import Client, load_object, wait_until
+from tests.conftest import Client, load_object, wait_listening, wait_until
 from tests.plugins import Handler, plugin_server
 
 ROOT = Path(__file__).resolve().parent.parent
-LISTENING = re.compile(r"gRPC Dispatcher on \S+:(\d+), dashboard at (http://\S+)")
 CALLS = 30
 
 
@@ -50,13 +49,9 @@ async def start_inspector(
         stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=dict(os.environ),
         start_new_session=True,  # its own process group, as a terminal gives it
     )  # fmt: skip
-    assert process.stderr is not None
     log: list[str] = []
-    while not (match := LISTENING.search("".join(log))):
-        line = await asyncio.wait_for(process.stderr.readline(), 15)
-        assert line, "the inspector exited before listening: " + "".join(log)
-        log.append(line.decode())
-    return process, int(match.group(1)), log, match.group(2)
+    port, url = await wait_listening(process, log)
+    return process, port, log, url
 
 
 async def call_all(client: Client, outcomes: list[str]) -> None:
