@@ -60,6 +60,10 @@ class Settings:
     """Captures queued per browser before it is treated as lagging and resynced from the buffer."""
     sse_batch_seconds: float = 0.02
     """Captures arriving within this window after a batch go out together, to browsers and the console."""
+    sse_flood_rate: int = 2_500
+    """Captures a second past which batches go out every `sse_flood_batch_seconds` instead: a page
+    draws new rows ten times a second, so each browser's stream (and the console) wakes as often."""
+    sse_flood_batch_seconds: float = 0.1
     sse_full_rate: int = 1_000
     """Captures a second the live stream sends in full; past it a batch sends its newest captures and
     the range of the others, which a page fetches through the API (a page shows a few dozen rows)."""
@@ -145,6 +149,7 @@ class Settings:
             raise ValueError("--store-prefix must be a non-empty name without spaces")
         for name in (
             "buffer_items", "buffer_bytes", "max_message_bytes", "sse_queue_size", "sse_full_rate",
+            "sse_flood_rate",
             "max_inflight_bytes",
             "detail_cache_bytes",
             "http_header_timeout_seconds",

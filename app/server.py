@@ -54,7 +54,12 @@ class Inspector:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.broadcaster = Broadcaster(settings.sse_queue_size, settings.sse_batch_seconds)
+        self.broadcaster = Broadcaster(
+            settings.sse_queue_size,
+            settings.sse_batch_seconds,
+            flood_rate=settings.sse_flood_rate,
+            flood_batch_seconds=settings.sse_flood_batch_seconds,
+        )
         self.redis_store = create_redis_store(settings, self.broadcaster)
         self.store: CaptureStore = self.redis_store or RingBuffer(settings.buffer_items, settings.buffer_bytes)
         self.upstreams = UpstreamPool(settings.max_message_bytes)

@@ -4,7 +4,10 @@
 stalled browser must not slow the gateway. It only appends the capture to the
 batch being gathered; one timer a batching window hands the whole batch to every
 subscriber, so a subscriber wakes once per batch, not once per capture, and what
-it makes of a batch (an SSE event) is made once for all of them. A subscriber
+it makes of a batch (an SSE event) is made once for all of them. In a flood the
+window lengthens (a page draws new rows ten times a second, and nobody reads rows
+arriving faster): what each batch costs every browser is paid ten times a second
+instead of fifty, and the captures wait at most that long. A subscriber
 whose queue is full stops receiving and is marked lagging; its reader then
 catches up from the capture store, which still holds everything not evicted.
 """
@@ -114,9 +117,21 @@ class Subscription:
 class Broadcaster:
     """Hands every published capture, in batches, and every clear to each current subscriber."""
 
-    def __init__(self, queue_limit: int, batch_seconds: float = 0.0, max_batch: int = 1000) -> None:
+    def __init__(
+        self,
+        queue_limit: int,
+        batch_seconds: float = 0.0,
+        max_batch: int = 1000,
+        flood_rate: float = float("inf"),
+        flood_batch_seconds: float = 0.1,
+    ) -> None:
         self._queue_limit = queue_limit
         self._batch_seconds = batch_seconds
+        self._flood_rate = flood_rate
+        self._flood_batch_seconds = max(batch_seconds, flood_batch_seconds)
+        self.window = batch_seconds
+        """The current batching window: `batch_seconds`, or `flood_batch_seconds` while the last
+        batch came at more than `flood_rate` captures a second."""
         # A batch never holds more than one subscriber may queue, so a flood (an import)
         # goes out in several batches instead of lagging everybody at once.
         self._max_batch = max(1, min(max_batch, queue_limit))
@@ -156,7 +171,7 @@ class Broadcaster:
             # After a quiet spell the first capture goes out at once (on the next loop turn);
             # under load, captures gather until a window after the previous batch.
             loop = asyncio.get_running_loop()
-            delay = self._last_flush + self._batch_seconds - loop.time()
+            delay = self._last_flush + self.window - loop.time()
             self._timer = loop.call_later(delay, self.flush) if delay > 0 else loop.call_soon(self.flush)
 
     def publish_cleared(self, last_id: int) -> None:
@@ -173,7 +188,12 @@ class Broadcaster:
             return
         batch = Batch(tuple(self._pending))
         self._pending = []
-        self._last_flush = asyncio.get_running_loop().time()
+        now = asyncio.get_running_loop().time()
+        # The rate over the window just ended decides the next one; after a quiet spell the
+        # window is long ago, the rate low, and the next capture goes out at once again.
+        flood = len(batch) > self._flood_rate * (now - self._last_flush)
+        self.window = self._flood_batch_seconds if flood else self._batch_seconds
+        self._last_flush = now
         self.batches += 1
         self._deliver(batch)
 
