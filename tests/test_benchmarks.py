@@ -37,6 +37,8 @@ def test_quick_benchmark_run_produces_results(tmp_path: Path) -> None:
     assert set(headline["cells"]) == {"baseline-typed", "baseline-seed", "inspector", "defaults"}
     assert all(cell["errors"] == 0 and cell["qps"] > 0 for cell in headline["cells"].values())
     assert headline["ratios"]["baseline-typed"]["qps_vs_floor"] == 1.0
+    assert headline["ratios"]["baseline-typed"]["paired_qps_vs_floor"] == 1.0
+    assert headline["ratios"]["defaults"]["paired_qps_vs_seed"] > 0
 
     for run in results["sse"]["runs"]:
         assert run["complete"], "every capture reached every SSE client"
