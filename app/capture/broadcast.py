@@ -15,6 +15,7 @@ catches up from the capture store, which still holds everything not evicted.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -56,6 +57,9 @@ class _Closed:
 
 
 CLOSED: Final = _Closed()
+
+RATE_SECONDS = 1.0
+"""How far back the publishing rate that lengthens the batching window is measured."""
 
 Message = Batch | Cleared
 
@@ -130,8 +134,11 @@ class Broadcaster:
         self._flood_rate = flood_rate
         self._flood_batch_seconds = max(batch_seconds, flood_batch_seconds)
         self.window = batch_seconds
-        """The current batching window: `batch_seconds`, or `flood_batch_seconds` while the last
-        batch came at more than `flood_rate` captures a second."""
+        """The current batching window: `batch_seconds`, or `flood_batch_seconds` while more than
+        `flood_rate` captures a second were published over the last RATE_SECONDS."""
+        self._recent: deque[tuple[float, int]] = deque()
+        """(when, how many) of the batches handed out within the last RATE_SECONDS."""
+        self._recent_count = 0
         # A batch never holds more than one subscriber may queue, so a flood (an import)
         # goes out in several batches instead of lagging everybody at once.
         self._max_batch = max(1, min(max_batch, queue_limit))
@@ -189,13 +196,21 @@ class Broadcaster:
         batch = Batch(tuple(self._pending))
         self._pending = []
         now = asyncio.get_running_loop().time()
-        # The rate over the window just ended decides the next one; after a quiet spell the
-        # window is long ago, the rate low, and the next capture goes out at once again.
-        flood = len(batch) > self._flood_rate * (now - self._last_flush)
-        self.window = self._flood_batch_seconds if flood else self._batch_seconds
         self._last_flush = now
+        self.window = (
+            self._flood_batch_seconds if self._rate(now, len(batch)) > self._flood_rate else self._batch_seconds
+        )
         self.batches += 1
         self._deliver(batch)
+
+    def _rate(self, now: float, count: int) -> float:
+        """Captures a second over the last RATE_SECONDS, this batch included: a burst in a steady
+        stream does not make a flood, a flood that lasts makes one within a second."""
+        self._recent.append((now, count))
+        self._recent_count += count
+        while self._recent[0][0] < now - RATE_SECONDS:
+            self._recent_count -= self._recent.popleft()[1]
+        return self._recent_count / RATE_SECONDS
 
     def _deliver(self, message: Message) -> None:
         for subscription in self._subscribers:
