@@ -207,7 +207,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def browser(quick: bool) -> dict[str, Any]:
     listed = 2_000 if quick else 10_000
-    stream_seconds = 1.0 if quick else 5.0
+    stream_seconds = 0.5 if quick else 5.0
     rate = 1000
     inspector = Server.inspector("--buffer-items", str(listed * 3))
     affinity = os.sched_getaffinity(0)
@@ -232,7 +232,7 @@ def browser(quick: bool) -> dict[str, Any]:
             load_seconds = time.perf_counter() - started
             # The same wait measured in the page: from navigation start until the rows are drawn.
             list_ms = float(page.evaluate("performance.now()"))
-            figures = _filter_and_body(page, inspector.grpc_target, listed, 3 if quick else 7)
+            figures = _filter_and_body(page, inspector.grpc_target, listed, 2 if quick else 7)
 
             # 2. Frame times of the idle page (the baseline), then while 1,000 captures/s stream in,
             # then at 10,000/s offered (more than this machine's gRPC can deliver: the page must

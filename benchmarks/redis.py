@@ -111,7 +111,7 @@ def _round_robin(servers: list[Server], concurrency: int, seconds: float) -> dic
 
 def store(quick: bool) -> dict[str, Any]:
     """Memory vs Redis store on one replica; two Redis replicas round-robin vs one."""
-    seconds = 0.5 if quick else 3.0
+    seconds = 0.3 if quick else 3.0
     repeats = 1 if quick else 5
     redis = RedisProcess()
     memory = Server.inspector()
@@ -182,7 +182,7 @@ def store(quick: bool) -> dict[str, Any]:
 
 def sse_across(quick: bool) -> dict[str, Any]:
     """Captures sent round-robin to two replicas, read live from one of them: delivery latency."""
-    seconds = 1.0 if quick else 5.0
+    seconds = 0.5 if quick else 5.0
     rate = 500 if quick else 2000
     redis = RedisProcess()
     pair = [Server.inspector("--store", redis.url) for _ in range(2)]

@@ -79,8 +79,8 @@ def _cell_servers(payload: int) -> tuple[str, ...]:
 
 def dispatch(quick: bool) -> dict[str, Any]:
     payloads = [2 * KiB] if quick else [2 * KiB, 64 * KiB, MiB]
-    concurrencies = [1, 64] if quick else [1, 16, 64]
-    seconds = 0.5 if quick else 2.0
+    concurrencies = [64] if quick else [1, 16, 64]
+    seconds = 0.3 if quick else 2.0
     repeats = 1 if quick else 3
     # All servers run side by side (idle ones cost nothing) and take turns within each
     # repetition, so slow drifts of the machine hit them alike; each cell reports the median.
@@ -174,7 +174,7 @@ def at_defaults(quick: bool) -> dict[str, Any]:
     own ratio to the floor (run seconds before) is kept: the machine's speed drifts by more than
     the gap between repetitions, much less within one.
     """
-    repeats, seconds = (1, 0.5) if quick else (11, 1.5)
+    repeats, seconds = (1, 0.3) if quick else (11, 1.5)
     pinned = len(os.sched_getaffinity(0)) >= 2
     servers = {
         FLOOR: Server.baseline("typed"),
@@ -246,7 +246,7 @@ def _stalled_reader(url: str) -> socket.socket:
 
 def sse(quick: bool) -> dict[str, Any]:
     rates = [500] if quick else [500, 2000]
-    seconds = 1.0 if quick else 5.0
+    seconds = 0.5 if quick else 5.0
     runs = []
     inspector = Server.inspector()
     try:
@@ -298,7 +298,7 @@ def stream_scaling(quick: bool) -> dict[str, Any]:
     """
     counts = [0, 2] if quick else [0, 2, 8]
     rate = 500 if quick else 2000
-    seconds = 1.0 if quick else 3.0
+    seconds = 0.5 if quick else 3.0
     repeats = 1 if quick else 3
     inspectors = {n: Server.inspector() for n in counts}
     readers = {n: SseClients(inspectors[n].http_url, n, count_only=True) for n in counts if n}
@@ -454,7 +454,7 @@ def export(quick: bool) -> dict[str, Any]:
 
 def proxy(quick: bool) -> dict[str, Any]:
     """Calling a plugin server through the inspector (--upstream) against calling it directly."""
-    seconds = 0.5 if quick else 3.0
+    seconds = 0.3 if quick else 3.0
     repeats = 1 if quick else 3
     plugin = Server.baseline("typed")
     inspector = Server.inspector("--upstream", plugin.grpc_target)
