@@ -32,3 +32,51 @@ async def test_page_lists_every_capture_in_order_when_the_stream_sends_tails(
         assert ids == list(range(1, 342))
         assert browser.errors == []
     assert inspector.broadcaster.batches >= 2
+
+
+class TestHiddenPage:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        # Every batch of 2 or more is a tail, and the buffer keeps the newest 100 captures.
+        return with_settings(sse_full_rate=50, sse_batch_seconds=0.02, buffer_items=100)()
+
+    async def test_a_hidden_page_reads_a_skipped_range_once_shown_and_says_what_left_the_buffer(
+        self, inspector: Inspector, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await client.dispatch(load_object("pre.json"))
+        export = (await http.get("/api/export")).json()
+        async with open_dashboard(inspector.http_url) as browser:
+            page = browser.page
+            await browser.wait_for_ids([1])
+            read_behind: list[str] = []
+            page.on("request", lambda request: read_behind.append(request.url) if "after=" in request.url else None)
+            await page.evaluate(HIDE)
+            export["captures"] = export["captures"][:1] * 300  # ids 2..301; the buffer keeps 202..301
+            assert (await http.post("/api/import", json=export)).status_code == 201
+            # The tail arrived: the page knows the range it skipped, and leaves it unread.
+            await page.wait_for_function("() => (window.tykInspector.connection.behind || [0, 0])[1] >= 301")
+            assert read_behind == [], "a hidden page read the skipped range"
+            assert await page.evaluate("window.tykInspector.state.all.length") == 1
+
+            await page.evaluate(SHOW)
+            await page.wait_for_function("n => window.tykInspector.state.all.length >= n", arg=101)
+            ids = await page.evaluate("window.tykInspector.state.all.map((c) => c.id)")
+            assert ids == [1, *range(202, 302)]
+            assert read_behind, "the page read the range once shown"
+            notice = page.locator("#notice")
+            await notice.wait_for(state="visible")
+            said = await notice.text_content() or ""
+            assert "200 capture(s) (#2\u2013#201) left the server's buffer" in said
+            assert browser.errors == []
+
+
+# The page reads document.visibilityState; a headless page is always visible, so the test sets it.
+HIDE = """() => {
+  Object.defineProperty(document, "visibilityState", { configurable: true, get: () => window.__visibility });
+  window.__visibility = "hidden";
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+SHOW = """() => {
+  window.__visibility = "visible";
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""

@@ -422,5 +422,5 @@ async function start() {
 }
 
 // For the curious, in the console (and for the benchmarks: `forget` drops a cached detail).
-window.tykInspector = { state, filters, formatBytes, formatTime, forget: (id) => detailCache.delete(String(id)) };
+window.tykInspector = { state, filters, connection, formatBytes, formatTime, forget: (id) => detailCache.delete(String(id)) };
 start();

@@ -8,6 +8,18 @@ const PROBE_MAX_MS = 5000;
 // each list update short while the page catches up.
 const READ_BEHIND_PAGE = 1000;
 
+/** Resolves when the page is visible again. */
+function shownAgain() {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (document.visibilityState === "hidden") return;
+      document.removeEventListener("visibilitychange", check);
+      resolve();
+    };
+    document.addEventListener("visibilitychange", check);
+  });
+}
+
 export class Connection {
   constructor({ pill, banner, lastId, onCapture, onGap, onClear, onRestart }) {
     this.pill = pill;
@@ -35,22 +47,29 @@ export class Connection {
     // Each event carries a batch of summaries; its id is the newest capture's. Past the rate a page
     // can show, the server sends a batch's newest summaries and the range of the rest ("tail"): that
     // range is read through the API, one request at a time, and what arrives meanwhile follows it.
-    let behind = null; // [from, to]: ids to read through the API before showing newer ones
+    // A hidden page (a tab in the background) leaves that range in the server's buffer until it is
+    // shown again: reading it would have the inspector encode every capture for nobody to see.
+    this.behind = null; // [from, to]: ids to read through the API before showing newer ones
     const show = (items) => items.forEach((c) => this.handlers.onCapture(c));
     const readBehind = async () => {
-      while (behind) {
-        const [from, to] = behind;
+      while (this.behind) {
+        if (document.visibilityState === "hidden") await shownAgain();
+        if (this.source !== source) return; // reconnected: the new stream resumes from lastId
+        const [from, to] = this.behind;
         const res = await fetch(`/api/captures?after=${from - 1}&limit=${Math.min(READ_BEHIND_PAGE, to - from + 1)}`).catch(() => null);
         const items = res && res.ok ? (await res.json()).items.filter((c) => c.id <= to) : [];
+        if (this.source !== source) return;
+        const first = items.length ? items[0].id : to + 1;
+        if (res && res.ok && first > from) this.handlers.onGap({ from, to: first - 1, missed: first - from });
         show(items);
         const reached = items.length ? items[items.length - 1].id : to; // none: evicted meanwhile
-        behind = reached >= behind[1] ? null : [reached + 1, behind[1]];
+        this.behind = reached >= this.behind[1] ? null : [reached + 1, this.behind[1]];
       }
     };
     const batch = (e, items, skipped) => {
-      if (behind) behind[1] = Number(e.lastEventId);
+      if (this.behind) this.behind[1] = Number(e.lastEventId);
       else if (!skipped) show(items);
-      else { behind = [skipped.from, Number(e.lastEventId)]; readBehind(); }
+      else { this.behind = [skipped.from, Number(e.lastEventId)]; readBehind(); }
     };
     source.addEventListener("captures", (e) => batch(e, JSON.parse(e.data), null));
     source.addEventListener("tail", (e) => { const tail = JSON.parse(e.data); batch(e, tail.items, tail.skipped); });
