@@ -64,9 +64,12 @@ class Settings:
     """Captures a second past which batches go out every `sse_flood_batch_seconds` instead: a page
     draws new rows ten times a second, so each browser's stream (and the console) wakes as often."""
     sse_flood_batch_seconds: float = 0.1
+    """The batching window in a flood."""
     sse_full_rate: int = 1_000
     """Captures a second the live stream sends in full; past it a batch sends its newest captures and
-    the range of the others, which a page fetches through the API (a page shows a few dozen rows)."""
+    the range of the others, which a page fetches through the API (a page shows a few dozen rows).
+    A batch carries `sse_tail_after` in full, so in a flood (a batch every `sse_flood_batch_seconds`)
+    the stream sends fewer in full: the newest 20 of each batch by default."""
     sse_ping_seconds: float = 15.0
     sse_send_timeout_seconds: float = 30.0
     shutdown_grace_seconds: float = 5.0
@@ -150,6 +153,7 @@ class Settings:
         for name in (
             "buffer_items", "buffer_bytes", "max_message_bytes", "sse_queue_size", "sse_full_rate",
             "sse_flood_rate",
+            "sse_flood_batch_seconds",
             "max_inflight_bytes",
             "detail_cache_bytes",
             "http_header_timeout_seconds",

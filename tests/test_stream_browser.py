@@ -69,6 +69,31 @@ class TestHiddenPage:
             assert "200 capture(s) (#2\u2013#201) left the server's buffer" in said
             assert browser.errors == []
 
+    async def test_a_clear_while_hidden_is_no_gap_and_brings_nothing_back(
+        self, inspector: Inspector, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        await client.dispatch(load_object("pre.json"))
+        export = (await http.get("/api/export")).json()
+        async with open_dashboard(inspector.http_url) as browser:
+            page = browser.page
+            await browser.wait_for_ids([1])
+            await page.evaluate(HIDE)
+            export["captures"] = export["captures"][:1] * 50  # ids 2..51, skipped while hidden
+            assert (await http.post("/api/import", json=export)).status_code == 201
+            await page.wait_for_function("() => (window.tykInspector.connection.behind || [0, 0])[1] >= 51")
+            assert (await http.delete("/api/captures")).status_code == 200
+            await page.wait_for_function("() => window.tykInspector.state.all.length === 0")
+            export["captures"] = export["captures"][:30]  # ids 52..81, after the Clear
+            assert (await http.post("/api/import", json=export)).status_code == 201
+            await page.wait_for_function("() => (window.tykInspector.connection.behind || [0, 0])[1] >= 81")
+
+            await page.evaluate(SHOW)
+            await page.wait_for_function("n => window.tykInspector.state.all.length >= n", arg=30)
+            ids = await page.evaluate("window.tykInspector.state.all.map((c) => c.id)")
+            assert ids == list(range(52, 82)), "only what came after the Clear"
+            assert await page.locator("#notice").is_hidden(), "the cleared captures did not leave the buffer"
+            assert browser.errors == []
+
 
 # The page reads document.visibilityState; a headless page is always visible, so the test sets it.
 HIDE = """() => {

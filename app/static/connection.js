@@ -50,17 +50,35 @@ export class Connection {
     // A hidden page (a tab in the background) leaves that range in the server's buffer until it is
     // shown again: reading it would have the inspector encode every capture for nobody to see.
     this.behind = null; // [from, to]: ids to read through the API before showing newer ones
+    let cleared = 0; // ids up to this one were cleared on this stream: never read, shown or missed
     const show = (items) => items.forEach((c) => this.handlers.onCapture(c));
+    const read = async (from, to) => {
+      try {
+        const res = await fetch(`/api/captures?after=${from - 1}&limit=${Math.min(READ_BEHIND_PAGE, to - from + 1)}`);
+        return res.ok ? (await res.json()).items : null;
+      } catch {
+        return null;
+      }
+    };
     const readBehind = async () => {
       while (this.behind) {
         if (document.visibilityState === "hidden") await shownAgain();
         if (this.source !== source) return; // reconnected: the new stream resumes from lastId
-        const [from, to] = this.behind;
-        const res = await fetch(`/api/captures?after=${from - 1}&limit=${Math.min(READ_BEHIND_PAGE, to - from + 1)}`).catch(() => null);
-        const items = res && res.ok ? (await res.json()).items.filter((c) => c.id <= to) : [];
+        const to = this.behind[1];
+        const from = Math.max(this.behind[0], cleared + 1);
+        const got = from > to ? [] : await read(from, to);
         if (this.source !== source) return;
+        if (got === null) {
+          // Not read (the inspector is away, or the session ended): said like any failure, and
+          // tried again; the range stays in the buffer meanwhile.
+          this.reportFailure();
+          await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+          continue;
+        }
+        const start = Math.max(from, cleared + 1); // a Clear may have come meanwhile
+        const items = got.filter((c) => c.id >= start && c.id <= to);
         const first = items.length ? items[0].id : to + 1;
-        if (res && res.ok && first > from) this.handlers.onGap({ from, to: first - 1, missed: first - from });
+        if (first > start) this.handlers.onGap({ from: start, to: first - 1, missed: first - start });
         show(items);
         const reached = items.length ? items[items.length - 1].id : to; // none: evicted meanwhile
         this.behind = reached >= this.behind[1] ? null : [reached + 1, this.behind[1]];
@@ -74,7 +92,11 @@ export class Connection {
     source.addEventListener("captures", (e) => batch(e, JSON.parse(e.data), null));
     source.addEventListener("tail", (e) => { const tail = JSON.parse(e.data); batch(e, tail.items, tail.skipped); });
     source.addEventListener("gap", (e) => this.handlers.onGap(JSON.parse(e.data)));
-    source.addEventListener("clear", (e) => this.handlers.onClear(JSON.parse(e.data)));
+    source.addEventListener("clear", (e) => {
+      const clear = JSON.parse(e.data);
+      cleared = Math.max(cleared, clear.last_id);
+      this.handlers.onClear(clear);
+    });
     source.addEventListener("error", () => {
       if (this.source !== source) return;
       // Reconnects are ours, not EventSource's: a restarted inspector must be noticed before
