@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 import httpx
 import pytest
+from playwright.async_api import Page
 
 from app.config import Settings
 from app.server import Inspector
-from tests.browser import open_dashboard
+from tests.browser import Browser, open_dashboard
 from tests.conftest import Client, load_object, with_settings
 
 
@@ -43,18 +48,12 @@ class TestHiddenPage:
     async def test_a_hidden_page_reads_a_skipped_range_once_shown_and_says_what_left_the_buffer(
         self, inspector: Inspector, client: Client, http: httpx.AsyncClient
     ) -> None:
-        await client.dispatch(load_object("pre.json"))
-        export = (await http.get("/api/export")).json()
-        async with open_dashboard(inspector.http_url) as browser:
+        async with hidden_dashboard(inspector, client, http) as (browser, export):
             page = browser.page
-            await browser.wait_for_ids([1])
             read_behind: list[str] = []
             page.on("request", lambda request: read_behind.append(request.url) if "after=" in request.url else None)
-            await page.evaluate(HIDE)
-            export["captures"] = export["captures"][:1] * 300  # ids 2..301; the buffer keeps 202..301
-            assert (await http.post("/api/import", json=export)).status_code == 201
-            # The tail arrived: the page knows the range it skipped, and leaves it unread.
-            await page.wait_for_function("() => (window.tykInspector.connection.behind || [0, 0])[1] >= 301")
+            await import_copies(http, export, 300)  # ids 2..301; the buffer keeps 202..301
+            await wait_skipped_through(page, 301)
             assert read_behind == [], "a hidden page read the skipped range"
             assert await page.evaluate("window.tykInspector.state.all.length") == 1
 
@@ -72,20 +71,14 @@ class TestHiddenPage:
     async def test_a_clear_while_hidden_is_no_gap_and_brings_nothing_back(
         self, inspector: Inspector, client: Client, http: httpx.AsyncClient
     ) -> None:
-        await client.dispatch(load_object("pre.json"))
-        export = (await http.get("/api/export")).json()
-        async with open_dashboard(inspector.http_url) as browser:
+        async with hidden_dashboard(inspector, client, http) as (browser, export):
             page = browser.page
-            await browser.wait_for_ids([1])
-            await page.evaluate(HIDE)
-            export["captures"] = export["captures"][:1] * 50  # ids 2..51, skipped while hidden
-            assert (await http.post("/api/import", json=export)).status_code == 201
-            await page.wait_for_function("() => (window.tykInspector.connection.behind || [0, 0])[1] >= 51")
+            await import_copies(http, export, 50)  # ids 2..51, skipped while hidden
+            await wait_skipped_through(page, 51)
             assert (await http.delete("/api/captures")).status_code == 200
             await page.wait_for_function("() => window.tykInspector.state.all.length === 0")
-            export["captures"] = export["captures"][:30]  # ids 52..81, after the Clear
-            assert (await http.post("/api/import", json=export)).status_code == 201
-            await page.wait_for_function("() => (window.tykInspector.connection.behind || [0, 0])[1] >= 81")
+            await import_copies(http, export, 30)  # ids 52..81, after the Clear
+            await wait_skipped_through(page, 81)
 
             await page.evaluate(SHOW)
             await page.wait_for_function("n => window.tykInspector.state.all.length >= n", arg=30)
@@ -93,6 +86,29 @@ class TestHiddenPage:
             assert ids == list(range(52, 82)), "only what came after the Clear"
             assert await page.locator("#notice").is_hidden(), "the cleared captures did not leave the buffer"
             assert browser.errors == []
+
+
+@asynccontextmanager
+async def hidden_dashboard(
+    inspector: Inspector, client: Client, http: httpx.AsyncClient
+) -> AsyncIterator[tuple[Browser, dict[str, Any]]]:
+    """The dashboard showing capture 1, then hidden; and an export of that capture to import copies of."""
+    await client.dispatch(load_object("pre.json"))
+    export = (await http.get("/api/export")).json()
+    async with open_dashboard(inspector.http_url) as browser:
+        await browser.wait_for_ids([1])
+        await browser.page.evaluate(HIDE)
+        yield browser, export
+
+
+async def import_copies(http: httpx.AsyncClient, export: dict[str, Any], copies: int) -> None:
+    export["captures"] = export["captures"][:1] * copies
+    assert (await http.post("/api/import", json=export)).status_code == 201
+
+
+async def wait_skipped_through(page: Page, last_id: int) -> None:
+    """The tail arrived: the page knows the range it skipped (and, hidden, leaves it unread)."""
+    await page.wait_for_function("n => (window.tykInspector.connection.behind || [0, 0])[1] >= n", arg=last_id)
 
 
 # The page reads document.visibilityState; a headless page is always visible, so the test sets it.
