@@ -1,7 +1,7 @@
 // Captures a shared store (--store redis://) could not keep while it was slow or away: the
 // gateway got every answer, but these calls are not in the buffer. Said in the toolbar, from
 // /api/stats, read at start and, for a shared store, every few seconds (the stream does not carry it).
-const POLL_MS = 5000;
+const POLL_MS = 2000;
 
 function show(stats) {
   const badge = document.getElementById("dropped");
