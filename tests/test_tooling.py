@@ -52,7 +52,6 @@ def test_make_clean_keeps_the_committed_generated_code(tmp_path: Path) -> None:
     assert not (tree / ".mypy_cache").exists(), "clean still cleans"
 
 
-
 def test_an_unknown_marker_fails_collection(tmp_path: Path) -> None:
     (tmp_path / "test_x.py").write_text("import pytest\n\n@pytest.mark.bnech\ndef test_x():\n    pass\n")
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
@@ -65,9 +64,6 @@ def test_an_unknown_marker_fails_collection(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode != 0 and "bnech" in done.stdout
-
-
-
 
 
 def test_every_test_named_in_the_security_doc_exists() -> None:
