@@ -41,6 +41,7 @@ async def test_sse_clients_connecting_and_leaving_hundreds_of_times_leak_nothing
     assert stats["subscribers"] == 0 and stats["count"] == 200
 
 
+@pytest.mark.serial  # measures Dispatch latency while a client stalls
 class TestStalledClient:
     @pytest.fixture
     def settings(self) -> Settings:

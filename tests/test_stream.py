@@ -200,6 +200,7 @@ async def test_client_from_an_earlier_run_starts_afresh(client: Client, http: ht
         assert stream.named("clear") and stream.capture_ids() == [1, 2]
 
 
+@pytest.mark.serial  # measures Dispatch latency while a client stalls
 class TestStalledClient:
     @pytest.fixture
     def settings(self) -> Settings:
