@@ -146,7 +146,28 @@ def build_parser(environ: dict[str, str]) -> tuple[argparse.ArgumentParser, _Env
         help="the running inspector's URL (default: %(default)s)",
     )
     replay.add_argument("--token", default=environ.get(ENV_PREFIX + "AUTH_TOKEN"), help="its --auth-token, if any")
+    _add_verify_command(commands)
     return parser, env
+
+
+def _add_verify_command(commands: Any) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="send recorded Objects to a plugin server build and compare outcomes (docs/verify.md)",
+        description="Exit 0: every outcome the same; 1: any changed; 2: a usage or connection error.",
+    )
+    verify.add_argument("captures", metavar="CAPTURES.json", help="an export document (the expectations)")
+    verify.add_argument("--upstream", metavar="HOST:PORT", help="the plugin server build to verify")
+    verify.add_argument("--rules", metavar="FILE", help="route each capture as these rules do (docs/proxy.md)")
+    verify.add_argument("--tyk-version", type=tyk_version, default="latest", metavar="X.Y.Z",
+                        help="the gateway whose reply handling judges the outcomes (default: the latest)")  # fmt: skip
+    verify.add_argument("--against-version", type=tyk_version, metavar="X.Y.Z",
+                        help="judge the new replies (or, without --upstream, the recorded ones) by this Tyk "
+                        "version: the upgrade impact")  # fmt: skip
+    verify.add_argument("--junit", metavar="FILE", help="also write JUnit XML for CI")
+    verify.add_argument("--only", metavar="QUERY", help="verify the captures this filter matches (docs/filters.md)")
+    verify.add_argument("--update", action="store_true", help="rewrite CAPTURES.json with the new replies")
+    verify.add_argument("--timeout", type=seconds, default=10.0, help="seconds per call (default: %(default)s)")
 
 
 class _Options:
@@ -335,7 +356,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     parser, env = build_parser(dict(os.environ) if environ is None else environ)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("serve", "send", "replay", "-h", "--help"):
+    if not argv or argv[0] not in ("serve", "send", "replay", "verify", "-h", "--help"):
         argv.insert(0, "serve")  # `tyk-inspector --http-port 9000` means serve
     args = parser.parse_args(argv)
     if env.errors:
@@ -344,6 +365,12 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         from app.proxy.send import send_file
 
         return send_file(args.file, args.to, event=args.event, dispatch=args.dispatch, timeout=args.timeout)
+    if args.command == "verify":
+        from app.verify.run import Options
+        from app.verify.run import main as verify
+
+        return verify(Options(args.captures, args.upstream, args.rules, args.tyk_version, args.against_version,
+                              args.junit, args.only, args.update, args.timeout))  # fmt: skip
     if args.command == "replay":
         from app.proxy.send import replay_capture
 
