@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from app.capture.record import Capture, Recorder, summarize_event, summarize_object
 from app.config import Settings
+from app.proxy.faults import UNDECODABLE_REPLY, Fault, oversize
 from app.proxy.mock import mock_reply
 from app.proxy.rules import Rule, Rules
 from app.proxy.tagging import tagged_reply
@@ -184,12 +185,35 @@ class DispatcherService:
         assert self.rules is not None
         rule = self.rules.route(capture)
         capture.rule = rule.name
+        fault = rule.fault if rule.fault is not None and rule.fault.strikes() else None
+        if fault is not None and await self._fault(capture, fault, context):
+            return
         if rule.action == "mock" and rule.mock is not None:
             if capture.kind == "dispatch":
                 capture.reply = mock_reply(capture.request, rule.mock)
             capture.answered_by = "mock"
         elif rule.action == "upstream" and rule.upstream and self._upstreams is not None:
             await self._forward(capture, rule, method, context)
+        if fault is not None and fault.oversize and capture.reply is not None:
+            capture.reply = oversize(capture.reply)
+
+    async def _fault(self, capture: Capture, fault: Fault, context: grpc.aio.ServicerContext) -> bool:
+        """Delay, then fail or drop the call as the rule's fault says; True when the fault is the answer."""
+        capture.fault = fault.label
+        if fault.delay_seconds:
+            await asyncio.sleep(fault.delay_seconds)  # the point of the fault: the gateway waits
+        if fault.drop:
+            capture.reply = UNDECODABLE_REPLY
+            capture.answered_by = "fault"
+            return True
+        if fault.fail is not None:
+            capture.answered_by = "fault"
+            capture.reply = None
+            capture.grpc_status = fault.fail.name
+            capture.error = f"fault injected: {fault.fail.name}: {fault.details}"
+            self._record(capture)
+            await context.abort(fault.fail, fault.details)
+        return False
 
     async def _forward(self, capture: Capture, rule: Rule, method: str, context: grpc.aio.ServicerContext) -> None:
         assert rule.upstream is not None and self._upstreams is not None

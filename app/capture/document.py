@@ -43,6 +43,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "upstream_ms",
     "replay_of",
     "grpc_status",
+    "fault",
 )
 
 
