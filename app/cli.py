@@ -254,6 +254,10 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
             metavar="HOST:PORT")  # fmt: skip
     o.value("--rules", str, None, "routing rules (YAML or JSON): upstream, mock or echo per API, hook, method, path; "
             "reloaded on change", metavar="FILE")  # fmt: skip
+    o.value("--shadow", str, None, "after the gateway has its answer, send each Object to this plugin server too "
+            "and record whether its outcome differs (docs/proxy.md#shadow)", metavar="HOST:PORT")  # fmt: skip
+    o.value("--shadow-deadline", seconds, d.shadow_deadline_seconds, "seconds each shadow call may take "
+            "(default: %(default)s)")  # fmt: skip
     o.switch("--tag-requests", "add an X-Tyk-Inspector-Request header through the Pre hook's reply (echo or mock) so "
              "every hook of a request is tied to it; changes traffic: the upstream sees the header")  # fmt: skip
     o.value("--gateway-url", str, d.gateway_url, "the gateway's base URL, for copy as curl (default: %(default)s)")
@@ -343,6 +347,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         tls_key=args.tls_key or None,
         upstream=args.upstream or None,
         rules_file=args.rules or None,
+        shadow=args.shadow or None,
+        shadow_deadline_seconds=args.shadow_deadline,
         tyk_version=args.tyk_version,
         tag_requests=args.tag_requests,
         gateway_url=args.gateway_url,

@@ -25,6 +25,7 @@ from app.config import Settings
 from app.proxy.faults import UNDECODABLE_REPLY, Fault, oversize
 from app.proxy.mock import mock_reply
 from app.proxy.rules import Rule, Rules
+from app.proxy.shadow import Shadow
 from app.proxy.tagging import tagged_reply
 from app.proxy.upstream import UpstreamPool
 from app.tyk.protocol import EMPTY_EVENT_REPLY, SERVICE_NAME
@@ -91,6 +92,8 @@ class DispatcherService:
         self._idle.set()
         self.stopping = False
         """Set when the server stops: calls cancelled from here on were cut off by the shutdown."""
+        self.shadow: Shadow | None = None
+        """--shadow: answered Dispatch calls go to it once the gateway has its answer; it records them."""
 
     async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         capture = Capture(kind="dispatch", request=request, reply=request)
@@ -151,7 +154,13 @@ class DispatcherService:
         # as it was before recording, never what the store made of it.
         reply = capture.reply
         assert reply is not None  # _answer aborts rather than leave None
-        self._record(capture)
+        shadow = self.shadow
+        if shadow is not None and capture.kind == "dispatch" and capture.hook_type:
+            # Only once gRPC has finished the call: the shadow never costs the gateway time.
+            metadata = forwardable(capture.metadata)
+            context.add_done_callback(lambda _: shadow.after_answer(capture, metadata))
+        else:
+            self._record(capture)
         return reply
 
     async def wait_idle(self, seconds: float) -> bool:

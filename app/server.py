@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2
 
 from app.capture.broadcast import Broadcaster
 from app.capture.capture_log import run_capture_log
-from app.capture.record import Capture
+from app.capture.record import Capture, Recorder
 from app.capture.redis_keys import RedisStoreConfig, StoreError
 from app.capture.redis_store import RedisStore
 from app.capture.store import CaptureStore, RingBuffer
@@ -27,9 +27,12 @@ from app.grpc_service import BindError, DispatcherService, GrpcListener, create_
 from app.metrics import CallMetrics, create_registry
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
+from app.proxy.shadow import Shadow, ShadowCollector, ShadowConfig
 from app.proxy.targets import ReplayTargets
 from app.proxy.upstream import UpstreamPool
+from app.tyk.outcome import Gateway
 from app.tyk.protocol import SERVICE_NAME
+from app.tyk.version import TykVersion
 from app.web import create_app
 from app.web.connections import ConnectionGuard
 from app.web.context import WebContext
@@ -72,6 +75,10 @@ class Inspector:
             max_inflight_bytes=settings.max_inflight_bytes,
             tag_requests=settings.tag_requests,
         )
+        self.shadow = create_shadow(settings, self.upstreams, self.record)
+        if self.shadow is not None:
+            self.service.shadow = self.shadow
+            self.metrics.register(ShadowCollector(self.shadow))
         targets = ReplayTargets(settings.upstream, settings.replay_allow, settings.replay_anywhere)
         self.replayer = Replayer(self.upstreams, self.record, self.service.rules, targets)
         self._rules_task: asyncio.Task[None] | None = None
@@ -157,6 +164,8 @@ class Inspector:
         )
         if settings.rules_file:
             self._rules_task = asyncio.create_task(self._watch_rules(settings.rules_file), name="rules")
+        if self.shadow is not None:
+            self.shadow.start()
         where = f"{settings.grpc_address.rsplit(':', 1)[0]}:{self.grpc.port}" if self.grpc.port else ""
         if settings.grpc_unix_socket:
             where = " and ".join(filter(None, [where, f"unix://{settings.grpc_unix_socket}"]))
@@ -206,6 +215,8 @@ class Inspector:
             # Handlers cut off at the end of the grace period record their calls as they unwind,
             # after stop() returns: let them, so the live views and the store hear of every call.
             await self.service.wait_idle(1.0)
+        if self.shadow is not None:
+            await self.shadow.stop()  # before the store stops: what it holds is recorded, as dropped
         if self.redis_store is not None:
             await self.redis_store.stop(self.settings.shutdown_grace_seconds)
         # Ending the streams lets uvicorn's graceful shutdown find idle connections.
@@ -237,6 +248,15 @@ def create_redis_store(settings: Settings, broadcaster: Broadcaster) -> RedisSto
         queue_bytes=settings.store_queue_bytes,
     )
     return RedisStore(config, broadcaster)
+
+
+def create_shadow(settings: Settings, pool: UpstreamPool, record: Recorder) -> Shadow | None:
+    """The --shadow plugin server, judged by the --tyk-version gateway model."""
+    if not settings.shadow:
+        return None
+    gateway = Gateway(version=TykVersion.parse(settings.tyk_version))
+    config = ShadowConfig(settings.shadow, settings.shadow_deadline_seconds, settings.shadow_queue_items)
+    return Shadow(config, pool, record, gateway)
 
 
 def initial_rules(settings: Settings) -> Rules | None:

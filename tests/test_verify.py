@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from app.tyk.compare import compare
 from app.tyk.outcome import LATEST_GATEWAY
-from app.verify.compare import compare
 from app.verify.junit import SCHEMA
 from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb

@@ -44,6 +44,8 @@ RECORD_FIELDS: tuple[str, ...] = (
     "replay_of",
     "grpc_status",
     "fault",
+    "shadow",
+    "shadow_detail",
 )
 
 

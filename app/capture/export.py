@@ -249,6 +249,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "replay_of": (int,),
     "grpc_status": (str,),
     "fault": (str,),
+    "shadow": (str,),
+    "shadow_detail": (str,),
 }
 ANSWERED_BY = ("echo", "upstream", "mock", "fallback", "fault")
 

@@ -32,6 +32,7 @@ FIELDS: dict[str, FieldKind] = {
     "method": "ident",
     "answered": "ident",
     "rule": "ident",
+    "shadow": "ident",
     "warn": "ident",
     "path": "text",
     "body": "text",

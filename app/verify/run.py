@@ -2,7 +2,7 @@
 
 Each recorded Object of an export goes to the plugin server (or wherever the rules route
 it); the outcome of the new reply is compared with the outcome of the recorded one in the
-gateway's terms (app.verify.compare). Without a plugin server, `--against-version` compares
+gateway's terms (app.tyk.compare). Without a plugin server, `--against-version` compares
 the recorded replies under two Tyk versions: the upgrade impact. Exit codes: 0 all the
 same, 1 any changed, 2 a usage or connection error.
 """
@@ -30,9 +30,9 @@ from app.grpc_service import forwardable
 from app.proxy.mock import mock_reply
 from app.proxy.rules import Rules, RulesError, load_rules, proxy_all
 from app.proxy.upstream import UpstreamPool
+from app.tyk.compare import Verdict, compare
 from app.tyk.outcome import Gateway
 from app.tyk.version import TykVersion
-from app.verify.compare import Verdict, compare
 from app.verify.junit import write_junit
 
 EXIT_SAME, EXIT_CHANGED, EXIT_ERROR = 0, 1, 2
