@@ -134,6 +134,8 @@ class Inspector:
                 replayer=self.replayer,
                 metrics=self.metrics,
             )
+            if self.shadow is not None:
+                self.shadow.offload = context.offloader.run
             self.connections = ConnectionGuard(settings.http_header_timeout_seconds, _connection_cap(settings))
             config = uvicorn.Config(
                 create_app(context),

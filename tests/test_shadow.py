@@ -47,16 +47,25 @@ async def test_the_shadow_build_is_compared_after_the_gateway_has_its_answer() -
         reply = await client.dispatch(load_object("pre.json"))
         assert reply.request.set_headers["X-Plan"] == "gold"  # the gateway gets build 1's answer
         await client.dispatch(load_object("post-key-auth.json"))
-        items = await wait_captures(http, 2)
+        large = load_object("pre.json")
+        large.request.raw_body = b"x" * 600_000  # compared off the loop
+        await client.dispatch(large)
+        # Each capture is recorded (and given its id) once its shadow has answered.
+        items = await wait_captures(http, 3)
+        assert [c["shadow"] for c in items if c["size"] > 600_000] == ["differs"]
+        items = [c for c in items if c["size"] < 600_000]
         by_hook = {item["hook_type"]: item for item in items}
         assert by_hook["Pre"]["shadow"] == "differs"
         assert by_hook["Pre"]["shadow_detail"] == "upstream header X-Plan: 'gold' -> 'silver'"
         # Build 2 edits the headers map of PostKeyAuth, which the gateway ignores: the same outcome.
         assert by_hook["PostKeyAuth"]["shadow"] == "same"
-        assert [c["id"] for c in await captures(http, "shadow:differs")] == [by_hook["Pre"]["id"]]
+        assert [c["id"] for c in await captures(http, "shadow:differs hook:pre size:<100000")] == [
+            by_hook["Pre"]["id"]
+        ]
+        assert [c["hook_type"] for c in await captures(http, "shadow:same")] == ["PostKeyAuth"]
         metrics = (await http.get("/metrics")).text
-        assert "tyk_inspector_shadow_calls_total 2.0" in metrics
-        assert "tyk_inspector_shadow_differed_total 1.0" in metrics
+        assert "tyk_inspector_shadow_calls_total 3.0" in metrics
+        assert "tyk_inspector_shadow_differed_total 2.0" in metrics
 
 
 async def test_a_stalled_shadow_costs_the_gateway_nothing_and_its_queue_is_bounded() -> None:

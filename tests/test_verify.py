@@ -191,6 +191,27 @@ def test_a_reserialized_echo_and_header_order_are_the_same_outcome() -> None:
     assert not failed.same and failed.after == 500 and failed.difference.startswith("continue -> HTTP 500")
 
 
+def test_a_changed_session_of_an_auth_reply_is_named() -> None:
+    sent = load_object("custom-key-check.json")
+    allowed = pb.Object()
+    allowed.CopyFrom(sent)
+    allowed.session.rate, allowed.session.per = 100, 1
+    allowed.metadata["token"] = "user-1"
+    stricter = pb.Object()
+    stricter.CopyFrom(allowed)
+    stricter.session.rate = 10
+    verdict = compare(
+        sent.SerializeToString(), allowed.SerializeToString(), stricter.SerializeToString(), LATEST_GATEWAY
+    )
+    assert not verdict.same and verdict.difference == "session changed rate: 100.0 -> 10.0"
+    # The same session edit in a Pre hook's reply is ignored by the gateway.
+    pre = load_object("pre.json")
+    ignored = pb.Object()
+    ignored.CopyFrom(pre)
+    ignored.session.rate = 10
+    assert compare(pre.SerializeToString(), pre.SerializeToString(), ignored.SerializeToString(), LATEST_GATEWAY).same
+
+
 @pytest.mark.parametrize("text", ["\x1b[31mred", "a\x00b"])
 def test_junit_escapes_what_xml_cannot_carry(tmp_path: Path, text: str) -> None:
     from app.capture.record import Capture

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from app.capture.record import Capture, Recorder
 from app.proxy.upstream import UpstreamPool
-from app.tyk.compare import compare
+from app.tyk.compare import Verdict, compare
 from app.tyk.outcome import Gateway
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,11 @@ DEFAULT_QUEUE_ITEMS = 1000
 DEFAULT_QUEUE_BYTES = 64 * 1024 * 1024
 WORKERS = 8
 """Shadow calls in flight at once."""
+INLINE_COMPARE_BYTES = 256 * 1024
+"""Replies compared on the loop up to this size (microseconds of parsing); larger ones in `offload`."""
+
+Offload = Callable[..., Awaitable[Any]]
+"""app.capture.offload.Offloader.run: (size, function, *args) in a thread, or a process when large."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,8 @@ class Shadow:
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight: set[Capture] = set()
         self.stopped = False
+        self.offload: Offload | None = None
+        """Where large comparisons run (set once the web side's offloader exists)."""
         self.sent = 0
         self.differed = 0
         self.failed = 0
@@ -128,8 +136,12 @@ class Shadow:
             reply = None
             error = f"{exc.code().name}: {exc.details()}"
             self.failed += 1
-        # Comparing parses both replies: bounded by the message size, and never on the gateway's time.
-        verdict = compare(capture.request, capture.reply, reply, self.gateway)
+        # Comparing parses the Object and both replies: large ones off the loop, as the detail view does.
+        size = _size(capture) + (len(reply) if reply is not None else 0)
+        if size > INLINE_COMPARE_BYTES and self.offload is not None:
+            verdict: Verdict = await self.offload(size, compare, capture.request, capture.reply, reply, self.gateway)
+        else:
+            verdict = compare(capture.request, capture.reply, reply, self.gateway)
         if verdict.same:
             capture.shadow = "failed" if error else "same"
             capture.shadow_detail = f"shadow {target}: {error}" if error else None
