@@ -59,9 +59,7 @@ async def test_the_shadow_build_is_compared_after_the_gateway_has_its_answer() -
         assert by_hook["Pre"]["shadow_detail"] == "upstream header X-Plan: 'gold' -> 'silver'"
         # Build 2 edits the headers map of PostKeyAuth, which the gateway ignores: the same outcome.
         assert by_hook["PostKeyAuth"]["shadow"] == "same"
-        assert [c["id"] for c in await captures(http, "shadow:differs hook:pre size:<100000")] == [
-            by_hook["Pre"]["id"]
-        ]
+        assert [c["id"] for c in await captures(http, "shadow:differs hook:pre size:<100000")] == [by_hook["Pre"]["id"]]
         assert [c["hook_type"] for c in await captures(http, "shadow:same")] == ["PostKeyAuth"]
         metrics = (await http.get("/metrics")).text
         assert "tyk_inspector_shadow_calls_total 3.0" in metrics
