@@ -134,8 +134,9 @@ class DispatcherService:
             except DecodeError as exc:
                 message = "Object" if method == "Dispatch" else "Event"
                 await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
+            rule = None
             if self.rules is not None:
-                await self._answer(capture, method, context)
+                rule = await self._answer(capture, method, context)
             if self.tag_requests and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
                 capture.reply = tagged_reply(capture.reply)  # type: ignore[arg-type]  # set for Dispatch
         except asyncio.CancelledError:
@@ -155,10 +156,11 @@ class DispatcherService:
         reply = capture.reply
         assert reply is not None  # _answer aborts rather than leave None
         shadow = self.shadow
-        if shadow is not None and capture.kind == "dispatch" and capture.hook_type:
+        target = (rule.shadow if rule is not None else None) or (shadow.config.target if shadow else None)
+        if shadow is not None and target and capture.kind == "dispatch" and capture.hook_type:
             # Only once gRPC has finished the call: the shadow never costs the gateway time.
             metadata = forwardable(capture.metadata)
-            context.add_done_callback(lambda _: shadow.after_answer(capture, metadata))
+            context.add_done_callback(lambda _: shadow.after_answer(capture, metadata, target))
         else:
             self._record(capture)
         return reply
@@ -189,14 +191,14 @@ class DispatcherService:
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
 
-    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> None:
-        """Set the capture's reply as the matching rule says: echo, mock or upstream."""
+    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> Rule:
+        """Set the capture's reply as the matching rule says: echo, mock or upstream; the rule."""
         assert self.rules is not None
         rule = self.rules.route(capture)
         capture.rule = rule.name
         fault = rule.fault if rule.fault is not None and rule.fault.strikes() else None
         if fault is not None and await self._fault(capture, fault, context):
-            return
+            return rule
         if rule.action == "mock" and rule.mock is not None:
             if capture.kind == "dispatch":
                 capture.reply = mock_reply(capture.request, rule.mock)
@@ -205,6 +207,7 @@ class DispatcherService:
             await self._forward(capture, rule, method, context)
         if fault is not None and fault.oversize and capture.reply is not None:
             capture.reply = oversize(capture.reply)
+        return rule
 
     async def _fault(self, capture: Capture, fault: Fault, context: grpc.aio.ServicerContext) -> bool:
         """Delay, then fail or drop the call as the rule's fault says; True when the fault is the answer."""

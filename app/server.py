@@ -253,8 +253,8 @@ def create_redis_store(settings: Settings, broadcaster: Broadcaster) -> RedisSto
 
 
 def create_shadow(settings: Settings, pool: UpstreamPool, record: Recorder) -> Shadow | None:
-    """The --shadow plugin server, judged by the --tyk-version gateway model."""
-    if not settings.shadow:
+    """The --shadow plugin server (and those rules name), judged by the --tyk-version gateway model."""
+    if not settings.shadow and not settings.rules_file:
         return None
     gateway = Gateway(version=TykVersion.parse(settings.tyk_version))
     config = ShadowConfig(settings.shadow, settings.shadow_deadline_seconds, settings.shadow_queue_items)

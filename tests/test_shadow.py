@@ -7,14 +7,17 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from app.proxy.rules import RulesError, parse_rules
 from tests.conftest import load_object
 from tests.plugin_builds import plugin_build
 from tests.plugins import plugin_server, stalled_plugin
-from tests.test_proxy import inspector_with
+from tests.test_proxy import inspector_with, write_rules
 
 
 async def captures(http: httpx.AsyncClient, q: str = "") -> list[dict[str, Any]]:
@@ -86,3 +89,20 @@ async def test_a_stalled_shadow_costs_the_gateway_nothing_and_its_queue_is_bound
         failed = await wait_captures(http, 10, "shadow:failed")
         assert all("DEADLINE_EXCEEDED" in c["shadow_detail"] for c in failed)
         assert len(await captures(http)) == 20
+
+
+async def test_a_rule_shadows_only_the_calls_it_matches(tmp_path: Path) -> None:
+    async with plugin_build(1) as build_1, plugin_build(2) as build_2:
+        rules = {
+            "upstreams": {"current": build_1, "next": build_2},
+            "default": "current",
+            "rules": [{"name": "try pre", "match": {"hook_type": "Pre"}, "upstream": "current", "shadow": "next"}],
+        }
+        path = write_rules(tmp_path / "rules.yaml", rules)
+        async with inspector_with(rules_file=str(path)) as (_inspector, client, http):
+            await client.dispatch(load_object("pre.json"))
+            await client.dispatch(load_object("post-key-auth.json"))
+            items = {c["hook_type"]: c for c in await wait_captures(http, 2)}
+            assert (items["Pre"]["shadow"], items["PostKeyAuth"]["shadow"]) == ("differs", None)
+    with pytest.raises(RulesError, match="shadow: upstream 'nowhere'"):
+        parse_rules({"rules": [{"match": {}, "action": "echo", "shadow": "nowhere"}]})

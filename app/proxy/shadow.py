@@ -42,13 +42,14 @@ Offload = Callable[..., Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class ShadowConfig:
-    target: str
+    target: str | None
+    """--shadow: where every answered call goes; None: only calls whose rule names a `shadow`."""
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     queue_items: int = DEFAULT_QUEUE_ITEMS
     queue_bytes: int = DEFAULT_QUEUE_BYTES
 
 
-_Job = tuple[Capture, tuple[tuple[str, str], ...]]
+_Job = tuple[Capture, tuple[tuple[str, str], ...], str]
 
 
 class Shadow:
@@ -76,8 +77,8 @@ class Shadow:
     def queued(self) -> int:
         return self._queue.qsize()
 
-    def after_answer(self, capture: Capture, metadata: tuple[tuple[str, str], ...]) -> None:
-        """Called once the gateway's call is over: queue the shadow call, or record the capture at once."""
+    def after_answer(self, capture: Capture, metadata: tuple[tuple[str, str], ...], target: str) -> None:
+        """Called once the gateway's call is over: queue the shadow call to `target`, or record the capture now."""
         size = _size(capture)
         if (
             self.stopped
@@ -87,7 +88,7 @@ class Shadow:
             self._drop(capture, "the inspector stopped" if self.stopped else "the shadow queue was full")
             return
         self.queued_bytes += size
-        self._queue.put_nowait((capture, metadata))
+        self._queue.put_nowait((capture, metadata, target))
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -101,7 +102,7 @@ class Shadow:
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
         while not self._queue.empty():
-            capture, _ = self._queue.get_nowait()
+            capture, _, _ = self._queue.get_nowait()
             self.queued_bytes -= _size(capture)
             self._drop(capture, "the inspector stopped")
 
@@ -112,10 +113,10 @@ class Shadow:
 
     async def _work(self) -> None:
         while True:
-            capture, metadata = await self._queue.get()
+            capture, metadata, target = await self._queue.get()
             self.queued_bytes -= _size(capture)
             try:
-                await self._shadow(capture, metadata)
+                await self._shadow(capture, metadata, target)
             except asyncio.CancelledError:
                 self._drop(capture, "the inspector stopped")
                 raise
@@ -124,8 +125,7 @@ class Shadow:
                 capture.shadow, capture.shadow_detail = "failed", "the inspector could not compare the replies"
             self._record(capture)
 
-    async def _shadow(self, capture: Capture, metadata: tuple[tuple[str, str], ...]) -> None:
-        target = self.config.target
+    async def _shadow(self, capture: Capture, metadata: tuple[tuple[str, str], ...], target: str) -> None:
         self.sent += 1
         error = None
         try:
