@@ -258,6 +258,9 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
             "and record whether its outcome differs (docs/proxy.md#shadow)", metavar="HOST:PORT")  # fmt: skip
     o.value("--shadow-deadline", seconds, d.shadow_deadline_seconds, "seconds each shadow call may take "
             "(default: %(default)s)")  # fmt: skip
+    o.value("--otel-endpoint", str, None, "export every call as an OpenTelemetry span to this OTLP/gRPC collector, "
+            "e.g. http://localhost:4317 (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT "
+            "when set); needs pip install 'tyk-inspector[otel]'", metavar="URL")  # fmt: skip
     o.switch("--tag-requests", "add an X-Tyk-Inspector-Request header through the Pre hook's reply (echo or mock) so "
              "every hook of a request is tied to it; changes traffic: the upstream sees the header")  # fmt: skip
     o.value("--gateway-url", str, d.gateway_url, "the gateway's base URL, for copy as curl (default: %(default)s)")
@@ -313,6 +316,11 @@ def _auth_token(args: argparse.Namespace) -> str | None:
     return token
 
 
+def _otel_from_env() -> str | None:
+    """OpenTelemetry's own variables turn the export on too (the exporter reads the others: headers, TLS...)."""
+    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(
         grpc_address=args.grpc_address,
@@ -348,6 +356,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         upstream=args.upstream or None,
         rules_file=args.rules or None,
         shadow=args.shadow or None,
+        otel_endpoint=args.otel_endpoint or _otel_from_env(),
         shadow_deadline_seconds=args.shadow_deadline,
         tyk_version=args.tyk_version,
         tag_requests=args.tag_requests,
@@ -385,6 +394,11 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if settings.otel_endpoint:
+        from app.telemetry import AVAILABLE, INSTALL_HINT
+
+        if not AVAILABLE:
+            parser.error(f"--otel-endpoint: {INSTALL_HINT}")
     from app.logs import configure_logging
     from app.server import serve
 

@@ -127,6 +127,10 @@ class Settings:
     """--shadow HOST:PORT: after the gateway has its answer, send the same Object there and compare outcomes."""
     shadow_deadline_seconds: float = 5.0
     """Each shadow call's own deadline."""
+    otel_endpoint: str | None = None
+    """OTLP/gRPC collector (http://HOST:4317) every call is exported to as a span (app.telemetry)."""
+    otel_export_seconds: float = 1.0
+    """How often spans are sent to the collector (sooner when a batch is full)."""
     shadow_queue_items: int = 1000
     """Answered calls waiting for the shadow at most; beyond it their shadow call is dropped and counted."""
 

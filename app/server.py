@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 import uvicorn
 from grpc_health.v1 import health_pb2
@@ -36,6 +37,9 @@ from app.tyk.version import TykVersion
 from app.web import create_app
 from app.web.connections import ConnectionGuard
 from app.web.context import WebContext
+
+if TYPE_CHECKING:
+    from app.telemetry import Telemetry
 
 log = logging.getLogger("tyk_inspector")
 
@@ -75,6 +79,11 @@ class Inspector:
             max_inflight_bytes=settings.max_inflight_bytes,
             tag_requests=settings.tag_requests,
         )
+        self.telemetry = create_telemetry(settings)
+        if self.telemetry is not None:
+            from app.telemetry import TelemetryCollector
+
+            self.metrics.register(TelemetryCollector(self.telemetry))
         self.shadow = create_shadow(settings, self.upstreams, self.record)
         if self.shadow is not None:
             self.service.shadow = self.shadow
@@ -95,6 +104,8 @@ class Inspector:
         if capture.replay_of is None:  # calls from the gateway, not replays made from the page
             self.calls.observe(capture)
         self.store.add(capture)
+        if self.telemetry is not None:
+            self.telemetry.observe(capture)
         if self.redis_store is None:
             # A shared store announces captures itself, once Redis has given them their ids.
             self.broadcaster.publish(capture)
@@ -168,6 +179,8 @@ class Inspector:
             self._rules_task = asyncio.create_task(self._watch_rules(settings.rules_file), name="rules")
         if self.shadow is not None:
             self.shadow.start()
+        if self.telemetry is not None:
+            self.telemetry.start()
         where = f"{settings.grpc_address.rsplit(':', 1)[0]}:{self.grpc.port}" if self.grpc.port else ""
         if settings.grpc_unix_socket:
             where = " and ".join(filter(None, [where, f"unix://{settings.grpc_unix_socket}"]))
@@ -219,6 +232,8 @@ class Inspector:
             await self.service.wait_idle(1.0)
         if self.shadow is not None:
             await self.shadow.stop()  # before the store stops: what it holds is recorded, as dropped
+        if self.telemetry is not None:
+            await self.telemetry.stop()  # the last spans, then the export thread (bounded by its timeout)
         if self.redis_store is not None:
             await self.redis_store.stop(self.settings.shutdown_grace_seconds)
         # Ending the streams lets uvicorn's graceful shutdown find idle connections.
@@ -259,6 +274,16 @@ def create_shadow(settings: Settings, pool: UpstreamPool, record: Recorder) -> S
     gateway = Gateway(version=TykVersion.parse(settings.tyk_version))
     config = ShadowConfig(settings.shadow, settings.shadow_deadline_seconds, settings.shadow_queue_items)
     return Shadow(config, pool, record, gateway)
+
+
+def create_telemetry(settings: Settings) -> Telemetry | None:
+    """The OpenTelemetry export --otel-endpoint asks for (the extra is imported only then)."""
+    if not settings.otel_endpoint:
+        return None
+    from app.telemetry import Telemetry, TelemetryConfig
+
+    config = TelemetryConfig(settings.otel_endpoint, export_seconds=settings.otel_export_seconds)
+    return Telemetry(config, Gateway(version=TykVersion.parse(settings.tyk_version)))
 
 
 def initial_rules(settings: Settings) -> Rules | None:
