@@ -126,13 +126,15 @@ class _Batches(SpanProcessor):
             self._wake.set()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
             self._wake.wait(self._config.export_seconds)
             self._wake.clear()
-            self._export_all()
+            self._export_all()  # at shutdown too: what is queued goes out first
+            if self._stop.is_set():
+                return
 
     def _export_all(self) -> None:
-        while not self._stop.is_set():
+        while True:
             with self._lock:
                 batch = [self._spans.popleft() for _ in range(min(len(self._spans), self._config.batch_items))]
             if not batch:
@@ -148,9 +150,10 @@ class _Batches(SpanProcessor):
                 self.failed += len(batch)
 
     def shutdown(self) -> None:
-        # The export in progress may wait on an unreachable collector: bounded by the exporter's timeout.
-        self._wake.set()
+        # The last batches get `shutdown_seconds`; then the exporter's shutdown ends any export still
+        # waiting on an unreachable collector (the thread is a daemon: it never holds the exit).
         self._stop.set()
+        self._wake.set()
         self._thread.join(self._config.shutdown_seconds)
         self._exporter.shutdown()
 

@@ -157,3 +157,12 @@ async def test_the_capture_queue_is_bounded_and_counts_its_drops() -> None:
         telemetry.observe(Capture(kind="dispatch", request=request, reply=request))
     assert telemetry.dropped == 7
     await telemetry.stop()
+
+
+async def test_spans_still_queued_are_sent_when_the_inspector_stops() -> None:
+    async with otlp_receiver() as (receiver, endpoint):
+        async with inspector_with(otel_endpoint=endpoint, otel_export_seconds=60) as (_inspector, client, _http):
+            for _ in range(50):
+                await client.dispatch(load_object("pre.json"))
+            assert receiver.spans == []  # the next export is a minute away
+        assert len(receiver.spans) == 50
