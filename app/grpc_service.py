@@ -223,6 +223,7 @@ class DispatcherService:
             capture.reply = None
             capture.grpc_status = fault.fail.name
             capture.error = f"fault injected: {fault.fail.name}: {fault.details}"
+            capture.duration_ns = time.time_ns() - capture.received_us * 1000  # the delay included
             self._record(capture)
             await context.abort(fault.fail, fault.details)
         return False

@@ -120,9 +120,16 @@ async def test_a_changed_build_fails_naming_the_request_and_the_difference(tmp_p
         assert code == 0 and "1 verified: 1 same, 0 changed" in out and "Pre" not in out
 
         # --update takes the new build's replies as the expectations; then it verifies clean.
+        # With --only, the captures it leaves out stay in the file as they were.
+        code, out, _ = await verify(str(captures), "--upstream", build_2, "--update", "--only", "hook:response")
+        assert code == 0 and "expectations updated" in out
+        assert len(json.loads(captures.read_text())["captures"]) == 6
+        code, out, _ = await verify(str(captures), "--upstream", build_2)
+        assert code == 1 and "X-Plan" in out
         code, out, _ = await verify(str(captures), "--upstream", build_2, "--update")
         assert code == 0 and "expectations updated" in out
         document = json.loads(captures.read_text())
+        assert len(document["captures"]) == 6
         pre = next(c for c in document["captures"] if c["request"] and c["request"].get("hookType") == "Pre")
         assert pre["reply"]["request"]["setHeaders"] == {"X-Plan": "silver"}
         code, out, _ = await verify(str(captures), "--upstream", build_2)

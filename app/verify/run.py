@@ -77,6 +77,8 @@ class Result:
     """The gRPC error of the new call, if it failed (its outcome is then the gateway's for a failed call)."""
     reply: bytes | None = None
     seconds: float = 0.0
+    matched: bool = True
+    """False: left out by --only (not reported; --update keeps it as it was)."""
 
     @property
     def changed(self) -> bool:
@@ -85,8 +87,14 @@ class Result:
 
 @dataclass(slots=True)
 class Report:
-    results: list[Result] = field(default_factory=list)
+    everything: list[Result] = field(default_factory=list)
+    """Every capture of the file, in its order."""
     redacted: bool = False
+
+    @property
+    def results(self) -> list[Result]:
+        """The captures reported on: those --only matched."""
+        return [r for r in self.everything if r.matched]
 
     @property
     def verified(self) -> list[Result]:
@@ -195,7 +203,7 @@ def load(path: str) -> Report:
     report = Report(redacted=bool(doc.get("redacted")))
     for capture, record in zip(captures, doc.get("captures") or [], strict=True):
         record_id = record.get("id")
-        report.results.append(Result(capture, record_id if isinstance(record_id, int) else 0))
+        report.everything.append(Result(capture, record_id if isinstance(record_id, int) else 0))
     return report
 
 
@@ -208,17 +216,16 @@ def _select(report: Report, only: str | None, gateway: Gateway) -> list[Result]:
         except QueryError as exc:
             raise VerifyError(f"--only {only!r}: {exc}") from None
     selected = []
-    for result in report.results:
+    for result in report.everything:
         capture = result.capture
         if matcher is not None and not matcher.matches(capture):
-            result.skipped = "not matched by --only"
+            result.matched = False
         elif capture.kind != "dispatch":
             result.skipped = "an event: the gateway ignores the reply"
         elif not capture.hook_type or capture.truncated:
             result.skipped = "no Object recorded" + (" (truncated)" if capture.truncated else "")
         else:
             selected.append(result)
-    report.results = [r for r in report.results if matcher is None or r.skipped != "not matched by --only"]
     return selected
 
 
@@ -293,7 +300,7 @@ def print_table(report: Report, out: TextIO) -> None:
 def write_update(path: str, report: Report) -> None:
     """Rewrite the export with the new replies as the recorded ones (snapshot-style --update)."""
     captures = []
-    for result in report.results:
+    for result in report.everything:
         capture = result.capture
         capture.id = result.record_id
         if result.verdict is not None:
