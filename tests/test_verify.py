@@ -153,6 +153,14 @@ async def test_usage_and_connection_errors_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "--only" in err
     code, _, err = await verify(str(captures), "--tyk-version", "five")
     assert code == 2 and "--tyk-version" in err
+    # An export made with redaction on is verified, with a word on what that means.
+    redacted = json.loads(captures.read_text())
+    redacted["redacted"] = True
+    redacted["captures"][0]["grpc_status"] = "CANCELLED"
+    captures.write_text(json.dumps(redacted))
+    code, out, err = await verify(str(captures), "--tyk-version", "5.8.0", "--against-version", "5.14.0")
+    assert code == 0 and "exported redacted" in err
+    assert "skipped  the gateway went away before the reply" in rows(out)["Pre MyPreHook"]
 
 
 async def test_upgrade_impact_names_the_replies_a_tyk_upgrade_handles_differently(tmp_path: Path) -> None:

@@ -224,6 +224,8 @@ def _select(report: Report, only: str | None, gateway: Gateway) -> list[Result]:
             result.skipped = "an event: the gateway ignores the reply"
         elif not capture.hook_type or capture.truncated:
             result.skipped = "no Object recorded" + (" (truncated)" if capture.truncated else "")
+        elif capture.grpc_status == "CANCELLED":
+            result.skipped = "the gateway went away before the reply: nothing to compare with"
         else:
             selected.append(result)
     return selected
