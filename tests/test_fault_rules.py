@@ -33,6 +33,8 @@ async def test_delay_holds_the_answer_then_answers_as_usual(tmp_path: Path) -> N
         assert time.perf_counter() - began >= 0.3
         capture = await detail(http, 1)
         assert capture["fault"] == "delay 300 ms" and capture["duration_ms"] >= 300
+        found = (await http.get("/api/captures", params={"q": "fault:delay*"})).json()["items"]
+        assert [c["id"] for c in found] == [1]
         assert capture["outcome"]["status"] == "continue"
         # Other hooks are not matched: no delay, no mark.
         await client.dispatch(load_object("post-key-auth.json"))
@@ -100,6 +102,8 @@ async def test_probability_faults_a_share_of_the_calls(tmp_path: Path) -> None:
         assert 20 <= dropped <= 100, dropped
         items = (await http.get("/api/captures", params={"limit": 1000})).json()["items"]
         assert sum(item["fault"] == "drop" for item in items) == dropped
+        faulted = (await http.get("/api/captures", params={"q": "fault:drop", "limit": 1000})).json()["items"]
+        assert len(faulted) == dropped
 
 
 def test_fault_strikes_by_its_probability() -> None:

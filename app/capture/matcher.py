@@ -295,6 +295,7 @@ _IDENT_FIELDS: dict[str, Callable[[Capture], str]] = {
     "answered": lambda c: c.answered_by,
     "rule": lambda c: c.rule or "",
     "shadow": lambda c: c.shadow or "",
+    "fault": lambda c: c.fault or "",
 }
 
 

@@ -33,6 +33,7 @@ FIELDS: dict[str, FieldKind] = {
     "answered": "ident",
     "rule": "ident",
     "shadow": "ident",
+    "fault": "ident",
     "warn": "ident",
     "path": "text",
     "body": "text",
