@@ -236,3 +236,21 @@ def test_junit_escapes_what_xml_cannot_carry(tmp_path: Path, text: str) -> None:
     capture = Capture(kind="dispatch", request=b"", reply=b"", hook_type="Pre", hook_name=text)
     write_junit([Result(capture, 1, skipped=text)], str(tmp_path / "j.xml"), suite=text)
     validated(tmp_path / "j.xml")
+
+
+async def test_rules_route_each_capture_as_the_inspector_would(tmp_path: Path) -> None:
+    captures = tmp_path / "captures.json"
+    async with plugin_build(1) as build_1:
+        await record(build_1, captures)
+        # A mock answering the Pre hook as build 1 does: the same outcome. One answering otherwise: changed.
+        rules = {
+            "default": build_1,
+            "rules": [{"match": {"hook_type": "Pre"}, "mock": {"set_headers": {"X-Plan": "gold"}}}],
+        }
+        (tmp_path / "rules.json").write_text(json.dumps(rules))
+        code, out, err = await verify(str(captures), "--rules", str(tmp_path / "rules.json"))
+        assert code == 0, out + err
+        rules["rules"][0]["mock"] = {"set_headers": {"X-Plan": "gold"}, "delete_headers": ["Accept"]}
+        (tmp_path / "rules.json").write_text(json.dumps(rules))
+        code, out, err = await verify(str(captures), "--rules", str(tmp_path / "rules.json"))
+        assert code == 1 and "upstream header Accept removed (was 'application/json')" in rows(out)["Pre MyPreHook"]
