@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -243,14 +244,12 @@ async def test_rules_route_each_capture_as_the_inspector_would(tmp_path: Path) -
     async with plugin_build(1) as build_1:
         await record(build_1, captures)
         # A mock answering the Pre hook as build 1 does: the same outcome. One answering otherwise: changed.
-        rules = {
-            "default": build_1,
-            "rules": [{"match": {"hook_type": "Pre"}, "mock": {"set_headers": {"X-Plan": "gold"}}}],
-        }
+        pre: dict[str, Any] = {"match": {"hook_type": "Pre"}, "mock": {"set_headers": {"X-Plan": "gold"}}}
+        rules = {"default": build_1, "rules": [pre]}
         (tmp_path / "rules.json").write_text(json.dumps(rules))
         code, out, err = await verify(str(captures), "--rules", str(tmp_path / "rules.json"))
         assert code == 0, out + err
-        rules["rules"][0]["mock"] = {"set_headers": {"X-Plan": "gold"}, "delete_headers": ["Accept"]}
+        pre["mock"] = {"set_headers": {"X-Plan": "gold"}, "delete_headers": ["Accept"]}
         (tmp_path / "rules.json").write_text(json.dumps(rules))
         code, out, err = await verify(str(captures), "--rules", str(tmp_path / "rules.json"))
         assert code == 1 and "upstream header Accept removed (was 'application/json')" in rows(out)["Pre MyPreHook"]
