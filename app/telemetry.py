@@ -297,9 +297,10 @@ def _attributes(
         "tyk.api.id": capture.api_id,
         "tyk.org.id": capture.org_id,
         "tyk.inspector.answered_by": capture.answered_by,
-        "tyk.inspector.capture_id": capture.id,
         "tyk.message.size": len(capture.request),
     }
+    if capture.id:  # a shared store (Redis) may give the id only later
+        attributes["tyk.inspector.capture_id"] = capture.id
     if capture.reply is not None:
         attributes["tyk.reply.size"] = len(capture.reply)
     if capture.method:
