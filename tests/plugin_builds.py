@@ -14,12 +14,15 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import grpc
 
 from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
 from protogen import coprocess_object_pb2_grpc as pb_grpc
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 class Build(pb_grpc.DispatcherServicer):
@@ -65,8 +68,9 @@ async def serve(build: int) -> None:
 async def plugin_build(build: int) -> AsyncIterator[str]:
     """Run build 1 or 2 in a child process; yields its HOST:PORT."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.plugin_builds", "--build", str(build), stdout=asyncio.subprocess.PIPE
-    )
+        sys.executable, "-m", "tests.plugin_builds", "--build", str(build), stdout=asyncio.subprocess.PIPE,
+        cwd=REPOSITORY,
+    )  # fmt: skip
     try:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
