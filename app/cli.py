@@ -146,7 +146,28 @@ def build_parser(environ: dict[str, str]) -> tuple[argparse.ArgumentParser, _Env
         help="the running inspector's URL (default: %(default)s)",
     )
     replay.add_argument("--token", default=environ.get(ENV_PREFIX + "AUTH_TOKEN"), help="its --auth-token, if any")
+    _add_verify_command(commands)
     return parser, env
+
+
+def _add_verify_command(commands: Any) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="send recorded Objects to a plugin server build and compare outcomes (docs/verify.md)",
+        description="Exit 0: every outcome the same; 1: any changed; 2: a usage or connection error.",
+    )
+    verify.add_argument("captures", metavar="CAPTURES.json", help="an export document (the expectations)")
+    verify.add_argument("--upstream", metavar="HOST:PORT", help="the plugin server build to verify")
+    verify.add_argument("--rules", metavar="FILE", help="route each capture as these rules do (docs/proxy.md)")
+    verify.add_argument("--tyk-version", type=tyk_version, default="latest", metavar="X.Y.Z",
+                        help="the gateway whose reply handling judges the outcomes (default: the latest)")  # fmt: skip
+    verify.add_argument("--against-version", type=tyk_version, metavar="X.Y.Z",
+                        help="judge the new replies (or, without --upstream, the recorded ones) by this Tyk "
+                        "version: the upgrade impact")  # fmt: skip
+    verify.add_argument("--junit", metavar="FILE", help="also write JUnit XML for CI")
+    verify.add_argument("--only", metavar="QUERY", help="verify the captures this filter matches (docs/filters.md)")
+    verify.add_argument("--update", action="store_true", help="rewrite CAPTURES.json with the new replies")
+    verify.add_argument("--timeout", type=seconds, default=10.0, help="seconds per call (default: %(default)s)")
 
 
 class _Options:
@@ -233,6 +254,13 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
             metavar="HOST:PORT")  # fmt: skip
     o.value("--rules", str, None, "routing rules (YAML or JSON): upstream, mock or echo per API, hook, method, path; "
             "reloaded on change", metavar="FILE")  # fmt: skip
+    o.value("--shadow", str, None, "after the gateway has its answer, send each Object to this plugin server too "
+            "and record whether its outcome differs (docs/proxy.md#shadow)", metavar="HOST:PORT")  # fmt: skip
+    o.value("--shadow-deadline", seconds, d.shadow_deadline_seconds, "seconds each shadow call may take "
+            "(default: %(default)s)")  # fmt: skip
+    o.value("--otel-endpoint", str, None, "export every call as an OpenTelemetry span to this OTLP/gRPC collector, "
+            "e.g. http://localhost:4317 (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT "
+            "when set); needs pip install 'tyk-inspector[otel]'", metavar="URL")  # fmt: skip
     o.switch("--tag-requests", "add an X-Tyk-Inspector-Request header through the Pre hook's reply (echo or mock) so "
              "every hook of a request is tied to it; changes traffic: the upstream sees the header")  # fmt: skip
     o.value("--gateway-url", str, d.gateway_url, "the gateway's base URL, for copy as curl (default: %(default)s)")
@@ -288,6 +316,11 @@ def _auth_token(args: argparse.Namespace) -> str | None:
     return token
 
 
+def _otel_from_env() -> str | None:
+    """OpenTelemetry's own variables turn the export on too (the exporter reads the others: headers, TLS...)."""
+    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(
         grpc_address=args.grpc_address,
@@ -322,6 +355,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         tls_key=args.tls_key or None,
         upstream=args.upstream or None,
         rules_file=args.rules or None,
+        shadow=args.shadow or None,
+        otel_endpoint=args.otel_endpoint or _otel_from_env(),
+        shadow_deadline_seconds=args.shadow_deadline,
         tyk_version=args.tyk_version,
         tag_requests=args.tag_requests,
         gateway_url=args.gateway_url,
@@ -335,7 +371,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     parser, env = build_parser(dict(os.environ) if environ is None else environ)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("serve", "send", "replay", "-h", "--help"):
+    if not argv or argv[0] not in ("serve", "send", "replay", "verify", "-h", "--help"):
         argv.insert(0, "serve")  # `tyk-inspector --http-port 9000` means serve
     args = parser.parse_args(argv)
     if env.errors:
@@ -344,6 +380,12 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         from app.proxy.send import send_file
 
         return send_file(args.file, args.to, event=args.event, dispatch=args.dispatch, timeout=args.timeout)
+    if args.command == "verify":
+        from app.verify.run import Options
+        from app.verify.run import main as verify
+
+        return verify(Options(args.captures, args.upstream, args.rules, args.tyk_version, args.against_version,
+                              args.junit, args.only, args.update, args.timeout))  # fmt: skip
     if args.command == "replay":
         from app.proxy.send import replay_capture
 
@@ -352,6 +394,11 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if settings.otel_endpoint:
+        from app.telemetry import AVAILABLE, INSTALL_HINT
+
+        if not AVAILABLE:
+            parser.error(f"--otel-endpoint: {INSTALL_HINT}")
     from app.logs import configure_logging
     from app.server import serve
 

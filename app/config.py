@@ -123,6 +123,17 @@ class Settings:
     """The gateway's base URL, for "copy as curl"."""
     """The Tyk Gateway version whose reply handling the outcome, lint and diff follow."""
 
+    shadow: str | None = None
+    """--shadow HOST:PORT: after the gateway has its answer, send the same Object there and compare outcomes."""
+    shadow_deadline_seconds: float = 5.0
+    """Each shadow call's own deadline."""
+    otel_endpoint: str | None = None
+    """OTLP/gRPC collector (http://HOST:4317) every call is exported to as a span (app.telemetry)."""
+    otel_export_seconds: float = 1.0
+    """How often spans are sent to the collector (sooner when a batch is full)."""
+    shadow_queue_items: int = 1000
+    """Answered calls waiting for the shadow at most; beyond it their shadow call is dropped and counted."""
+
     store: str = "memory"
     """Where captures live: "memory" (this process), or a Redis URL shared by every replica."""
     store_prefix: str = DEFAULT_STORE_PREFIX
@@ -161,6 +172,8 @@ class Settings:
             "http_max_connections",
             "store_queue_items",
             "store_queue_bytes",
+            "shadow_deadline_seconds",
+            "shadow_queue_items",
         ):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")

@@ -22,8 +22,10 @@ from grpc_reflection.v1alpha import reflection
 
 from app.capture.record import Capture, Recorder, summarize_event, summarize_object
 from app.config import Settings
+from app.proxy.faults import UNDECODABLE_REPLY, Fault, oversize
 from app.proxy.mock import mock_reply
 from app.proxy.rules import Rule, Rules
+from app.proxy.shadow import Shadow
 from app.proxy.tagging import tagged_reply
 from app.proxy.upstream import UpstreamPool
 from app.tyk.protocol import EMPTY_EVENT_REPLY, SERVICE_NAME
@@ -90,6 +92,8 @@ class DispatcherService:
         self._idle.set()
         self.stopping = False
         """Set when the server stops: calls cancelled from here on were cut off by the shutdown."""
+        self.shadow: Shadow | None = None
+        """--shadow: answered Dispatch calls go to it once the gateway has its answer; it records them."""
 
     async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         capture = Capture(kind="dispatch", request=request, reply=request)
@@ -130,8 +134,9 @@ class DispatcherService:
             except DecodeError as exc:
                 message = "Object" if method == "Dispatch" else "Event"
                 await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
+            rule = None
             if self.rules is not None:
-                await self._answer(capture, method, context)
+                rule = await self._answer(capture, method, context)
             if self.tag_requests and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
                 capture.reply = tagged_reply(capture.reply)  # type: ignore[arg-type]  # set for Dispatch
         except asyncio.CancelledError:
@@ -150,7 +155,14 @@ class DispatcherService:
         # as it was before recording, never what the store made of it.
         reply = capture.reply
         assert reply is not None  # _answer aborts rather than leave None
-        self._record(capture)
+        shadow = self.shadow
+        target = (rule.shadow if rule is not None else None) or (shadow.config.target if shadow else None)
+        if shadow is not None and target and capture.kind == "dispatch" and capture.hook_type:
+            # Only once gRPC has finished the call: the shadow never costs the gateway time.
+            metadata = forwardable(capture.metadata)
+            context.add_done_callback(lambda _: shadow.after_answer(capture, metadata, target))
+        else:
+            self._record(capture)
         return reply
 
     async def wait_idle(self, seconds: float) -> bool:
@@ -179,17 +191,42 @@ class DispatcherService:
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
 
-    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> None:
-        """Set the capture's reply as the matching rule says: echo, mock or upstream."""
+    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> Rule:
+        """Set the capture's reply as the matching rule says: echo, mock or upstream; the rule."""
         assert self.rules is not None
         rule = self.rules.route(capture)
         capture.rule = rule.name
+        fault = rule.fault if rule.fault is not None and rule.fault.strikes() else None
+        if fault is not None and await self._fault(capture, fault, context):
+            return rule
         if rule.action == "mock" and rule.mock is not None:
             if capture.kind == "dispatch":
                 capture.reply = mock_reply(capture.request, rule.mock)
             capture.answered_by = "mock"
         elif rule.action == "upstream" and rule.upstream and self._upstreams is not None:
             await self._forward(capture, rule, method, context)
+        if fault is not None and fault.oversize and capture.reply is not None:
+            capture.reply = oversize(capture.reply)
+        return rule
+
+    async def _fault(self, capture: Capture, fault: Fault, context: grpc.aio.ServicerContext) -> bool:
+        """Delay, then fail or drop the call as the rule's fault says; True when the fault is the answer."""
+        capture.fault = fault.label
+        if fault.delay_seconds:
+            await asyncio.sleep(fault.delay_seconds)  # the point of the fault: the gateway waits
+        if fault.drop:
+            capture.reply = UNDECODABLE_REPLY
+            capture.answered_by = "fault"
+            return True
+        if fault.fail is not None:
+            capture.answered_by = "fault"
+            capture.reply = None
+            capture.grpc_status = fault.fail.name
+            capture.error = f"fault injected: {fault.fail.name}: {fault.details}"
+            capture.duration_ns = time.time_ns() - capture.received_us * 1000  # the delay included
+            self._record(capture)
+            await context.abort(fault.fail, fault.details)
+        return False
 
     async def _forward(self, capture: Capture, rule: Rule, method: str, context: grpc.aio.ServicerContext) -> None:
         assert rule.upstream is not None and self._upstreams is not None

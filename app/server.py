@@ -12,13 +12,14 @@ import signal
 import socket
 import ssl
 from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 import uvicorn
 from grpc_health.v1 import health_pb2
 
 from app.capture.broadcast import Broadcaster
 from app.capture.capture_log import run_capture_log
-from app.capture.record import Capture
+from app.capture.record import Capture, Recorder
 from app.capture.redis_keys import RedisStoreConfig, StoreError
 from app.capture.redis_store import RedisStore
 from app.capture.store import CaptureStore, RingBuffer
@@ -27,12 +28,18 @@ from app.grpc_service import BindError, DispatcherService, GrpcListener, create_
 from app.metrics import CallMetrics, create_registry
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
+from app.proxy.shadow import Shadow, ShadowCollector, ShadowConfig
 from app.proxy.targets import ReplayTargets
 from app.proxy.upstream import UpstreamPool
+from app.tyk.outcome import Gateway
 from app.tyk.protocol import SERVICE_NAME
+from app.tyk.version import TykVersion
 from app.web import create_app
 from app.web.connections import ConnectionGuard
 from app.web.context import WebContext
+
+if TYPE_CHECKING:
+    from app.telemetry import Telemetry
 
 log = logging.getLogger("tyk_inspector")
 
@@ -72,6 +79,15 @@ class Inspector:
             max_inflight_bytes=settings.max_inflight_bytes,
             tag_requests=settings.tag_requests,
         )
+        self.telemetry = create_telemetry(settings)
+        if self.telemetry is not None:
+            from app.telemetry import TelemetryCollector
+
+            self.metrics.register(TelemetryCollector(self.telemetry))
+        self.shadow = create_shadow(settings, self.upstreams, self.record)
+        if self.shadow is not None:
+            self.service.shadow = self.shadow
+            self.metrics.register(ShadowCollector(self.shadow))
         targets = ReplayTargets(settings.upstream, settings.replay_allow, settings.replay_anywhere)
         self.replayer = Replayer(self.upstreams, self.record, self.service.rules, targets)
         self._rules_task: asyncio.Task[None] | None = None
@@ -88,6 +104,8 @@ class Inspector:
         if capture.replay_of is None:  # calls from the gateway, not replays made from the page
             self.calls.observe(capture)
         self.store.add(capture)
+        if self.telemetry is not None:
+            self.telemetry.observe(capture)
         if self.redis_store is None:
             # A shared store announces captures itself, once Redis has given them their ids.
             self.broadcaster.publish(capture)
@@ -127,6 +145,8 @@ class Inspector:
                 replayer=self.replayer,
                 metrics=self.metrics,
             )
+            if self.shadow is not None:
+                self.shadow.offload = context.offloader.run
             self.connections = ConnectionGuard(settings.http_header_timeout_seconds, _connection_cap(settings))
             config = uvicorn.Config(
                 create_app(context),
@@ -157,6 +177,10 @@ class Inspector:
         )
         if settings.rules_file:
             self._rules_task = asyncio.create_task(self._watch_rules(settings.rules_file), name="rules")
+        if self.shadow is not None:
+            self.shadow.start()
+        if self.telemetry is not None:
+            self.telemetry.start()
         where = f"{settings.grpc_address.rsplit(':', 1)[0]}:{self.grpc.port}" if self.grpc.port else ""
         if settings.grpc_unix_socket:
             where = " and ".join(filter(None, [where, f"unix://{settings.grpc_unix_socket}"]))
@@ -206,6 +230,10 @@ class Inspector:
             # Handlers cut off at the end of the grace period record their calls as they unwind,
             # after stop() returns: let them, so the live views and the store hear of every call.
             await self.service.wait_idle(1.0)
+        if self.shadow is not None:
+            await self.shadow.stop()  # before the store stops: what it holds is recorded, as dropped
+        if self.telemetry is not None:
+            await self.telemetry.stop()  # the last spans, then the export thread (bounded by its timeout)
         if self.redis_store is not None:
             await self.redis_store.stop(self.settings.shutdown_grace_seconds)
         # Ending the streams lets uvicorn's graceful shutdown find idle connections.
@@ -237,6 +265,25 @@ def create_redis_store(settings: Settings, broadcaster: Broadcaster) -> RedisSto
         queue_bytes=settings.store_queue_bytes,
     )
     return RedisStore(config, broadcaster)
+
+
+def create_shadow(settings: Settings, pool: UpstreamPool, record: Recorder) -> Shadow | None:
+    """The --shadow plugin server (and those rules name), judged by the --tyk-version gateway model."""
+    if not settings.shadow and not settings.rules_file:
+        return None
+    gateway = Gateway(version=TykVersion.parse(settings.tyk_version))
+    config = ShadowConfig(settings.shadow, settings.shadow_deadline_seconds, settings.shadow_queue_items)
+    return Shadow(config, pool, record, gateway)
+
+
+def create_telemetry(settings: Settings) -> Telemetry | None:
+    """The OpenTelemetry export --otel-endpoint asks for (the extra is imported only then)."""
+    if not settings.otel_endpoint:
+        return None
+    from app.telemetry import Telemetry, TelemetryConfig
+
+    config = TelemetryConfig(settings.otel_endpoint, export_seconds=settings.otel_export_seconds)
+    return Telemetry(config, Gateway(version=TykVersion.parse(settings.tyk_version)))
 
 
 def initial_rules(settings: Settings) -> Rules | None:

@@ -53,6 +53,9 @@ def outcome_status_of(capture: Capture, gateway: Gateway | None = None) -> int |
 
 
 def _gateway_at(capture: Capture, gateway: Gateway) -> Gateway:
+    if capture.fault and "oversize" in capture.fault and gateway.recv_max_size is None:
+        # An oversize fault is made for the gateway's default receive limit: judge the reply by it.
+        return dataclasses.replace(gateway, now=capture.received_us / 1e6, recv_max_size=GRPC_DEFAULT_RECV_LIMIT)
     return dataclasses.replace(gateway, now=capture.received_us / 1e6)
 
 

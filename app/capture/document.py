@@ -43,6 +43,9 @@ RECORD_FIELDS: tuple[str, ...] = (
     "upstream_ms",
     "replay_of",
     "grpc_status",
+    "fault",
+    "shadow",
+    "shadow_detail",
 )
 
 

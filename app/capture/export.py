@@ -248,8 +248,11 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "upstream_ms": (int, float),
     "replay_of": (int,),
     "grpc_status": (str,),
+    "fault": (str,),
+    "shadow": (str,),
+    "shadow_detail": (str,),
 }
-ANSWERED_BY = ("echo", "upstream", "mock", "fallback")
+ANSWERED_BY = ("echo", "upstream", "mock", "fallback", "fault")
 
 
 def _record_field(record: dict[str, Any], name: str) -> Any:

@@ -294,6 +294,8 @@ _IDENT_FIELDS: dict[str, Callable[[Capture], str]] = {
     "method": lambda c: c.method,
     "answered": lambda c: c.answered_by,
     "rule": lambda c: c.rule or "",
+    "shadow": lambda c: c.shadow or "",
+    "fault": lambda c: c.fault or "",
 }
 
 

@@ -32,6 +32,8 @@ FIELDS: dict[str, FieldKind] = {
     "method": "ident",
     "answered": "ident",
     "rule": "ident",
+    "shadow": "ident",
+    "fault": "ident",
     "warn": "ident",
     "path": "text",
     "body": "text",

@@ -72,6 +72,12 @@ class Capture:
     replay_of: int | None = None
     grpc_status: str | None = None
     """The gRPC status the caller saw (OK, CANCELLED, DEADLINE_EXCEEDED, ...); None until answered."""
+    fault: str | None = None
+    """The fault a rule injected into this call ("delay 300 ms", "fail UNAVAILABLE", "drop", "oversize")."""
+    shadow: str | None = None
+    """--shadow: whether the shadow plugin server's outcome was the "same", "differs", "failed" or was "dropped"."""
+    shadow_detail: str | None = None
+    """The shadow's first difference in one line, or why it failed or was dropped."""
     analysis: Analysis | None = None
     """What the gateway model says of the reply, filled on first use by app.capture.analysis."""
     id: int = 0
@@ -135,6 +141,9 @@ class Capture:
             "upstream_status": self.upstream_status,
             "replay_of": self.replay_of,
             "grpc_status": self.grpc_status,
+            "fault": self.fault,
+            "shadow": self.shadow,
+            "shadow_detail": self.shadow_detail,
             "warnings": None if self.analysis is None else [w["code"] for w in self.analysis.warnings],
             "outcome_status": None if self.analysis is None else self.analysis.outcome_status,
         }

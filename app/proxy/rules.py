@@ -18,9 +18,13 @@ import yaml
 from app.capture.matcher import REQUEST_FIELDS, Matcher, Searcher, compile_query
 from app.capture.query import QueryError
 from app.capture.record import Capture
+from app.proxy.faults import Fault, parse_fault
 from app.proxy.mock import validate_mock
 
 OnError = Literal["pass", "echo"]
+RULE_KEYS = frozenset(
+    {"name", "match", "upstream", "mock", "action", "on_error", "deadline_seconds", "fault", "shadow"}
+)
 MATCH_FIELDS = ("api_id", "org_id", "hook_type", "hook_name", "method", "path_prefix", "query")
 MOCK_FIELDS = (
     "set_headers", "delete_headers", "add_params", "delete_params", "extended_params",
@@ -66,6 +70,10 @@ class Rule:
     on_error: OnError = "pass"
     deadline_seconds: float | None = None
     """A deadline of the proxy's own on each upstream call; None: the gateway's (it sets none), passed on."""
+    fault: Fault | None = None
+    """Faults injected into the calls this rule answers (app.proxy.faults)."""
+    shadow: str | None = None
+    """A plugin server (HOST:PORT) that also gets these calls once the gateway has its answer (app.proxy.shadow)."""
 
     @property
     def action(self) -> Literal["upstream", "mock", "echo"]:
@@ -165,7 +173,7 @@ def _rule(
         return None
     name = str(raw.get("name") or where)
     where = f"{where} ({name})" if raw.get("name") else where
-    unknown = set(raw) - {"name", "match", "upstream", "mock", "action", "on_error", "deadline_seconds"}
+    unknown = set(raw) - RULE_KEYS
     if unknown:
         problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     match_raw = raw.get("match") or {}
@@ -180,6 +188,10 @@ def _rule(
             problems.append(f"{where}: match.query: {exc}")
     match = Match(**{k: str(v) for k, v in match_raw.items() if k != "query"}, query=query)
     actions = [key for key in ("upstream", "mock", "action") if key in raw]
+    fault = parse_fault(raw["fault"], where, problems) if "fault" in raw else None
+    if fault is not None and not actions:
+        actions = ["action"]  # a fault alone faults the echo
+        raw = {**raw, "action": "echo"}
     if len(actions) != 1:
         problems.append(f"{where}: give exactly one of 'upstream', 'mock' or 'action: echo'")
         return None
@@ -201,7 +213,14 @@ def _rule(
     if on_error not in ("pass", "echo"):
         problems.append(f"{where}: 'on_error' must be 'pass' or 'echo'")
     deadline = _deadline(raw.get("deadline_seconds", defaults["deadline_seconds"]), where, problems)
-    return Rule(name=name, match=match, upstream=upstream, mock=mock, on_error=on_error, deadline_seconds=deadline)
+    shadow = None
+    if "shadow" in raw:
+        shadow = upstreams.get(str(raw["shadow"]), str(raw["shadow"]))
+        _check_target(shadow, f"{where}: shadow", problems)
+    return Rule(
+        name=name, match=match, upstream=upstream, mock=mock, on_error=on_error, deadline_seconds=deadline,
+        fault=fault, shadow=shadow,
+    )  # fmt: skip
 
 
 # Rules see the call as the gateway sent it: real values (nothing to redact for a routing

@@ -1,0 +1,1 @@
+"""Verify a plugin server build against recorded traffic, in the gateway's terms."""
