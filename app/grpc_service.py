@@ -32,6 +32,9 @@ from protogen import coprocess_object_pb2 as pb
 log = logging.getLogger(__name__)
 
 
+# A rule that cannot be matched is logged at most this often (each call is captured with the reason).
+RULE_ERROR_LOG_SECONDS = 10.0
+
 # gRPC's own and transport headers are not the gateway's to pass on.
 _NOT_FORWARDED = frozenset({"user-agent", "content-type", "te", "host", "authority"})
 
@@ -90,6 +93,9 @@ class DispatcherService:
         self._idle.set()
         self.stopping = False
         """Set when the server stops: calls cancelled from here on were cut off by the shutdown."""
+        self.rule_errors = 0
+        """Calls the rules could not route (a match failed or ran out of time): the default answered them."""
+        self._rule_error_logged = float("-inf")
 
     async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         capture = Capture(kind="dispatch", request=request, reply=request)
@@ -182,8 +188,17 @@ class DispatcherService:
     async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> None:
         """Set the capture's reply as the matching rule says: echo, mock or upstream."""
         assert self.rules is not None
-        rule = self.rules.route(capture)
+        routing = self.rules.select(capture)
+        rule = routing.rule
         capture.rule = rule.name
+        if routing.error is not None:
+            # The call is answered all the same (by the default); the capture and /metrics say why.
+            self.rule_errors += 1
+            capture.error = routing.error
+            now = time.monotonic()
+            if now >= self._rule_error_logged + RULE_ERROR_LOG_SECONDS:  # a broken rule fails every call: log a few
+                self._rule_error_logged = now
+                log.warning("%s (%d such calls so far)", routing.error, self.rule_errors)
         if rule.action == "mock" and rule.mock is not None:
             if capture.kind == "dispatch":
                 capture.reply = mock_reply(capture.request, rule.mock)

@@ -12,6 +12,8 @@ import signal
 import socket
 import ssl
 from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from grpc_health.v1 import health_pb2
@@ -24,11 +26,13 @@ from app.capture.redis_store import RedisStore
 from app.capture.store import CaptureStore, RingBuffer
 from app.config import Settings
 from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
+from app.health import HealthCollector
 from app.metrics import CallMetrics, create_registry
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.proxy.targets import ReplayTargets
 from app.proxy.upstream import UpstreamPool
+from app.supervisor import Supervisor
 from app.tyk.protocol import SERVICE_NAME
 from app.web import create_app
 from app.web.connections import ConnectionGuard
@@ -54,6 +58,8 @@ class Inspector:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.supervisor = Supervisor()
+        """Owns every background task: the Redis reader and writer, the rules watcher, the console log."""
         self.broadcaster = Broadcaster(
             settings.sse_queue_size,
             settings.sse_batch_seconds,
@@ -74,12 +80,18 @@ class Inspector:
         )
         targets = ReplayTargets(settings.upstream, settings.replay_allow, settings.replay_anywhere)
         self.replayer = Replayer(self.upstreams, self.record, self.service.rules, targets)
-        self._rules_task: asyncio.Task[None] | None = None
+        self.metrics.register(
+            HealthCollector(
+                self.supervisor,
+                lambda: self.service.rule_errors,
+                lambda: self.redis_store.unreadable if self.redis_store is not None else 0,
+            )
+        )
+        self.rules_status = RulesStatus(settings.rules_file)
         self.grpc: GrpcListener | None = None
         self.http_port = 0
         self._http: _UvicornServer | None = None
         self._http_task: asyncio.Task[None] | None = None
-        self._log_task: asyncio.Task[None] | None = None
         self.connections: ConnectionGuard | None = None
         self.web: WebContext | None = None
 
@@ -108,7 +120,7 @@ class Inspector:
         settings = self.settings
         _check_tls(settings)  # before anything listens or says where the dashboard is
         if self.redis_store is not None:
-            await self.redis_store.start()
+            await self.redis_store.start(self.supervisor)
         http_socket = _listen_http(settings.http_host, settings.http_port)
         self.http_port = http_socket.getsockname()[1]
         try:
@@ -126,6 +138,7 @@ class Inspector:
                 grpc_port=self.grpc.port,
                 replayer=self.replayer,
                 metrics=self.metrics,
+                health=self.health,
             )
             self.connections = ConnectionGuard(settings.http_header_timeout_seconds, _connection_cap(settings))
             config = uvicorn.Config(
@@ -151,12 +164,16 @@ class Inspector:
         # The socket is already listening, so connections made before uvicorn's
         # first turn simply wait in the backlog.
         self._http_task = asyncio.create_task(self._http.serve(sockets=[http_socket]), name="http")
-        self._log_task = asyncio.create_task(
-            run_capture_log(self.broadcaster, settings.capture_log, context.redactor, settings.capture_log_rate),
-            name="log",
+        redactor = context.redactor
+        self.supervisor.start(
+            "console-log",
+            lambda: run_capture_log(self.broadcaster, settings.capture_log, redactor, settings.capture_log_rate),
         )
+        offloader = context.offloader
+        self.supervisor.on_stop("offload-pool", lambda: asyncio.to_thread(offloader.close))
         if settings.rules_file:
-            self._rules_task = asyncio.create_task(self._watch_rules(settings.rules_file), name="rules")
+            self.rules_status.mtime = await asyncio.to_thread(_mtime, settings.rules_file)
+            self.supervisor.start("rules-watcher", lambda: self._watch_rules(settings.rules_file or ""))
         where = f"{settings.grpc_address.rsplit(':', 1)[0]}:{self.grpc.port}" if self.grpc.port else ""
         if settings.grpc_unix_socket:
             where = " and ".join(filter(None, [where, f"unix://{settings.grpc_unix_socket}"]))
@@ -176,21 +193,33 @@ class Inspector:
             )
 
     async def _watch_rules(self, path: str) -> None:
-        """Reload the rules when the file changes; a bad edit is logged and the old rules stay."""
-        last = await asyncio.to_thread(_mtime, path)
+        """Reload the rules when the file changes; a bad edit is logged (and shown) and the old rules stay.
+
+        The file's last seen state lives in `rules_status`, so a restarted watcher goes on from it.
+        """
+        status = self.rules_status
         while True:
             await asyncio.sleep(self.settings.rules_poll_seconds)
             current = await asyncio.to_thread(_mtime, path)
-            if current == last:
+            if current == status.mtime:
                 continue
-            last = current
+            status.mtime = current
             try:
                 rules = await asyncio.to_thread(load_rules, path, self.settings.upstream)
             except RulesError as exc:
+                status.error = str(exc)
                 log.error("rules not reloaded, the previous rules stay: %s", exc)
                 continue
+            status.error = None
+            status.reloads += 1
             self.service.rules = self.replayer.rules = rules
             log.info("rules reloaded from %s: %d rules, default %s", path, len(rules.rules), _describe(rules.default))
+
+    def health(self) -> dict[str, Any]:
+        """Degraded or not, each background task, and the rules file's state: for /api/stats and the page."""
+        status = self.rules_status
+        rules = None if status.file is None else {"file": status.file, "error": status.error, "reloads": status.reloads}
+        return {**self.supervisor.health(), "rules": rules, "rule_errors": self.service.rule_errors}
 
     async def wait_http_closed(self) -> None:
         if self._http_task is not None:
@@ -208,17 +237,14 @@ class Inspector:
             await self.service.wait_idle(1.0)
         if self.redis_store is not None:
             await self.redis_store.stop(self.settings.shutdown_grace_seconds)
-        # Ending the streams lets uvicorn's graceful shutdown find idle connections.
+        # Ending the streams lets uvicorn's graceful shutdown find idle connections (and ends the console log).
         self.broadcaster.close()
         if self._http is not None:
             self._http.should_exit = True
-        if self._rules_task is not None:
-            self._rules_task.cancel()
-        await asyncio.gather(*(t for t in (self._http_task, self._log_task) if t is not None))
-        await asyncio.gather(*(t for t in (self._rules_task,) if t is not None), return_exceptions=True)
+        await self.supervisor.stop()  # the rest of the tasks, then the worker processes; each within its bound
+        if self._http_task is not None:
+            await self._http_task
         await self.upstreams.close()
-        if self.web is not None:
-            await asyncio.to_thread(self.web.offloader.close)
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)
@@ -246,7 +272,18 @@ def initial_rules(settings: Settings) -> Rules | None:
     return proxy_all(settings.upstream) if settings.upstream else None
 
 
-def _mtime(path: str) -> float | None:
+@dataclass
+class RulesStatus:
+    """The rules file as the watcher last saw it."""
+
+    file: str | None
+    mtime: int | None = None
+    error: str | None = None
+    """Why the last edit was refused (the previous rules stay); None when the file in use is the file on disk."""
+    reloads: int = 0
+
+
+def _mtime(path: str) -> int | None:
     try:
         return os.stat(path).st_mtime_ns
     except OSError:

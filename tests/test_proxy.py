@@ -190,12 +190,12 @@ async def test_mock_rules_answer_without_an_upstream(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ({"rules": [{"match": {"colour": "red"}, "action": "echo"}]}, "'match' takes"),
+        ({"rules": [{"match": {"colour": "red"}, "action": "echo"}]}, "rule #1: match: unknown key 'colour' \\(known:"),
         ({"rules": [{"upstream": "nowhere"}]}, "neither a known name nor HOST:PORT"),
         ({"rules": [{"upstream": "a:1", "mock": {}}]}, "exactly one of"),
         ({"rules": [{"mock": {"session": {"rate": "fast"}}}]}, "mock cannot be applied"),
         ({"rules": [{"action": "echo", "on_error": "explode"}]}, "'on_error' must be"),
-        ({"rulez": []}, "unknown top-level keys: rulez"),
+        ({"rulez": []}, "top level: unknown key 'rulez': did you mean 'rules'\\?"),
         ({"deadline_seconds": "abc", "rules": []}, "top level: 'deadline_seconds' must be a positive number"),
         ({"deadline_seconds": -5, "rules": []}, "top level: 'deadline_seconds' must be a positive number"),
         ({"rules": [{"action": "echo", "deadline_seconds": True}]}, "rule #1: 'deadline_seconds' must be"),

@@ -75,6 +75,9 @@ class StreamWriter:
         self.write_errors = 0
         self.write_lag_seconds = 0.0
         """How long the last batch written had waited in the queue (oldest capture)."""
+        self.running = False
+        self.repaired = 0
+        """Stream entries removed because no capture id could follow them (written by something else)."""
 
     @property
     def queued(self) -> int:
@@ -174,18 +177,39 @@ class StreamWriter:
                 args += [head, capture.request, reply]
             else:
                 args += [head, capture.request]
-        first, last = await self._append(keys=self.config.keys, args=args, client=self._client)
+        first, last, removed = await self._append(keys=self.config.keys, args=args, client=self._client)
+        if int(removed):
+            self.repaired += int(removed)
+            log.warning(
+                "Redis store: removed %d stream entries with ids no capture id can follow (not written by an "
+                "inspector); writing goes on after them",
+                int(removed),
+            )
         return int(first), int(last)
 
     async def run(self) -> None:
-        """The writer task: batches from the queue, retried with backoff while Redis fails."""
+        """The writer task: batches from the queue, retried with backoff while Redis fails.
+
+        Ends by itself once `stopping` is set and the queue is empty.
+        """
+        self.running = True
+        try:
+            await self._run()
+        finally:
+            self.running = False
+
+    async def _run(self) -> None:
         backoff = BACKOFF_FIRST
         reported_drops = 0
         failing_since: float | None = None
         while True:
             if not self._queue:
+                if self.stopping:
+                    return
                 self._wake.clear()
                 await self._wake.wait()
+                if not self._queue:
+                    continue
                 if len(self._queue) < BATCH_ITEMS and not self.stopping:
                     await asyncio.sleep(LINGER_SECONDS)
             batch = self._take_batch()

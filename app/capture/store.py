@@ -97,7 +97,7 @@ class RingBuffer:
 
     def add(self, capture: Capture) -> Capture:
         if capture.size > self.max_bytes:
-            _strip_payload(capture, self.max_bytes)
+            strip_payload(capture, self.max_bytes)
         self._last_id += 1
         capture.id = self._last_id
         self._items.append(capture)
@@ -151,8 +151,12 @@ class RingBuffer:
         )
 
 
-def _strip_payload(capture: Capture, max_bytes: int) -> None:
-    """Keep the summary of a capture too large for the whole buffer, without its payload."""
+def strip_payload(capture: Capture, max_bytes: int) -> None:
+    """Keep the summary of a capture too large for the whole store, without its payload (every backend).
+
+    In place, so whoever holds the capture (a replay waiting for its id) sees what the store
+    keeps. The gateway's reply is safe: the servicer takes it before recording.
+    """
     note = (
         f"payload of {len(capture.request)} bytes not kept: larger than the buffer's byte bound of "
         f"{max_bytes} (raise --buffer-bytes)"
@@ -161,3 +165,5 @@ def _strip_payload(capture: Capture, max_bytes: int) -> None:
     capture.request = b""
     capture.reply = None if capture.reply is None else b""
     capture.truncated = True
+    capture.analysis = None
+    capture.summary_json = None

@@ -143,6 +143,7 @@ async def stats(context: Context) -> dict[str, Any]:
         "grpc_address": context.settings.grpc_address,
         "grpc_port": context.grpc_port,
         "grpc_unix_socket": context.settings.grpc_unix_socket,
+        "health": context.health(),
     }
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from prometheus_client.registry import CollectorRegistry
@@ -35,6 +36,8 @@ class WebContext:
     grpc_port: int | None = None
     replayer: Replayer | None = None
     metrics: CollectorRegistry | None = None
+    health: Callable[[], dict[str, Any]] = lambda: {"degraded": False, "tasks": [], "rules": None, "rule_errors": 0}
+    """The process's health (app.supervisor): degraded or not, each background task, the rules file."""
     started_at: float = field(default_factory=time.time)
     auth: Authenticator = field(init=False)
     redactor: Redactor = field(init=False)
