@@ -44,7 +44,7 @@ def inject(server: RedisServer, fields: dict[str, bytes]) -> str:
     with server.client() as r:
         number = r.incr("tyk-inspector:last_id")
         entry_id = f"{number}-0"
-        r.xadd(STREAM, fields, id=entry_id)  # type: ignore[arg-type]
+        r.xadd(STREAM, fields, id=entry_id)
         return entry_id
 
 
