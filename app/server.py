@@ -24,6 +24,7 @@ from app.capture.record import Capture
 from app.capture.redis_keys import RedisStoreConfig, StoreError
 from app.capture.redis_store import RedisStore
 from app.capture.store import CaptureStore, RingBuffer
+from app.capture.wiring import wire
 from app.config import Settings
 from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
 from app.health import HealthCollector
@@ -66,8 +67,9 @@ class Inspector:
             flood_rate=settings.sse_flood_rate,
             flood_batch_seconds=settings.sse_flood_batch_seconds,
         )
-        self.redis_store = create_redis_store(settings, self.broadcaster)
+        self.redis_store = create_redis_store(settings)
         self.store: CaptureStore = self.redis_store or RingBuffer(settings.buffer_items, settings.buffer_bytes)
+        wire(self.store, self.broadcaster)
         self.upstreams = UpstreamPool(settings.max_message_bytes)
         self.calls = CallMetrics()
         self.metrics = create_registry(self.calls, self.store, self.broadcaster)
@@ -96,13 +98,10 @@ class Inspector:
         self.web: WebContext | None = None
 
     def record(self, capture: Capture) -> None:
-        """Keep a capture and tell the live views. Called on the Dispatch path: never blocks."""
+        """Keep a capture (the store tells the live views once it has its id). On the Dispatch path: never blocks."""
         if capture.replay_of is None:  # calls from the gateway, not replays made from the page
             self.calls.observe(capture)
         self.store.add(capture)
-        if self.redis_store is None:
-            # A shared store announces captures itself, once Redis has given them their ids.
-            self.broadcaster.publish(capture)
 
     @property
     def grpc_port(self) -> int | None:
@@ -250,7 +249,7 @@ class Inspector:
                 os.unlink(self.settings.grpc_unix_socket)
 
 
-def create_redis_store(settings: Settings, broadcaster: Broadcaster) -> RedisStore | None:
+def create_redis_store(settings: Settings) -> RedisStore | None:
     """The shared store --store names, or None for the in-memory buffer."""
     if settings.redis_url is None:
         return None
@@ -262,7 +261,7 @@ def create_redis_store(settings: Settings, broadcaster: Broadcaster) -> RedisSto
         queue_items=settings.store_queue_items,
         queue_bytes=settings.store_queue_bytes,
     )
-    return RedisStore(config, broadcaster)
+    return RedisStore(config)
 
 
 def initial_rules(settings: Settings) -> Rules | None:

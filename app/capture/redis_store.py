@@ -29,7 +29,7 @@ from app.capture.record import Capture
 from app.capture.redis_keys import RedisStoreConfig, StoreError, check_keys, connect, parse_entry_id
 from app.capture.redis_scripts import CLEAR
 from app.capture.redis_writer import BACKOFF_FIRST, BACKOFF_MAX, BATCH_ITEMS, StreamWriter
-from app.capture.store import StoreStats, StoreUnavailable, strip_payload
+from app.capture.store import StoreEvents, StoreStats, StoreUnavailable, strip_payload
 from app.capture.stream_codec import META_FIELDS, SCHEMA_ID, decode, schema_of
 
 log = logging.getLogger("tyk_inspector.store")
@@ -62,21 +62,15 @@ class TaskOwner(Protocol):
     async def stop(self, *names: str) -> None: ...
 
 
-class LiveViews(Protocol):
-    """Where the reader announces what it read (the broadcaster)."""
-
-    def publish(self, capture: Capture) -> None: ...
-    def publish_cleared(self, last_id: int) -> None: ...
-
-
 class RedisStore:
     """A CaptureStore over a Redis Stream, shared by every replica with the same URL and prefix."""
 
     shared = True
 
-    def __init__(self, config: RedisStoreConfig, live: LiveViews) -> None:
+    def __init__(self, config: RedisStoreConfig) -> None:
         self.config = config
-        self._live = live
+        self.events = StoreEvents()
+        """What the reader announces: every capture it shows, every Clear it reads (from any replica)."""
         self.mirror = Mirror(config.max_items, config.max_bytes)
         self._keys = config.keys
         self._stream = config.key("captures")
@@ -191,7 +185,7 @@ class RedisStore:
         return self.mirror.last_id
 
     def clear(self) -> int:
-        """Empty this replica's mirror only; `clear_shared` empties the store itself."""
+        """Empty this replica's mirror only; `clear_all` empties the store itself."""
         return self.mirror.clear()
 
     def stats(self) -> StoreStats:
@@ -228,7 +222,7 @@ class RedisStore:
             await self.settle(last)
         return stored
 
-    async def clear_shared(self) -> int:
+    async def clear_all(self) -> int:
         """Empty the store for every replica; returns how many captures it held."""
         try:
             removed, marker = await self._clear(keys=self._keys, args=[self.mirror.last_id], client=self._writer_client)
@@ -360,7 +354,7 @@ class RedisStore:
         if b"c" in fields:
             self.mirror.clear()
             self.mirror.skip_to(number)
-            self._live.publish_cleared(number)
+            self.events.cleared(number)
             return
         if number <= self.mirror.last_id:
             return  # already shown (e.g. read again after a reconnect)
@@ -375,4 +369,4 @@ class RedisStore:
                 self._unreadable(str(exc))
                 return
         self.mirror.append(capture)
-        self._live.publish(capture)
+        self.events.added(capture)

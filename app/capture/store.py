@@ -2,6 +2,10 @@
 
 Knows nothing about gRPC, asyncio or the web: the servicer fills in a Capture,
 the store keeps it, and a separate piece tells the browsers.
+
+Every store is the one source of capture events: once it has given a capture its id it
+says "added", and once it is emptied "cleared through id N", to whoever listens
+(app.capture.wiring connects them to the live views). Nothing else announces captures.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from app.capture.record import Capture
 
@@ -31,8 +35,46 @@ class StoreStats:
     """Captures waiting to be written to a shared store."""
 
 
+class StoreListener(Protocol):
+    """Who hears of the store's captures (the live views, through app.capture.wiring)."""
+
+    def added(self, capture: Capture) -> None:
+        """A capture has its id and can be read from the store."""
+
+    def cleared(self, last_id: int) -> None:
+        """The store was emptied: every capture up to `last_id` is gone."""
+
+
+class StoreEvents:
+    """The listeners of one store; the store calls `added` and `cleared`, never its listeners directly."""
+
+    def __init__(self) -> None:
+        self._listeners: list[StoreListener] = []
+
+    def listen(self, listener: StoreListener) -> None:
+        self._listeners.append(listener)
+
+    def added(self, capture: Capture) -> None:
+        for listener in self._listeners:
+            listener.added(capture)
+
+    def cleared(self, last_id: int) -> None:
+        for listener in self._listeners:
+            listener.cleared(last_id)
+
+
 class CaptureStore(Protocol):
-    """What the servicer and the web layer need from a place that keeps captures."""
+    """What the servicer and the web layer need from a place that keeps captures.
+
+    `add` is the Dispatch path's: it never waits (a shared store only queues; the capture shows,
+    and is announced, once the store has given it its id). What the user waits for (an import,
+    a Clear, a replay) goes through the async methods, which return once this process shows the
+    result, whichever the store.
+    """
+
+    shared: bool
+    """Whether other processes write to it as well (Redis)."""
+    events: StoreEvents
 
     def add(self, capture: Capture) -> Capture: ...
     def add_many(self, captures: Iterable[Capture]) -> list[Capture]: ...
@@ -45,26 +87,13 @@ class CaptureStore(Protocol):
     def first_id(self) -> int: ...
     @property
     def last_id(self) -> int: ...
+    async def append(self, captures: list[Capture]) -> list[Capture]: ...
+    async def clear_all(self) -> int: ...
+    async def settle_capture(self, capture: Capture) -> None: ...
 
 
 class StoreUnavailable(RuntimeError):
     """A shared store did not take a write in time; the caller may try again."""
-
-
-@runtime_checkable
-class SharedStore(CaptureStore, Protocol):
-    """A store other processes write to as well (Redis).
-
-    `add` only queues; a capture shows (and is announced to live views) once the store has
-    given it its id. What the user waits for (an import, a Clear, a replay) goes through
-    the async methods, which return once this process shows the result.
-    """
-
-    shared: bool
-
-    async def append(self, captures: list[Capture]) -> list[Capture]: ...
-    async def clear_shared(self) -> int: ...
-    async def settle_capture(self, capture: Capture) -> None: ...
 
 
 class RingBuffer:
@@ -72,6 +101,8 @@ class RingBuffer:
 
     Ids are consecutive inside the buffer, so a lookup by id is an index, not a search.
     """
+
+    shared = False
 
     def __init__(self, max_items: int, max_bytes: int) -> None:
         if max_items <= 0 or max_bytes <= 0:
@@ -82,6 +113,7 @@ class RingBuffer:
         self._bytes = 0
         self._last_id = 0
         self._evicted = 0
+        self.events = StoreEvents()
 
     @property
     def first_id(self) -> int:
@@ -105,6 +137,7 @@ class RingBuffer:
         while len(self._items) > self.max_items or self._bytes > self.max_bytes:
             self._bytes -= self._items.popleft().size
             self._evicted += 1
+        self.events.added(capture)
         return capture
 
     def add_many(self, captures: Iterable[Capture]) -> list[Capture]:
@@ -136,7 +169,18 @@ class RingBuffer:
         removed = len(self._items)
         self._items.clear()
         self._bytes = 0
+        self.events.cleared(self._last_id)
         return removed
+
+    async def append(self, captures: list[Capture]) -> list[Capture]:
+        """Keep captures (an import) and return them with their ids."""
+        return self.add_many(captures)
+
+    async def clear_all(self) -> int:
+        return self.clear()
+
+    async def settle_capture(self, capture: Capture) -> None:
+        """A capture given to `add` shows at once here."""
 
     def stats(self) -> StoreStats:
         return StoreStats(
