@@ -250,3 +250,34 @@ async def test_stopping_waits_a_bounded_time_for_a_task_that_ignores_cancellatio
     left_behind = supervisor.states()[0].task
     assert left_behind is not None
     await wait_until(left_behind.done, what="the task to end once released")
+
+
+# --- the page -----------------------------------------------------------------------------------------
+
+
+async def test_the_page_says_when_rules_are_not_reloaded_and_when_the_inspector_is_degraded(tmp_path: Path) -> None:
+    from tests.browser import dashboard_in, launch_chromium
+
+    rules = write_rules(tmp_path / "rules.yaml", {"rules": [], "default": "echo"})
+    async with (
+        inspector_with(rules_file=str(rules), rules_poll_seconds=0.05) as (inspector, _client, _http),
+        launch_chromium() as chromium,
+        dashboard_in(chromium, inspector.http_url) as browser,
+    ):
+        pill = browser.page.locator("#health")
+        assert await pill.is_hidden()  # healthy: nothing said
+        rules.write_text("rules:\n  - match: { hook_type: CustomKeyChek }\n    action: echo\n")
+        touch(rules, 1)
+        await pill.wait_for(state="visible")
+        assert await pill.text_content() == "rules not reloaded"
+        assert "did you mean 'CustomKeyCheck'?" in (await pill.get_attribute("title") or "")
+
+        inspector.supervisor.backoff_first = 0.01
+
+        async def broken() -> None:
+            raise OSError("disk full")
+
+        inspector.supervisor.start("exporter", broken)
+        await browser.page.wait_for_function("document.getElementById('health').textContent.startsWith('degraded')")
+        title = await pill.get_attribute("title") or ""
+        assert "task exporter was given up: OSError: disk full" in title
