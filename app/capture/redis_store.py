@@ -24,12 +24,11 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from app.capture.mirror import Mirror
 from app.capture.record import Capture
 from app.capture.redis_keys import RedisStoreConfig, StoreError, check_keys, connect, parse_entry_id
 from app.capture.redis_scripts import CLEAR
 from app.capture.redis_writer import BACKOFF_FIRST, BACKOFF_MAX, BATCH_ITEMS, StreamWriter
-from app.capture.store import StoreEvents, StoreStats, StoreUnavailable, strip_payload
+from app.capture.store import CaptureRing, StoreEvents, StoreStats, StoreUnavailable, strip_payload
 from app.capture.stream_codec import META_FIELDS, SCHEMA_ID, decode, schema_of
 
 log = logging.getLogger("tyk_inspector.store")
@@ -71,7 +70,7 @@ class RedisStore:
         self.config = config
         self.events = StoreEvents()
         """What the reader announces: every capture it shows, every Clear it reads (from any replica)."""
-        self.mirror = Mirror(config.max_items, config.max_bytes)
+        self.mirror = CaptureRing(config.max_items, config.max_bytes)
         self._keys = config.keys
         self._stream = config.key("captures")
         self._schemas_key = config.key("schemas")
