@@ -25,9 +25,17 @@ from typing import Any, Protocol
 from redis.exceptions import RedisError
 
 from app.capture.record import Capture
-from app.capture.redis_keys import RedisStoreConfig, StoreError, check_keys, connect, parse_entry_id
+from app.capture.redis_keys import (
+    BACKOFF_MAX,
+    Backoff,
+    RedisStoreConfig,
+    StoreError,
+    check_keys,
+    connect,
+    parse_entry_id,
+)
 from app.capture.redis_scripts import CLEAR
-from app.capture.redis_writer import BACKOFF_FIRST, BACKOFF_MAX, BATCH_ITEMS, StreamWriter
+from app.capture.redis_writer import BATCH_ITEMS, StreamWriter
 from app.capture.store import CaptureRing, StoreEvents, StoreStats, StoreUnavailable, strip_payload
 from app.capture.stream_codec import META_FIELDS, SCHEMA_ID, decode, schema_of
 
@@ -250,8 +258,7 @@ class RedisStore:
     # -- the reader ------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        backoff = BACKOFF_FIRST
-        failing = False
+        retry = Backoff("reading")
         # The flag, not only cancellation, ends the loop: a cancellation can be lost inside the
         # client's read (seen with redis-py on Python 3.11), a flag checked between reads cannot.
         while self._reading:
@@ -267,16 +274,9 @@ class RedisStore:
                 continue
             except (RedisError, OSError) as exc:
                 self.connected = False
-                if not failing:
-                    log.warning("Redis store: reading failed (%s); retrying with backoff", exc)
-                    failing = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                await retry.failed(exc)
                 continue
-            if failing:
-                log.info("Redis store: reading again")
-                failing = False
-            backoff = BACKOFF_FIRST
+            retry.succeeded()
 
     async def _catch_up(self) -> None:
         """Read until the end of the stream (at start: load what the store holds)."""

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.capture.record import Capture
-from app.capture.redis_keys import RedisStoreConfig
+from app.capture.redis_keys import Backoff, RedisStoreConfig
 from app.capture.redis_scripts import APPEND
 from app.capture.stream_codec import OWN_REPLY, SCHEMA, SCHEMA_ID, encode_meta, reply_kind
 
@@ -35,8 +35,6 @@ BATCH_BYTES = 8 * 1024 * 1024
 # call for many captures costs the loop (and Redis) far less than one each. The page sees a
 # capture that much later; the gateway never does.
 LINGER_SECONDS = 0.02
-BACKOFF_FIRST = 0.05
-BACKOFF_MAX = 2.0
 
 
 @dataclass(slots=True)
@@ -199,9 +197,8 @@ class StreamWriter:
             self.running = False
 
     async def _run(self) -> None:
-        backoff = BACKOFF_FIRST
+        retry = Backoff("writing", ", captures queue")
         reported_drops = 0
-        failing_since: float | None = None
         while True:
             if not self._queue:
                 if self.stopping:
@@ -217,18 +214,11 @@ class StreamWriter:
                 first, _ = await self._run_append(batch)
             except RedisError as exc:
                 self.write_errors += 1
-                if failing_since is None:
-                    failing_since = time.monotonic()
-                    log.warning("Redis store: writing failed (%s); retrying with backoff, captures queue", exc)
                 reported_drops = self._report_drops(reported_drops)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                await retry.failed(exc)
                 continue
+            retry.succeeded()
             now = time.monotonic()
-            if failing_since is not None:
-                log.info("Redis store: writing again after %.1f s", now - failing_since)
-                failing_since = None
-            backoff = BACKOFF_FIRST
             self.write_lag_seconds = now - batch[0].queued_at
             for _ in batch:
                 self._queue.popleft()
