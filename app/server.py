@@ -240,10 +240,11 @@ class Inspector:
         self.broadcaster.close()
         if self._http is not None:
             self._http.should_exit = True
-        await self.supervisor.stop()  # the rest of the tasks, then the worker processes; each within its bound
+        await self.supervisor.stop()  # the rest of the tasks (rules watcher, console log), each within its bound
         if self._http_task is not None:
             await self._http_task
         await self.upstreams.close()
+        await self.supervisor.close()  # the worker processes, once no request can use them
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)

@@ -100,7 +100,7 @@ class Supervisor:
         entry.task = asyncio.create_task(self._keep(entry), name=name)
 
     def on_stop(self, name: str, close: Callable[[], Awaitable[object]], seconds: float = STOP_SECONDS) -> None:
-        """Close a resource (not a task) at shutdown, waiting for it at most `seconds`."""
+        """Close a resource (not a task) at shutdown (`close()`), waiting for it at most `seconds`."""
         self._closers.append(_Closer(name, close, seconds))
 
     async def _keep(self, entry: Supervised) -> None:
@@ -160,15 +160,17 @@ class Supervisor:
     # -- stopping ---------------------------------------------------------------------------------
 
     async def stop(self, *names: str) -> None:
-        """Stop the named tasks (all, and then the closers, when none is named), each within its bound."""
+        """Stop the named tasks (all of them when none is named), together, each within its bound."""
         if not names:
             self._stopping = True
         entries = [e for e in self._tasks.values() if not names or e.name in names]
         await asyncio.gather(*(self._stop_one(entry) for entry in entries))
-        if not names:
-            closers, self._closers = self._closers, []
-            for closer in closers:
-                await self._close(closer)
+
+    async def close(self) -> None:
+        """Close the resources registered with `on_stop`, in order, each within its bound (after `stop`)."""
+        closers, self._closers = self._closers, []
+        for closer in closers:
+            await self._close(closer)
 
     async def _stop_one(self, entry: Supervised) -> None:
         task = entry.task
