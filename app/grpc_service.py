@@ -218,7 +218,8 @@ class DispatcherService:
             capture.answered_by = "upstream"
         except grpc.aio.AioRpcError as exc:
             capture.upstream_status = exc.code().name
-            capture.error = f"upstream {rule.upstream}: {exc.code().name}: {exc.details()}"
+            failure = f"upstream {rule.upstream}: {exc.code().name}: {exc.details()}"
+            capture.error = f"{capture.error}; {failure}" if capture.error else failure  # a rule error stays
             if rule.on_error == "echo":
                 capture.answered_by = "fallback"  # the echo (or empty EventReply) stands
             else:
