@@ -21,6 +21,7 @@ from google.protobuf import json_format
 
 from app.capture.record import Capture
 from app.capture.stream_codec import META_FIELDS, encode_meta
+from app.server import Inspector
 from tests.conftest import ROOT, load_object, wait_listening, wait_until
 from tests.plugins import header_plugin, plugin_server
 from tests.redis_server import RedisServer, redis_server
@@ -172,3 +173,21 @@ async def test_sigterm_with_the_redis_store_exits_in_bounded_time(redis_server: 
     assert code == 0, text
     assert "Tyk Inspector stopped" in text
     assert took < 12, f"shutdown took {took:.1f} s"
+
+
+async def test_the_reader_and_writer_end_by_their_stop_flags_not_by_cancellation(redis_server: RedisServer) -> None:
+    """A cancellation can be lost inside redis-py's read (Python 3.11): stopping must not depend on it."""
+    settings = store_settings(redis_server)
+    inspector = Inspector(settings)
+    await inspector.start()
+    tasks = {entry.name: entry.task for entry in inspector.supervisor.states()}
+    reader, writer = tasks["store-reader"], tasks["store-writer"]
+    assert reader is not None and writer is not None
+    store = inspector.redis_store
+    assert store is not None
+    began = time.monotonic()
+    await store.stop(1.0)  # the reader is in a blocking read (up to 1 s) when asked to stop
+    assert time.monotonic() - began < 3
+    assert reader.done() and not reader.cancelled()
+    assert writer.done() and not writer.cancelled()
+    await inspector.stop()
