@@ -1,4 +1,4 @@
-"""The one capture ring (app.capture.store.CaptureRing) as the Redis store's mirror uses it: ids given by the shared store (and skipping)."""
+"""The one capture ring as the Redis store's mirror uses it: ids given by the shared store (and skipping)."""
 
 from __future__ import annotations
 
