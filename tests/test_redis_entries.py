@@ -56,6 +56,7 @@ BAD_ENTRIES: dict[str, Callable[[RedisServer], dict[str, bytes]]] = {
     "hook type a number": lambda _: {"o": b"x", "m": meta_with(hook_type=5), "q": b""},
     "schema not JSON": lambda server: _with_schema(server, "deadbeef", b"not json"),
     "schema of numbers": lambda server: _with_schema(server, "cafef00d", b"[1, 2]"),
+    "meta of 2 MB": lambda _: {"o": b"x", "m": b'["' + b"a" * 2_000_000 + b'"]', "q": b""},
 }
 
 

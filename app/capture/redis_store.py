@@ -37,7 +37,7 @@ from app.capture.redis_keys import (
 from app.capture.redis_scripts import CLEAR
 from app.capture.redis_writer import BATCH_ITEMS, StreamWriter
 from app.capture.store import CaptureRing, StoreEvents, StoreStats, StoreUnavailable, strip_payload
-from app.capture.stream_codec import META_FIELDS, SCHEMA_ID, decode, schema_of
+from app.capture.stream_codec import MAX_META_BYTES, META_FIELDS, SCHEMA_ID, decode, schema_of
 
 log = logging.getLogger("tyk_inspector.store")
 
@@ -316,6 +316,8 @@ class RedisStore:
                 if schema is None:
                     continue
                 try:
+                    if len(schema) > MAX_META_BYTES:
+                        raise ValueError(f"larger than {MAX_META_BYTES} bytes")
                     fields = json.loads(schema)
                     if not isinstance(fields, list) or not all(isinstance(name, str) for name in fields):
                         raise ValueError("not a list of field names")

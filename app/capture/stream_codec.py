@@ -54,6 +54,9 @@ _FIELD_CHECKS = {
 }
 
 ECHO, NO_REPLY, OWN_REPLY = "e", "n", "r"
+# A capture's meta is its summary fields (a few hundred bytes; gRPC metadata is bounded by the
+# transport): one far larger was not written by an inspector, and decoding it would hold the loop.
+MAX_META_BYTES = 1024 * 1024
 
 _encoder = json.JSONEncoder(separators=(",", ":"), default=lambda v: base64.b64encode(v).decode("ascii"))
 
@@ -80,6 +83,8 @@ def schema_of(meta: bytes) -> str:
 def decode(capture_id: int, fields: dict[bytes, bytes], schemas: dict[str, tuple[str, ...]]) -> Capture:
     """The capture of a stream entry; raises ValueError on an entry this build cannot read."""
     try:
+        if len(fields[b"m"]) > MAX_META_BYTES:
+            raise ValueError(f"its meta is larger than {MAX_META_BYTES} bytes")
         values = json.loads(fields[b"m"])
         request = fields[b"q"]
         names = schemas[values[0]]
