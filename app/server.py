@@ -209,6 +209,11 @@ class Inspector:
                 status.error = str(exc)
                 log.error("rules not reloaded, the previous rules stay: %s", exc)
                 continue
+            except Exception as exc:
+                # Not a problem of the file's that the checks know: said, then the supervisor logs it
+                # with its traceback and starts the watcher again (from this edit on).
+                status.error = f"the rules file could not be read: {type(exc).__name__}: {exc}"
+                raise
             status.error = None
             status.reloads += 1
             self.service.rules = self.replayer.rules = rules
