@@ -36,7 +36,7 @@ TOP_LEVEL_KEYS = ("upstreams", "rules", "default", "on_error", "deadline_seconds
 ACTION_KEYS = ("upstream", "mock", "action")
 """A rule gives exactly one of these: what answers the calls it matches."""
 RULE_KEYS = ("name", "match", *ACTION_KEYS, "on_error", "deadline_seconds")
-# What `hook_type` can be: a hook (Dispatch) or an event type (DispatchEvent, docs: tyk-protocol).
+# What `hook_type` can be: a hook (Dispatch) or a Tyk event type (DispatchEvent; gateway/event_system.go).
 HOOK_TYPES = tuple(name for name in HOOK_TYPE_NAMES.values() if name != "Unknown")
 EVENT_TYPES = (
     "QuotaExceeded", "RatelimitExceeded", "AuthFailure", "KeyExpired", "VersionFailure", "OrgQuotaExceeded",
