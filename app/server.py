@@ -11,7 +11,7 @@ import resource
 import signal
 import socket
 import ssl
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +168,7 @@ class Inspector:
             "console-log",
             lambda: run_capture_log(self.broadcaster, settings.capture_log, redactor, settings.capture_log_rate),
         )
+        self.supervisor.on_stop("broadcaster", _soon(self.broadcaster.close))
         offloader = context.offloader
         self.supervisor.on_stop("offload-pool", lambda: asyncio.to_thread(offloader.close))
         if settings.rules_file:
@@ -242,7 +243,7 @@ class Inspector:
         if self.redis_store is not None:
             await self.redis_store.stop(self.settings.shutdown_grace_seconds)
         # Ending the streams lets uvicorn's graceful shutdown find idle connections (and ends the console log).
-        self.broadcaster.close()
+        await self.supervisor.close("broadcaster")
         if self._http is not None:
             self._http.should_exit = True
         await self.supervisor.stop()  # the rest of the tasks (rules watcher, console log), each within its bound
@@ -286,6 +287,15 @@ class RulesStatus:
     error: str | None = None
     """Why the last edit was refused (the previous rules stay); None when the file in use is the file on disk."""
     reloads: int = 0
+
+
+def _soon(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """A synchronous close as the supervisor's closers are: awaitable."""
+
+    async def closing() -> None:
+        close()
+
+    return closing
 
 
 def _mtime(path: str) -> int | None:

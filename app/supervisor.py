@@ -6,8 +6,8 @@ says it is degraded (`/api/stats`, `/metrics`, the page). At shutdown each task 
 (its own stop flag first, then cancellation) and waited for a bounded time: a task that does
 not stop is named in the log and left behind, the process still exits.
 
-Resources that are not tasks but must be let go at shutdown (the worker-process pool) are
-registered with a closer and closed the same bounded way.
+Resources that are not tasks but must be let go at shutdown (the broadcaster, the worker-process
+pool) are registered with a closer and closed the same bounded way, when the owner says.
 """
 
 from __future__ import annotations
@@ -166,10 +166,12 @@ class Supervisor:
         entries = [e for e in self._tasks.values() if not names or e.name in names]
         await asyncio.gather(*(self._stop_one(entry) for entry in entries))
 
-    async def close(self) -> None:
-        """Close the resources registered with `on_stop`, in order, each within its bound (after `stop`)."""
-        closers, self._closers = self._closers, []
-        for closer in closers:
+    async def close(self, *names: str) -> None:
+        """Close the named resources registered with `on_stop` (all that are left when none is named),
+        in the order they were registered, each within its bound."""
+        closing = [c for c in self._closers if not names or c.name in names]
+        self._closers = [c for c in self._closers if c not in closing]
+        for closer in closing:
             await self._close(closer)
 
     async def _stop_one(self, entry: Supervised) -> None:
