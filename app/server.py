@@ -60,7 +60,8 @@ class Inspector:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.supervisor = Supervisor()
-        """Owns every background task: the Redis reader and writer, the rules watcher, the console log."""
+        """Owns every long-lived piece: the Redis reader and writer, the rules watcher, the console log (tasks),
+        the broadcaster and the worker-process pool (closed at shutdown)."""
         self.broadcaster = Broadcaster(
             settings.sse_queue_size,
             settings.sse_batch_seconds,

@@ -46,8 +46,8 @@ EVENT_TYPES = (
     "RateLimitSmoothingUp", "RateLimitSmoothingDown",
 )  # fmt: skip
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-# All the rules of one call together may take this long to decide; past it the default answers.
-# A bound of its own, however the matching engine behaves: the gateway is waiting.
+# All the rules of one call together may take this long (CPU time) to decide; past it the default
+# answers. A bound of its own, however the matching engine behaves: the gateway is waiting.
 ROUTE_SECONDS = 0.1
 
 
@@ -127,9 +127,11 @@ class Rules:
         A match that fails (an error, its regex time spent) or rules that take longer than
         `route_seconds` together leave the call to the default, with the reason.
         """
-        deadline = time.perf_counter() + self.route_seconds
+        # CPU time of this thread (the loop's), not wall time: what the matching costs the gateway's
+        # other calls, and not what a busy machine adds to it (which would make routing flaky).
+        deadline = time.thread_time() + self.route_seconds
         for index, rule in enumerate(self.rules):
-            left = deadline - time.perf_counter()
+            left = deadline - time.thread_time()
             try:
                 if left <= 0:
                     raise TimeoutError
