@@ -49,6 +49,8 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "T
 # All the rules of one call together may take this long (CPU time) to decide; past it the default
 # answers. A bound of its own, however the matching engine behaves: the gateway is waiting.
 ROUTE_SECONDS = 0.1
+WALL_FACTOR = 10
+"""On a machine too busy to give the loop its CPU, routing may take this many times ROUTE_SECONDS of wall time."""
 
 
 class RulesError(ValueError):
@@ -127,11 +129,13 @@ class Rules:
         A match that fails (an error, its regex time spent) or rules that take longer than
         `route_seconds` together leave the call to the default, with the reason.
         """
-        # CPU time of this thread (the loop's), not wall time: what the matching costs the gateway's
-        # other calls, and not what a busy machine adds to it (which would make routing flaky).
+        # Counted in CPU time of this thread (the loop's): what the matching costs the gateway's other
+        # calls, not what a busy machine adds to it (which would make routing flaky). Wall time has a
+        # looser bound of its own, so the gateway never waits long either way.
         deadline = time.thread_time() + self.route_seconds
+        wall_deadline = time.perf_counter() + WALL_FACTOR * self.route_seconds
         for index, rule in enumerate(self.rules):
-            left = deadline - time.thread_time()
+            left = min(deadline - time.thread_time(), wall_deadline - time.perf_counter())
             try:
                 if left <= 0:
                     raise TimeoutError
