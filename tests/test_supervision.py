@@ -49,7 +49,7 @@ async def test_rules_that_run_out_of_time_leave_the_call_to_the_default_which_is
             took = time.monotonic() - began
             # The default (the plugin server) answered, soon: the rules' time is bounded.
             assert reply.request.set_headers["X-Plugin"] == "headers"
-            assert took < 1.5, f"the routing took {took:.2f} s"
+            assert took < 2.0, f"the routing took {took:.2f} s"  # unbounded, 300 body searches take 3 s and more
             await wait_until(lambda: inspector.store.last_id == 1, what="the capture")
             capture = await detail(http, 1)
             assert capture["rule"] == "default" and capture["answered_by"] == "upstream"
