@@ -34,6 +34,9 @@ from protogen import coprocess_object_pb2 as pb
 log = logging.getLogger(__name__)
 
 
+# A rule that cannot be matched is logged at most this often (each call is captured with the reason).
+RULE_ERROR_LOG_SECONDS = 10.0
+
 # gRPC's own and transport headers are not the gateway's to pass on.
 _NOT_FORWARDED = frozenset({"user-agent", "content-type", "te", "host", "authority"})
 
@@ -94,6 +97,9 @@ class DispatcherService:
         """Set when the server stops: calls cancelled from here on were cut off by the shutdown."""
         self.shadow: Shadow | None = None
         """--shadow: answered Dispatch calls go to it once the gateway has its answer; it records them."""
+        self.rule_errors = 0
+        """Calls the rules could not route (a match failed or ran out of time): the default answered them."""
+        self._rule_error_logged = float("-inf")
 
     async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         capture = Capture(kind="dispatch", request=request, reply=request)
@@ -194,8 +200,18 @@ class DispatcherService:
     async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> Rule:
         """Set the capture's reply as the matching rule says: echo, mock or upstream; the rule."""
         assert self.rules is not None
-        rule = self.rules.route(capture)
+        routing = self.rules.select(capture)
+        rule = routing.rule
         capture.rule = rule.name
+        if routing.error is not None:
+            # The call is answered all the same (by the default); the capture and /metrics say why.
+            self.rule_errors += 1
+            capture.error = routing.error
+            now = time.monotonic()
+            if now >= self._rule_error_logged + RULE_ERROR_LOG_SECONDS:  # a broken rule fails every call: log a few
+                self._rule_error_logged = now
+                log.warning("%s (%d such calls so far)", routing.error, self.rule_errors)
+        # A fault is the rules file's own request to fail or delay a call, so it is not a rule error.
         fault = rule.fault if rule.fault is not None and rule.fault.strikes() else None
         if fault is not None and await self._fault(capture, fault, context):
             return rule
@@ -240,7 +256,8 @@ class DispatcherService:
             capture.answered_by = "upstream"
         except grpc.aio.AioRpcError as exc:
             capture.upstream_status = exc.code().name
-            capture.error = f"upstream {rule.upstream}: {exc.code().name}: {exc.details()}"
+            failure = f"upstream {rule.upstream}: {exc.code().name}: {exc.details()}"
+            capture.error = f"{capture.error}; {failure}" if capture.error else failure  # a rule error stays
             if rule.on_error == "echo":
                 capture.answered_by = "fallback"  # the echo (or empty EventReply) stands
             else:

@@ -11,8 +11,9 @@ import resource
 import signal
 import socket
 import ssl
-from collections.abc import Generator
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from grpc_health.v1 import health_pb2
@@ -23,14 +24,17 @@ from app.capture.record import Capture, Recorder
 from app.capture.redis_keys import RedisStoreConfig, StoreError
 from app.capture.redis_store import RedisStore
 from app.capture.store import CaptureStore, RingBuffer
+from app.capture.wiring import wire
 from app.config import Settings
 from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
+from app.health import HealthCollector
 from app.metrics import CallMetrics, create_registry
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.proxy.shadow import Shadow, ShadowCollector, ShadowConfig
 from app.proxy.targets import ReplayTargets
 from app.proxy.upstream import UpstreamPool
+from app.supervisor import Supervisor
 from app.tyk.outcome import Gateway
 from app.tyk.protocol import SERVICE_NAME
 from app.tyk.version import TykVersion
@@ -61,14 +65,18 @@ class Inspector:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.supervisor = Supervisor()
+        """Owns every long-lived piece: the Redis reader and writer, the rules watcher, the console log (tasks),
+        the broadcaster and the worker-process pool (closed at shutdown)."""
         self.broadcaster = Broadcaster(
             settings.sse_queue_size,
             settings.sse_batch_seconds,
             flood_rate=settings.sse_flood_rate,
             flood_batch_seconds=settings.sse_flood_batch_seconds,
         )
-        self.redis_store = create_redis_store(settings, self.broadcaster)
+        self.redis_store = create_redis_store(settings)
         self.store: CaptureStore = self.redis_store or RingBuffer(settings.buffer_items, settings.buffer_bytes)
+        wire(self.store, self.broadcaster)
         self.upstreams = UpstreamPool(settings.max_message_bytes)
         self.calls = CallMetrics()
         self.metrics = create_registry(self.calls, self.store, self.broadcaster)
@@ -90,25 +98,28 @@ class Inspector:
             self.metrics.register(ShadowCollector(self.shadow))
         targets = ReplayTargets(settings.upstream, settings.replay_allow, settings.replay_anywhere)
         self.replayer = Replayer(self.upstreams, self.record, self.service.rules, targets)
-        self._rules_task: asyncio.Task[None] | None = None
+        self.metrics.register(
+            HealthCollector(
+                self.supervisor,
+                lambda: self.service.rule_errors,
+                lambda: self.redis_store.unreadable if self.redis_store is not None else 0,
+            )
+        )
+        self.rules_status = RulesStatus(settings.rules_file)
         self.grpc: GrpcListener | None = None
         self.http_port = 0
         self._http: _UvicornServer | None = None
         self._http_task: asyncio.Task[None] | None = None
-        self._log_task: asyncio.Task[None] | None = None
         self.connections: ConnectionGuard | None = None
         self.web: WebContext | None = None
 
     def record(self, capture: Capture) -> None:
-        """Keep a capture and tell the live views. Called on the Dispatch path: never blocks."""
+        """Keep a capture (the store tells the live views once it has its id). On the Dispatch path: never blocks."""
         if capture.replay_of is None:  # calls from the gateway, not replays made from the page
             self.calls.observe(capture)
         self.store.add(capture)
         if self.telemetry is not None:
             self.telemetry.observe(capture)
-        if self.redis_store is None:
-            # A shared store announces captures itself, once Redis has given them their ids.
-            self.broadcaster.publish(capture)
 
     @property
     def grpc_port(self) -> int | None:
@@ -126,7 +137,7 @@ class Inspector:
         settings = self.settings
         _check_tls(settings)  # before anything listens or says where the dashboard is
         if self.redis_store is not None:
-            await self.redis_store.start()
+            await self.redis_store.start(self.supervisor)
         http_socket = _listen_http(settings.http_host, settings.http_port)
         self.http_port = http_socket.getsockname()[1]
         try:
@@ -144,6 +155,7 @@ class Inspector:
                 grpc_port=self.grpc.port,
                 replayer=self.replayer,
                 metrics=self.metrics,
+                health=self.health,
             )
             if self.shadow is not None:
                 self.shadow.offload = context.offloader.run
@@ -171,16 +183,22 @@ class Inspector:
         # The socket is already listening, so connections made before uvicorn's
         # first turn simply wait in the backlog.
         self._http_task = asyncio.create_task(self._http.serve(sockets=[http_socket]), name="http")
-        self._log_task = asyncio.create_task(
-            run_capture_log(self.broadcaster, settings.capture_log, context.redactor, settings.capture_log_rate),
-            name="log",
+        redactor = context.redactor
+        self.supervisor.start(
+            "console-log",
+            lambda: run_capture_log(self.broadcaster, settings.capture_log, redactor, settings.capture_log_rate),
         )
+        self.supervisor.on_stop("broadcaster", _soon(self.broadcaster.close))
+        offloader = context.offloader
+        self.supervisor.on_stop("offload-pool", lambda: asyncio.to_thread(offloader.close))
         if settings.rules_file:
-            self._rules_task = asyncio.create_task(self._watch_rules(settings.rules_file), name="rules")
+            self.rules_status.mtime = await asyncio.to_thread(_mtime, settings.rules_file)
+            self.supervisor.start("rules-watcher", lambda: self._watch_rules(settings.rules_file or ""))
         if self.shadow is not None:
-            self.shadow.start()
+            for name in self.shadow.worker_names():
+                self.supervisor.start(name, self.shadow.run_worker)
         if self.telemetry is not None:
-            self.telemetry.start()
+            self.supervisor.start("otel-spans", self.telemetry.run)
         where = f"{settings.grpc_address.rsplit(':', 1)[0]}:{self.grpc.port}" if self.grpc.port else ""
         if settings.grpc_unix_socket:
             where = " and ".join(filter(None, [where, f"unix://{settings.grpc_unix_socket}"]))
@@ -200,21 +218,38 @@ class Inspector:
             )
 
     async def _watch_rules(self, path: str) -> None:
-        """Reload the rules when the file changes; a bad edit is logged and the old rules stay."""
-        last = await asyncio.to_thread(_mtime, path)
+        """Reload the rules when the file changes; a bad edit is logged (and shown) and the old rules stay.
+
+        The file's last seen state lives in `rules_status`, so a restarted watcher goes on from it.
+        """
+        status = self.rules_status
         while True:
             await asyncio.sleep(self.settings.rules_poll_seconds)
             current = await asyncio.to_thread(_mtime, path)
-            if current == last:
+            if current == status.mtime:
                 continue
-            last = current
+            status.mtime = current
             try:
                 rules = await asyncio.to_thread(load_rules, path, self.settings.upstream)
             except RulesError as exc:
+                status.error = str(exc)
                 log.error("rules not reloaded, the previous rules stay: %s", exc)
                 continue
+            except Exception as exc:
+                # Not a problem of the file's that the checks know: said, then the supervisor logs it
+                # with its traceback and starts the watcher again (from this edit on).
+                status.error = f"the rules file could not be read: {type(exc).__name__}: {exc}"
+                raise
+            status.error = None
+            status.reloads += 1
             self.service.rules = self.replayer.rules = rules
             log.info("rules reloaded from %s: %d rules, default %s", path, len(rules.rules), _describe(rules.default))
+
+    def health(self) -> dict[str, Any]:
+        """Degraded or not, each background task, and the rules file's state: for /api/stats and the page."""
+        status = self.rules_status
+        rules = None if status.file is None else {"file": status.file, "error": status.error, "reloads": status.reloads}
+        return {**self.supervisor.health(), "rules": rules, "rule_errors": self.service.rule_errors}
 
     async def wait_http_closed(self) -> None:
         if self._http_task is not None:
@@ -231,28 +266,29 @@ class Inspector:
             # after stop() returns: let them, so the live views and the store hear of every call.
             await self.service.wait_idle(1.0)
         if self.shadow is not None:
-            await self.shadow.stop()  # before the store stops: what it holds is recorded, as dropped
+            # Before the store stops: what the shadow holds is recorded, as dropped.
+            await self.supervisor.stop(*self.shadow.worker_names())
+            self.shadow.drain()
         if self.telemetry is not None:
+            await self.supervisor.stop("otel-spans")
             await self.telemetry.stop()  # the last spans, then the export thread (bounded by its timeout)
         if self.redis_store is not None:
             await self.redis_store.stop(self.settings.shutdown_grace_seconds)
-        # Ending the streams lets uvicorn's graceful shutdown find idle connections.
-        self.broadcaster.close()
+        # Ending the streams lets uvicorn's graceful shutdown find idle connections (and ends the console log).
+        await self.supervisor.close("broadcaster")
         if self._http is not None:
             self._http.should_exit = True
-        if self._rules_task is not None:
-            self._rules_task.cancel()
-        await asyncio.gather(*(t for t in (self._http_task, self._log_task) if t is not None))
-        await asyncio.gather(*(t for t in (self._rules_task,) if t is not None), return_exceptions=True)
+        await self.supervisor.stop()  # the rest of the tasks (rules watcher, console log), each within its bound
+        if self._http_task is not None:
+            await self._http_task
         await self.upstreams.close()
-        if self.web is not None:
-            await asyncio.to_thread(self.web.offloader.close)
+        await self.supervisor.close()  # the worker processes, once no request can use them
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)
 
 
-def create_redis_store(settings: Settings, broadcaster: Broadcaster) -> RedisStore | None:
+def create_redis_store(settings: Settings) -> RedisStore | None:
     """The shared store --store names, or None for the in-memory buffer."""
     if settings.redis_url is None:
         return None
@@ -264,7 +300,7 @@ def create_redis_store(settings: Settings, broadcaster: Broadcaster) -> RedisSto
         queue_items=settings.store_queue_items,
         queue_bytes=settings.store_queue_bytes,
     )
-    return RedisStore(config, broadcaster)
+    return RedisStore(config)
 
 
 def create_shadow(settings: Settings, pool: UpstreamPool, record: Recorder) -> Shadow | None:
@@ -293,7 +329,27 @@ def initial_rules(settings: Settings) -> Rules | None:
     return proxy_all(settings.upstream) if settings.upstream else None
 
 
-def _mtime(path: str) -> float | None:
+@dataclass
+class RulesStatus:
+    """The rules file as the watcher last saw it."""
+
+    file: str | None
+    mtime: int | None = None
+    error: str | None = None
+    """Why the last edit was refused (the previous rules stay); None when the file in use is the file on disk."""
+    reloads: int = 0
+
+
+def _soon(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """A synchronous close as the supervisor's closers are: awaitable."""
+
+    async def closing() -> None:
+        close()
+
+    return closing
+
+
+def _mtime(path: str) -> int | None:
     try:
         return os.stat(path).st_mtime_ns
     except OSError:

@@ -163,7 +163,7 @@ class _Batches(SpanProcessor):
 
 
 class Telemetry:
-    """Captures in, spans out. `observe` on the Dispatch path; `start`/`stop` own the loop task and the thread."""
+    """Captures in, spans out: `observe` on the Dispatch path, `run` as a supervised task, `stop` owns the thread."""
 
     def __init__(self, config: TelemetryConfig, gateway: Gateway) -> None:
         if not AVAILABLE:
@@ -182,7 +182,6 @@ class Telemetry:
         self._provider.add_span_processor(self._batches)
         self._tracer = self._provider.get_tracer("tyk-inspector")
         self._propagator = TraceContextTextMapPropagator()
-        self._task: asyncio.Task[None] | None = None
 
     def observe(self, capture: Capture) -> None:
         """A finished call (Dispatch path: one append)."""
@@ -194,17 +193,13 @@ class Telemetry:
         self._captures.append(capture)
         self._ready.set()
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="otel-spans")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Once `run` has stopped: the spans still queued, then the export thread (bounded by its timeout)."""
         self._spans_now()
         await asyncio.to_thread(self._provider.shutdown)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Turns observed captures into spans, a slice at a time (the supervisor runs it as `otel-spans`)."""
         while True:
             await self._ready.wait()
             self._ready.clear()

@@ -111,7 +111,8 @@ async def test_odd_event_payloads_are_shown_exported_and_logged_with_redaction_o
             lambda: any("#2" in r.getMessage() for r in caplog.records), what="the capture after the odd event logged"
         )
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-        assert inspector._log_task is not None and not inspector._log_task.done()
+        console = next(t for t in inspector.supervisor.health()["tasks"] if t["name"] == "console-log")
+        assert console == {"name": "console-log", "state": "running", "restarts": 0, "last_error": None}
 
 
 json_values = st.recursive(

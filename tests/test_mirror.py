@@ -1,11 +1,11 @@
-"""The Redis store's local copy: bounded like the ring buffer, ids given by the shared store (and skipping)."""
+"""The one capture ring as the Redis store's mirror uses it: ids given by the shared store (and skipping)."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.capture.mirror import Mirror
 from app.capture.record import RECORD_OVERHEAD_BYTES, Capture
+from app.capture.store import CaptureRing as Mirror
 
 
 def capture(capture_id: int, size: int = 10) -> Capture:

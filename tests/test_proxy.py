@@ -190,12 +190,12 @@ async def test_mock_rules_answer_without_an_upstream(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ({"rules": [{"match": {"colour": "red"}, "action": "echo"}]}, "'match' takes"),
+        ({"rules": [{"match": {"colour": "red"}, "action": "echo"}]}, "rule #1: match: unknown key 'colour' \\(known:"),
         ({"rules": [{"upstream": "nowhere"}]}, "neither a known name nor HOST:PORT"),
         ({"rules": [{"upstream": "a:1", "mock": {}}]}, "exactly one of"),
         ({"rules": [{"mock": {"session": {"rate": "fast"}}}]}, "mock cannot be applied"),
         ({"rules": [{"action": "echo", "on_error": "explode"}]}, "'on_error' must be"),
-        ({"rulez": []}, "unknown top-level keys: rulez"),
+        ({"rulez": []}, "top level: unknown key 'rulez': did you mean 'rules'\\?"),
         ({"deadline_seconds": "abc", "rules": []}, "top level: 'deadline_seconds' must be a positive number"),
         ({"deadline_seconds": -5, "rules": []}, "top level: 'deadline_seconds' must be a positive number"),
         ({"rules": [{"action": "echo", "deadline_seconds": True}]}, "rule #1: 'deadline_seconds' must be"),
@@ -224,15 +224,22 @@ def test_rules_json_and_yaml_syntax_errors(tmp_path: Path) -> None:
         load_rules(tmp_path / "missing.yaml")
 
 
-async def test_invalid_rules_file_at_start_is_one_clear_line(tmp_path: Path) -> None:
-    bad = write_rules(tmp_path / "rules.yaml", {"rules": [{"upstream": "nowhere"}]})
+@pytest.mark.parametrize(
+    ("doc", "named"),
+    [
+        ({"rules": [{"upstream": "nowhere"}]}, "nowhere"),
+        ({"rules": [{"match": {"hook_type": "CustomKeyChek"}, "action": "echo"}]}, "did you mean 'CustomKeyCheck'?"),
+    ],
+)
+async def test_invalid_rules_file_at_start_is_one_clear_line(tmp_path: Path, doc: dict[str, Any], named: str) -> None:
+    bad = write_rules(tmp_path / "rules.yaml", doc)
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "main.py"), "--rules", str(bad), "--grpc-address", "127.0.0.1:0", "--http-port", "0",
         stderr=asyncio.subprocess.PIPE, cwd=ROOT,
     )  # fmt: skip
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
-    assert "--rules" in err.decode() and "nowhere" in err.decode()
+    assert "--rules" in err.decode() and named in err.decode() and "line " in err.decode()
 
 
 async def test_rules_reload_when_the_file_changes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

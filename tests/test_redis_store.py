@@ -272,7 +272,7 @@ async def test_import_and_clear_fail_clearly_while_redis_is_away(redis_server: R
         assert response.status_code == 503 and "Redis" in response.json()["detail"]
         assert await a.ids() == [1]  # nothing shown is lost
         with pytest.raises(StoreUnavailable):
-            await a.inspector.redis_store.clear_shared()  # type: ignore[union-attr]
+            await a.inspector.redis_store.clear_all()  # type: ignore[union-attr]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -77,12 +77,16 @@ class Subscription:
         """Set when messages were dropped for this subscriber; it must resync from the store."""
         self.dropped = 0
         """Captures not queued since the subscriber started lagging."""
+        self._missed_clear: int | None = None
+        """The newest Clear not delivered (dropped while lagging, or forgotten by `resync`)."""
 
     def offer(self, message: Message) -> bool:
         """Queue a message; False when the subscriber just started lagging."""
         size = len(message) if isinstance(message, Batch) else 0
         if self.lagging:
             self.dropped += size
+            if isinstance(message, Cleared):
+                self._missed_clear = message.last_id
             return True
         if self._queued and self._queued + size > self.limit:
             self.lagging = True
@@ -104,15 +108,23 @@ class Subscription:
         """The next queued message, or None when the queue is empty."""
         return None if self._queue.empty() else self._took(self._queue.get_nowait())
 
-    def resync(self) -> None:
-        """Forget what is queued; the caller re-reads the store from its last id."""
+    def resync(self) -> int | None:
+        """Forget what is queued; the caller re-reads the store from its last id.
+
+        Returns the last id of the newest Clear this subscriber was not given (its reader must
+        drop what it shows up to there before reading on), or None.
+        """
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item is CLOSED:
                 self._queue.put_nowait(item)
                 break
+            if isinstance(item, Cleared):
+                self._missed_clear = max(item.last_id, self._missed_clear or 0)
         self._queued = 0
         self.lagging = False
+        missed, self._missed_clear = self._missed_clear, None
+        return missed
 
     def close(self) -> None:
         self._queue.put_nowait(CLOSED)

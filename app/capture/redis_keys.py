@@ -1,8 +1,12 @@
-"""Where the Redis store lives: its settings, its keys, and the checks made before using them."""
+"""Where the Redis store lives: its settings, its keys, the checks made before using them, and the
+one retry policy its reader and writer follow while Redis is away."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -10,6 +14,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+log = logging.getLogger("tyk_inspector.store")
+
+BACKOFF_FIRST = 0.05
+BACKOFF_MAX = 2.0
 
 STORE_SETTING = "--store / TYK_INSPECTOR_STORE"
 PREFIX_SETTING = "--store-prefix (TYK_INSPECTOR_STORE_PREFIX)"
@@ -99,3 +108,33 @@ def parse_entry_id(entry_id: str) -> tuple[int, int]:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class Backoff:
+    """The one retry loop of the Redis store's tasks: after a failure wait, twice as long each time
+    up to BACKOFF_MAX; say once when failing starts and once when it works again."""
+
+    def __init__(self, doing: str, meanwhile: str = "") -> None:
+        self.doing = doing
+        """What is retried, for the log: "reading", "writing"."""
+        self.meanwhile = meanwhile
+        self._pause = BACKOFF_FIRST
+        self._failing_since: float | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self._failing_since is not None
+
+    async def failed(self, exc: BaseException) -> None:
+        """Log the first failure of a spell, then wait before the next try."""
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.warning("Redis store: %s failed (%s); retrying with backoff%s", self.doing, exc, self.meanwhile)
+        await asyncio.sleep(self._pause)
+        self._pause = min(self._pause * 2, BACKOFF_MAX)
+
+    def succeeded(self) -> None:
+        if self._failing_since is not None:
+            log.info("Redis store: %s again after %.1f s", self.doing, time.monotonic() - self._failing_since)
+            self._failing_since = None
+        self._pause = BACKOFF_FIRST

@@ -11,17 +11,44 @@ Keys, in this order for every script:
 
 from __future__ import annotations
 
+# Capture ids are the stream's entry ids, so a new id must be above the stream's top entry. An entry
+# written by hand above the counter moves the counter past it; one beyond what Lua's numbers hold
+# exactly (16 digits and more, e.g. 18446744073709551615-0) could never be followed, so it and any
+# like it are removed, and the stream's last id set back to the top that remains. Returns the top
+# capture id and how many entries were removed.
+_FOLLOW_THE_TOP = """
+local function follow_the_top(stream)
+  local removed = 0
+  local beyond = redis.call('XRANGE', stream, '1000000000000000-0', '+', 'COUNT', 1000)
+  if #beyond > 0 then
+    for _, entry in ipairs(beyond) do
+      removed = removed + redis.call('XDEL', stream, entry[1])
+    end
+    local rest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+    redis.call('XSETID', stream, #rest > 0 and rest[1][1] or '0-1')
+  end
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  if #last == 0 then return 0, removed end
+  local ms = string.match(last[1][1], '^(%d+)-')
+  return tonumber(ms), removed
+end
+"""
+
 # ARGV: max_items, max_bytes, floor, schema id, schema, then per capture a head, the request and,
 # when the head says so, the reply. The head is "<origin> <size> <reply kind>\n<meta>".
 # The floor is the newest id the caller has seen: ids never go back, even after Redis lost its data.
 # Trimming is exact (the sizes list says which entries go, XTRIM MINID removes them), so the stream
 # holds what the bounds say, no more.
-APPEND = """
+APPEND = (
+    _FOLLOW_THE_TOP
+    + """
 local stream, counter, bytes_key, sizes, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local max_items, max_bytes, floor = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('HSETNX', KEYS[6], ARGV[4], ARGV[5])
 local n = tonumber(redis.call('GET', counter) or '0')
 if n < floor then n = floor end
+local top, removed = follow_the_top(stream)
+if n < top then n = top end
 local first = n + 1
 local added = 0
 local i = 6
@@ -60,16 +87,21 @@ if last_removed then
   redis.call('SET', bytes_key, total)
   redis.call('HINCRBY', stats, 'evicted', evicted)
 end
-return {first, n}
+return {first, n, removed}
 """
+)
 
 # ARGV: floor. Empties the stream and leaves one marker entry `<last id>-<k>`, so every replica's
 # reader sees the Clear (and a replica started later does not load what was cleared).
-CLEAR = """
+CLEAR = (
+    _FOLLOW_THE_TOP
+    + """
 local stream, counter, bytes_key, sizes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local n = tonumber(redis.call('GET', counter) or '0')
 local floor = tonumber(ARGV[1])
 if n < floor then n = floor end
+local top = follow_the_top(stream)
+if n < top then n = top end
 redis.call('SET', counter, n)
 local removed = redis.call('LLEN', sizes)
 redis.call('DEL', sizes)
@@ -78,3 +110,4 @@ redis.call('XTRIM', stream, 'MINID', (n + 1) .. '-0')
 local marker = redis.call('XADD', stream, n .. '-*', 'c', removed)
 return {removed, marker}
 """
+)

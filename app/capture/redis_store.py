@@ -19,18 +19,25 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from app.capture.mirror import Mirror
 from app.capture.record import Capture
-from app.capture.redis_keys import RedisStoreConfig, StoreError, check_keys, connect, parse_entry_id
+from app.capture.redis_keys import (
+    BACKOFF_MAX,
+    Backoff,
+    RedisStoreConfig,
+    StoreError,
+    check_keys,
+    connect,
+    parse_entry_id,
+)
 from app.capture.redis_scripts import CLEAR
-from app.capture.redis_writer import BACKOFF_FIRST, BACKOFF_MAX, BATCH_ITEMS, StreamWriter
-from app.capture.store import StoreStats, StoreUnavailable
-from app.capture.stream_codec import META_FIELDS, SCHEMA_ID, decode, schema_of, without_payload
+from app.capture.redis_writer import BATCH_ITEMS, StreamWriter
+from app.capture.store import CaptureRing, StoreEvents, StoreStats, StoreUnavailable, strip_payload
+from app.capture.stream_codec import MAX_META_BYTES, META_FIELDS, SCHEMA_ID, decode, schema_of
 
 log = logging.getLogger("tyk_inspector.store")
 
@@ -41,13 +48,25 @@ READ_COUNT = 500
 READ_BLOCK_MS = 1000
 # How long an import, a replay or a Clear waits for the shared store before it is told it failed.
 SETTLE_SECONDS = 10.0
+# Capture ids stay within what every reader (and Redis's Lua numbers) hold exactly; an entry
+# beyond it was not written by an inspector.
+MAX_CAPTURE_ID = 10**15 - 1
+# At shutdown the reader finishes its current read (at most READ_BLOCK_MS) by itself; then it is cancelled.
+READER_STOP_SECONDS = READ_BLOCK_MS / 1000 * 2 + 1.0
 
 
-class LiveViews(Protocol):
-    """Where the reader announces what it read (the broadcaster)."""
+class TaskOwner(Protocol):
+    """Who runs the store's tasks (app.supervisor): restarts them after a crash, stops them in bounded time."""
 
-    def publish(self, capture: Capture) -> None: ...
-    def publish_cleared(self, last_id: int) -> None: ...
+    def start(
+        self,
+        name: str,
+        run: Callable[[], Awaitable[None]],
+        stop: Callable[[], object] | None = ...,
+        stop_seconds: float = ...,
+    ) -> None: ...
+
+    async def stop(self, *names: str) -> None: ...
 
 
 class RedisStore:
@@ -55,10 +74,11 @@ class RedisStore:
 
     shared = True
 
-    def __init__(self, config: RedisStoreConfig, live: LiveViews) -> None:
+    def __init__(self, config: RedisStoreConfig) -> None:
         self.config = config
-        self._live = live
-        self.mirror = Mirror(config.max_items, config.max_bytes)
+        self.events = StoreEvents()
+        """What the reader announces: every capture it shows, every Clear it reads (from any replica)."""
+        self.mirror = CaptureRing(config.max_items, config.max_bytes)
         self._keys = config.keys
         self._stream = config.key("captures")
         self._schemas_key = config.key("schemas")
@@ -72,7 +92,11 @@ class RedisStore:
         self._reader_client = connect(config.url, timeout=READ_BLOCK_MS / 1000 + 5.0)
         self._writer = StreamWriter(config, self._writer_client, lambda: self.mirror.last_id)
         self._clear = self._writer_client.register_script(CLEAR)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._owner: TaskOwner | None = None
+        self._reading = False
+        """The reader's stop flag: cleared at shutdown, checked between two reads."""
+        self._bad_schemas: set[str] = set()
+        self._beyond: set[str] = set()
 
     # The writer's counters, for /api/stats and /metrics.
 
@@ -96,8 +120,8 @@ class RedisStore:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Check the store, load what it holds, start the writer and reader.
+    async def start(self, owner: TaskOwner) -> None:
+        """Check the store, load what it holds, start the writer and reader (as `owner`'s tasks).
 
         Raises StoreError for a refused password or a key of the wrong type; a Redis that does
         not answer is only logged: the gateway is answered either way, and writing starts when it is back.
@@ -109,10 +133,10 @@ class RedisStore:
             self.connected = True
         except (RedisError, OSError) as exc:
             log.warning("Redis store %s is not answering (%s): captures wait for it", where, exc)
-        self._tasks = [
-            asyncio.create_task(self._writer.run(), name="store-writer"),
-            asyncio.create_task(self._read_loop(), name="store-reader"),
-        ]
+        self._owner = owner
+        self._reading = True
+        owner.start("store-writer", self._writer.run, stop=self._writer.wake)
+        owner.start("store-reader", self._read_loop, stop=self._stop_reading, stop_seconds=READER_STOP_SECONDS)
         log.info("captures are kept in Redis at %s under %s:*", where, self.config.prefix)
 
     async def stop(self, grace: float) -> None:
@@ -120,23 +144,28 @@ class RedisStore:
         writer = self._writer
         writer.stopping = True
         deadline = time.monotonic() + grace
-        while writer.queued and time.monotonic() < deadline and self._tasks and not self._tasks[0].done():
+        while writer.queued and time.monotonic() < deadline and self._owner is not None and writer.running:
             writer.wake()
             await asyncio.sleep(0.01)
         if writer.queued:
             log.warning("%d captures not written to Redis before shutdown", writer.queued)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._writer_client.aclose()
-        await self._reader_client.aclose()
+        if self._owner is not None:
+            await self._owner.stop("store-writer", "store-reader")
+        for client in (self._writer_client, self._reader_client):
+            try:
+                await asyncio.wait_for(client.aclose(), 2.0)
+            except (TimeoutError, RedisError, OSError) as exc:
+                log.warning("Redis store: the connection did not close cleanly (%r)", exc)
+
+    def _stop_reading(self) -> None:
+        self._reading = False
 
     # -- the Dispatch path -----------------------------------------------------------------------
 
     def add(self, capture: Capture) -> Capture:
         """Queue a capture for Redis, or count it dropped when the queue is full. Never waits."""
         if capture.size > self.config.max_bytes:
-            capture = without_payload(capture, self.config.max_bytes)
+            strip_payload(capture, self.config.max_bytes)
         self._writer.offer(capture)
         return capture
 
@@ -163,7 +192,7 @@ class RedisStore:
         return self.mirror.last_id
 
     def clear(self) -> int:
-        """Empty this replica's mirror only; `clear_shared` empties the store itself."""
+        """Empty this replica's mirror only; `clear_all` empties the store itself."""
         return self.mirror.clear()
 
     def stats(self) -> StoreStats:
@@ -188,7 +217,10 @@ class RedisStore:
 
         Raises StoreUnavailable when Redis does not take them.
         """
-        stored = [c if c.size <= self.config.max_bytes else without_payload(c, self.config.max_bytes) for c in captures]
+        for capture in captures:
+            if capture.size > self.config.max_bytes:
+                strip_payload(capture, self.config.max_bytes)
+        stored = captures
         for start in range(0, len(stored), BATCH_ITEMS):
             try:
                 last = await self._writer.write_now(stored[start : start + BATCH_ITEMS])
@@ -197,7 +229,7 @@ class RedisStore:
             await self.settle(last)
         return stored
 
-    async def clear_shared(self) -> int:
+    async def clear_all(self) -> int:
         """Empty the store for every replica; returns how many captures it held."""
         try:
             removed, marker = await self._clear(keys=self._keys, args=[self.mirror.last_id], client=self._writer_client)
@@ -226,9 +258,10 @@ class RedisStore:
     # -- the reader ------------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        backoff = BACKOFF_FIRST
-        failing = False
-        while True:
+        retry = Backoff("reading")
+        # The flag, not only cancellation, ends the loop: a cancellation can be lost inside the
+        # client's read (seen with redis-py on Python 3.11), a flag checked between reads cannot.
+        while self._reading:
             try:
                 if not self.connected:
                     await check_keys(self._reader_client, self.config)
@@ -241,16 +274,9 @@ class RedisStore:
                 continue
             except (RedisError, OSError) as exc:
                 self.connected = False
-                if not failing:
-                    log.warning("Redis store: reading failed (%s); retrying with backoff", exc)
-                    failing = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                await retry.failed(exc)
                 continue
-            if failing:
-                log.info("Redis store: reading again")
-                failing = False
-            backoff = BACKOFF_FIRST
+            retry.succeeded()
 
     async def _catch_up(self) -> None:
         """Read until the end of the stream (at start: load what the store holds)."""
@@ -263,10 +289,16 @@ class RedisStore:
         streams: Any = await client.xread({self._stream: self._cursor}, count=READ_COUNT, block=block_ms)
         entries: list[tuple[bytes, dict[bytes, bytes]]] = streams[0][1] if streams else []
         await self._learn_schemas(entries)
+        cursor = None
         for entry_id, fields in entries:
+            if self._beyond_ids(entry_id.decode()):
+                continue  # the cursor stays below it: the writer removes it, and what follows comes after the cursor
             self._apply(entry_id.decode(), fields)
-        if entries:
-            self._cursor = entries[-1][0].decode()
+            cursor = entry_id.decode()
+        if entries and cursor is None and block:
+            await asyncio.sleep(READ_BLOCK_MS / 1000)  # only such entries: wait as a blocking read would
+        if cursor is not None:
+            self._cursor = cursor
             self._writer.forget_written(parse_entry_id(self._cursor)[0])
             self._seen.set()
             self._seen = asyncio.Event()
@@ -277,18 +309,53 @@ class RedisStore:
         unknown = {
             schema_of(fields[b"m"]) for _, fields in entries if b"m" in fields and not self._writer.holds(fields)
         } - self._schemas.keys()
+        unknown -= self._bad_schemas
         if unknown:
             names = sorted(unknown)
             for schema_id, schema in zip(names, await self._reader_client.hmget(self._schemas_key, names), strict=True):
-                if schema is not None:
-                    self._schemas[schema_id] = tuple(json.loads(schema))
+                if schema is None:
+                    continue
+                try:
+                    if len(schema) > MAX_META_BYTES:
+                        raise ValueError(f"larger than {MAX_META_BYTES} bytes")
+                    fields = json.loads(schema)
+                    if not isinstance(fields, list) or not all(isinstance(name, str) for name in fields):
+                        raise ValueError("not a list of field names")
+                except ValueError as exc:
+                    # Its captures are counted unreadable one by one; the schema is not asked for again.
+                    self._bad_schemas.add(schema_id)
+                    log.warning("Redis store: schema %r in %s is unreadable (%s)", schema_id, self._schemas_key, exc)
+                    continue
+                self._schemas[schema_id] = tuple(fields)
 
     def _apply(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        """Show one stream entry; one that cannot be read is skipped, counted and logged, never fatal."""
+        try:
+            self._apply_entry(entry_id, fields)
+        except Exception as exc:  # another process wrote it: whatever it holds, the reader goes on
+            self._unreadable(f"stream entry {entry_id} could not be shown: {type(exc).__name__}: {exc}")
+
+    def _beyond_ids(self, entry_id: str) -> bool:
+        """Whether an entry's id is beyond any capture id (written by something else); counted once."""
+        if int(entry_id.partition("-")[0]) <= MAX_CAPTURE_ID:
+            return False
+        if entry_id not in self._beyond and len(self._beyond) < 1000:
+            self._beyond.add(entry_id)
+            self._unreadable(f"stream entry {entry_id} is beyond any capture id: not written by an inspector")
+        return True
+
+    def _unreadable(self, reason: str) -> None:
+        self.unreadable += 1
+        count = self.unreadable
+        if count <= 10 or not count & (count - 1):  # the first ten, then ever more rarely: a flood logs little
+            log.warning("Redis store: %s (%d unreadable entries skipped so far)", reason, count)
+
+    def _apply_entry(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
         number = int(entry_id.partition("-")[0])
         if b"c" in fields:
             self.mirror.clear()
             self.mirror.skip_to(number)
-            self._live.publish_cleared(number)
+            self.events.cleared(number)
             return
         if number <= self.mirror.last_id:
             return  # already shown (e.g. read again after a reconnect)
@@ -299,9 +366,8 @@ class RedisStore:
             try:
                 capture = decode(number, fields, self._schemas)
             except ValueError as exc:
-                self.unreadable += 1
                 self.mirror.skip_to(number)
-                log.warning("Redis store: %s", exc)
+                self._unreadable(str(exc))
                 return
         self.mirror.append(capture)
-        self._live.publish(capture)
+        self.events.added(capture)

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.capture.record import Capture
-from app.capture.redis_keys import RedisStoreConfig
+from app.capture.redis_keys import Backoff, RedisStoreConfig
 from app.capture.redis_scripts import APPEND
 from app.capture.stream_codec import OWN_REPLY, SCHEMA, SCHEMA_ID, encode_meta, reply_kind
 
@@ -35,8 +35,6 @@ BATCH_BYTES = 8 * 1024 * 1024
 # call for many captures costs the loop (and Redis) far less than one each. The page sees a
 # capture that much later; the gateway never does.
 LINGER_SECONDS = 0.02
-BACKOFF_FIRST = 0.05
-BACKOFF_MAX = 2.0
 
 
 @dataclass(slots=True)
@@ -75,6 +73,9 @@ class StreamWriter:
         self.write_errors = 0
         self.write_lag_seconds = 0.0
         """How long the last batch written had waited in the queue (oldest capture)."""
+        self.running = False
+        self.repaired = 0
+        """Stream entries removed because no capture id could follow them (written by something else)."""
 
     @property
     def queued(self) -> int:
@@ -174,18 +175,38 @@ class StreamWriter:
                 args += [head, capture.request, reply]
             else:
                 args += [head, capture.request]
-        first, last = await self._append(keys=self.config.keys, args=args, client=self._client)
+        first, last, removed = await self._append(keys=self.config.keys, args=args, client=self._client)
+        if int(removed):
+            self.repaired += int(removed)
+            log.warning(
+                "Redis store: removed %d stream entries with ids no capture id can follow (not written by an "
+                "inspector); writing goes on after them",
+                int(removed),
+            )
         return int(first), int(last)
 
     async def run(self) -> None:
-        """The writer task: batches from the queue, retried with backoff while Redis fails."""
-        backoff = BACKOFF_FIRST
+        """The writer task: batches from the queue, retried with backoff while Redis fails.
+
+        Ends by itself once `stopping` is set and the queue is empty.
+        """
+        self.running = True
+        try:
+            await self._run()
+        finally:
+            self.running = False
+
+    async def _run(self) -> None:
+        retry = Backoff("writing", ", captures queue")
         reported_drops = 0
-        failing_since: float | None = None
         while True:
             if not self._queue:
+                if self.stopping:
+                    return
                 self._wake.clear()
                 await self._wake.wait()
+                if not self._queue:
+                    continue
                 if len(self._queue) < BATCH_ITEMS and not self.stopping:
                     await asyncio.sleep(LINGER_SECONDS)
             batch = self._take_batch()
@@ -193,18 +214,11 @@ class StreamWriter:
                 first, _ = await self._run_append(batch)
             except RedisError as exc:
                 self.write_errors += 1
-                if failing_since is None:
-                    failing_since = time.monotonic()
-                    log.warning("Redis store: writing failed (%s); retrying with backoff, captures queue", exc)
                 reported_drops = self._report_drops(reported_drops)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                await retry.failed(exc)
                 continue
+            retry.succeeded()
             now = time.monotonic()
-            if failing_since is not None:
-                log.info("Redis store: writing again after %.1f s", now - failing_since)
-                failing_since = None
-            backoff = BACKOFF_FIRST
             self.write_lag_seconds = now - batch[0].queued_at
             for _ in batch:
                 self._queue.popleft()

@@ -6,14 +6,19 @@ of every plain field of Capture, so a field added to Capture is kept too. The li
 starts with the id of its schema (the field names, kept once in Redis), so replicas
 of different versions sharing a store still read each other's captures: a field one
 of them does not know is left out, a field it misses keeps its default.
+
+Another process writes these entries, so nothing in one is trusted: a value of the wrong
+type makes the entry unreadable (ValueError), never a capture that fails later in the page.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import dataclasses
 import json
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from app.capture.record import Capture
@@ -26,7 +31,32 @@ SCHEMA = json.dumps(META_FIELDS)
 SCHEMA_ID = f"{zlib.crc32(SCHEMA.encode()):08x}"
 _CAPTURE_FIELDS = frozenset(f.name for f in dataclasses.fields(Capture))
 
+# What a value read from JSON must be for each type a plain Capture field is declared with.
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "None": lambda v: v is None,
+    "Kind": lambda v: v in ("dispatch", "event"),
+}
+
+
+def _field_check(annotation: str) -> Callable[[Any], bool]:
+    checks = [_TYPE_CHECKS[part] for part in annotation.split(" | ")]  # KeyError: a new type needs a check here
+    return lambda value: any(check(value) for check in checks)
+
+
+_FIELD_CHECKS = {
+    f.name: _field_check(str(f.type))
+    for f in dataclasses.fields(Capture)
+    if f.name in META_FIELDS and f.name != "metadata"
+}
+
 ECHO, NO_REPLY, OWN_REPLY = "e", "n", "r"
+# A capture's meta is its summary fields (a few hundred bytes; gRPC metadata is bounded by the
+# transport): one far larger was not written by an inspector, and decoding it would hold the loop.
+MAX_META_BYTES = 1024 * 1024
 
 _encoder = json.JSONEncoder(separators=(",", ":"), default=lambda v: base64.b64encode(v).decode("ascii"))
 
@@ -53,23 +83,31 @@ def schema_of(meta: bytes) -> str:
 def decode(capture_id: int, fields: dict[bytes, bytes], schemas: dict[str, tuple[str, ...]]) -> Capture:
     """The capture of a stream entry; raises ValueError on an entry this build cannot read."""
     try:
+        if len(fields[b"m"]) > MAX_META_BYTES:
+            raise ValueError(f"its meta is larger than {MAX_META_BYTES} bytes")
         values = json.loads(fields[b"m"])
         request = fields[b"q"]
         names = schemas[values[0]]
     except (KeyError, ValueError, IndexError, TypeError) as exc:
         raise ValueError(f"stream entry {capture_id} is not a capture this build can read: {exc!r}") from None
-    meta = dict(zip(names, values[1:], strict=False))
-    kind = meta.pop("reply_kind", NO_REPLY)
-    reply: bytes | None = None
-    if kind == ECHO:
-        reply = request
-    elif kind == OWN_REPLY:
-        reply = fields.get(b"r", b"")
-    meta["metadata"] = tuple(
-        (k, base64.b64decode(v) if k.endswith("-bin") else v) for k, v in meta.get("metadata") or ()
-    )
-    known = {name: value for name, value in meta.items() if name in _CAPTURE_FIELDS}
     try:
+        if not isinstance(values, list) or not isinstance(request, bytes):
+            raise ValueError("its meta is not a list")
+        meta = dict(zip(names, values[1:], strict=False))
+        kind = meta.pop("reply_kind", NO_REPLY)
+        reply: bytes | None = None
+        if kind == ECHO:
+            reply = request
+        elif kind == OWN_REPLY:
+            reply = fields.get(b"r", b"")
+        elif kind != NO_REPLY:
+            raise ValueError(f"reply kind {kind!r} is none of {ECHO!r}, {NO_REPLY!r}, {OWN_REPLY!r}")
+        meta["metadata"] = _metadata(meta.get("metadata"))
+        known = {name: value for name, value in meta.items() if name in _CAPTURE_FIELDS}
+        for name, value in known.items():
+            check = _FIELD_CHECKS.get(name)
+            if check is not None and not check(value):
+                raise ValueError(f"field {name!r} has a value of type {type(value).__name__}")
         capture = Capture(request=request, reply=reply, **known)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"stream entry {capture_id} is not a capture this build can read: {exc}") from None
@@ -77,21 +115,19 @@ def decode(capture_id: int, fields: dict[bytes, bytes], schemas: dict[str, tuple
     return capture
 
 
-def without_payload(capture: Capture, max_bytes: int) -> Capture:
-    """A copy of a capture too large for the whole store, keeping its summary but not its bytes.
-
-    A copy: the capture's own bytes may be what the gateway is being answered with.
-    """
-    note = (
-        f"payload of {len(capture.request)} bytes not kept: larger than the buffer's byte bound of "
-        f"{max_bytes} (raise --buffer-bytes)"
-    )
-    return dataclasses.replace(
-        capture,
-        request=b"",
-        reply=None if capture.reply is None else b"",
-        error=f"{capture.error}; {note}" if capture.error else note,
-        truncated=True,
-        analysis=None,
-        summary_json=None,
-    )
+def _metadata(value: Any) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata as stored: a list of [name, value] string pairs, binary values (-bin) in base64."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError("field 'metadata' is not a list")
+    pairs: list[Any] = []
+    for pair in value:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)):
+            raise ValueError("field 'metadata' holds something else than [name, value] string pairs")
+        name, text = pair
+        try:
+            pairs.append((name, base64.b64decode(text, validate=True) if name.endswith("-bin") else text))
+        except binascii.Error:
+            raise ValueError(f"metadata {name!r} is not base64") from None
+    return tuple(pairs)  # -bin values are bytes, as gRPC gives them

@@ -62,7 +62,6 @@ class Shadow:
         self.gateway = gateway
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.queued_bytes = 0
-        self._workers: list[asyncio.Task[None]] = []
         self._in_flight: set[Capture] = set()
         self.stopped = False
         self.offload: Offload | None = None
@@ -90,17 +89,13 @@ class Shadow:
         self.queued_bytes += size
         self._queue.put_nowait((capture, metadata, target))
 
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._workers = [loop.create_task(self._work(), name=f"shadow-{i}") for i in range(WORKERS)]
+    def worker_names(self) -> list[str]:
+        """The names of the worker tasks the inspector's supervisor runs, each as `run_worker`."""
+        return [f"shadow-{i}" for i in range(WORKERS)]
 
-    async def stop(self) -> None:
-        """Stop the workers; what is queued or in flight is recorded as dropped (no capture is lost)."""
+    def drain(self) -> None:
+        """Once the workers are stopped: what is still queued is recorded as dropped (no capture is lost)."""
         self.stopped = True
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
         while not self._queue.empty():
             capture, _, _ = self._queue.get_nowait()
             self.queued_bytes -= _size(capture)
@@ -111,7 +106,7 @@ class Shadow:
         capture.shadow, capture.shadow_detail = "dropped", why
         self._record(capture)
 
-    async def _work(self) -> None:
+    async def run_worker(self) -> None:
         while True:
             capture, metadata, target = await self._queue.get()
             self.queued_bytes -= _size(capture)

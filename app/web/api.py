@@ -18,7 +18,7 @@ from app.capture.document import snapshot
 from app.capture.matcher import Matcher
 from app.capture.record import Capture
 from app.capture.redact import Redactor
-from app.capture.store import SharedStore, StoreUnavailable
+from app.capture.store import StoreUnavailable
 from app.capture.views import summary_json
 from app.proxy.replay import ReplayError, ReplayRefused
 from app.tyk.diff import diff_objects
@@ -131,7 +131,7 @@ async def stats(context: Context) -> dict[str, Any]:
         "max_bytes": s.max_bytes,
         "total": s.total,
         "evicted": s.evicted,
-        "store": "shared" if isinstance(context.store, SharedStore) else "memory",
+        "store": "shared" if context.store.shared else "memory",
         "dropped": s.dropped,
         "queued": s.queued,
         "first_id": s.first_id,
@@ -143,6 +143,7 @@ async def stats(context: Context) -> dict[str, Any]:
         "grpc_address": context.settings.grpc_address,
         "grpc_port": context.grpc_port,
         "grpc_unix_socket": context.settings.grpc_unix_socket,
+        "health": context.health(),
     }
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from prometheus_client.registry import CollectorRegistry
@@ -17,7 +18,7 @@ from app.capture.offload import Offloader
 from app.capture.record import Analysis, Capture
 from app.capture.redact import Redactor
 from app.capture.search import SearchViews
-from app.capture.store import CaptureStore, SharedStore
+from app.capture.store import CaptureStore
 from app.capture.tokens import SharedTokens
 from app.capture.views import DetailCache, build_detail
 from app.config import Settings
@@ -35,6 +36,8 @@ class WebContext:
     grpc_port: int | None = None
     replayer: Replayer | None = None
     metrics: CollectorRegistry | None = None
+    health: Callable[[], dict[str, Any]] = lambda: {"degraded": False, "tasks": [], "rules": None, "rule_errors": 0}
+    """The process's health (app.supervisor): degraded or not, each background task, the rules file."""
     started_at: float = field(default_factory=time.time)
     auth: Authenticator = field(init=False)
     redactor: Redactor = field(init=False)
@@ -94,20 +97,11 @@ class WebContext:
 
         Raises StoreUnavailable when a shared store does not take them.
         """
-        if isinstance(self.store, SharedStore):
-            return await self.store.append(captures)  # its reader tells the subscribers
-        added = self.store.add_many(captures)
-        for capture in added:
-            self.broadcaster.publish(capture)
-        return added
+        return await self.store.append(captures)  # the store tells the subscribers
 
     async def clear(self) -> int:
         """Empty the store (for every replica, when shared) and tell live subscribers."""
-        if isinstance(self.store, SharedStore):
-            removed = await self.store.clear_shared()  # its reader tells the subscribers
-        else:
-            removed = self.store.clear()
-            self.broadcaster.publish_cleared(self.store.last_id)
+        removed = await self.store.clear_all()  # the store tells the subscribers
         self.details.clear()
         self.search_views.clear()
         self.tokens.clear()
@@ -115,8 +109,7 @@ class WebContext:
 
     async def settled(self, capture: Capture) -> Capture:
         """The capture once the store shows it with its id (at once for the memory store)."""
-        if isinstance(self.store, SharedStore):
-            await self.store.settle_capture(capture)
+        await self.store.settle_capture(capture)
         return capture
 
 

@@ -238,7 +238,12 @@ async def _events(context: WebContext, sent: int, matcher: Matcher | None) -> As
             message = await subscription.get()
             closed = await _drain(subscription, message, outbox)
             if subscription.lagging:
-                subscription.resync()
+                cleared = subscription.resync()
+                if cleared is not None:
+                    # A Clear happened while this stream lagged: the page drops its rows, and the
+                    # captures after it follow without a gap (they were cleared, not missed).
+                    outbox.add(named_event("clear", {"last_id": cleared}))
+                    outbox.sent = max(outbox.sent, cleared)
                 async for chunk in _catch_up(store, outbox):
                     yield chunk
             chunk = outbox.take()
@@ -259,6 +264,7 @@ async def _drain(subscription: Subscription, first: object, outbox: _Outbox) -> 
             return True
         if isinstance(message, Cleared):
             outbox.add(named_event("clear", {"last_id": message.last_id}))
+            outbox.sent = max(outbox.sent, message.last_id)  # what follows comes after the Clear: no gap
         elif isinstance(message, Batch):
             outbox.add_batch(message, await outbox.views_for(message))
         if outbox.full:
