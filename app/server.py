@@ -155,6 +155,7 @@ class Inspector:
             run_capture_log(self.broadcaster, settings.capture_log, context.redactor, settings.capture_log_rate),
             name="log",
         )
+        context.catalog.start()  # reads --gateway-url's catalog in the background
         if settings.rules_file:
             self._rules_task = asyncio.create_task(self._watch_rules(settings.rules_file), name="rules")
         where = f"{settings.grpc_address.rsplit(':', 1)[0]}:{self.grpc.port}" if self.grpc.port else ""
@@ -214,6 +215,8 @@ class Inspector:
             self._http.should_exit = True
         if self._rules_task is not None:
             self._rules_task.cancel()
+        if self.web is not None:
+            await self.web.catalog.stop()
         await asyncio.gather(*(t for t in (self._http_task, self._log_task) if t is not None))
         await asyncio.gather(*(t for t in (self._rules_task,) if t is not None), return_exceptions=True)
         await self.upstreams.close()

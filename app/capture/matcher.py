@@ -38,6 +38,7 @@ from app.capture.query import (
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.search import MAX_SEARCH_BODY_BYTES, SearchView, SearchViews, build_view, metadata_view
+from app.gateway.apidef import ApiDefinition
 from app.tyk.outcome import Gateway
 
 # One regex search may take this long on one field before the query is refused...
@@ -58,6 +59,12 @@ REQUEST_FIELDS = frozenset({"kind", "hook", "name", "api", "org", "method", "pat
 
 class QueryTooSlow(QueryError):
     """A regex went over its time limit; the query is refused rather than left running."""
+
+
+class ApiLookup(Protocol):
+    """The gateway's API definitions by API ID (app.gateway.catalog)."""
+
+    def lookup(self, api_id: str) -> ApiDefinition | None: ...
 
 
 class JourneyLookup(Protocol):
@@ -102,6 +109,8 @@ class Searcher:
     journeys: JourneyLookup | None = None
     gateway: Gateway | None = None
     """The gateway model (--tyk-version) the outcome, the effect and the lint follow."""
+    apis: ApiLookup | None = None
+    """API names and listen paths for `api:`."""
     request_only: bool = False
     """Routing rules: only what the request says (`status:` is the status a Response hook carries)."""
 
@@ -273,8 +282,23 @@ def _term(term: Term, searcher: Searcher) -> Predicate:
         return lambda s: any(test(s, w["code"]) for w in warnings_of(s.capture, s.searcher.gateway))
     if name == "status":  # status:dropped, status:continue
         return lambda s: test(s, str(searcher.status_of(s.capture) or ""))
+    if name == "api" and searcher.apis is not None:
+        return _api(test, searcher.apis)
     get = _IDENT_FIELDS[name]
     return lambda s: test(s, get(s.capture))
+
+
+def _api(test: StringTest, apis: ApiLookup) -> Predicate:
+    """`api:` matches the API ID, or the name or listen path the gateway's catalog gives it."""
+
+    def matches(s: _Subject) -> bool:
+        api_id = s.capture.api_id
+        if test(s, api_id):
+            return True
+        api = apis.lookup(api_id)
+        return api is not None and (test(s, api.name) or test(s, api.listen_path))
+
+    return matches
 
 
 _FLAGS: dict[str, Predicate] = {

@@ -1,0 +1,52 @@
+"""The gateway's catalog in the API: API names, configured hooks, calls seen, why a hook never fires."""
+
+from __future__ import annotations
+
+import asyncio
+from itertools import islice
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.gateway.hooks import Usage, report
+from app.web.context import Context, WebContext
+
+router = APIRouter(prefix="/api", tags=["gateway"])
+
+# Captures counted between two turns of the loop while the buffer is walked.
+WALK_SLICE = 2_000
+
+
+async def usage_of(context: WebContext) -> Usage:
+    """The calls seen per API and hook, from the whole buffer; the loop gets a turn every slice."""
+    usage = Usage()
+    captures = context.store.newest_first()
+    while True:
+        part = list(islice(captures, WALK_SLICE))
+        usage.add_all(part)
+        if len(part) < WALK_SLICE:
+            return usage
+        await asyncio.sleep(0)
+
+
+@router.get("/apis")
+async def list_apis(context: Context) -> dict[str, Any]:
+    """Every API the gateways list, with its hooks in the gateway's order, the calls seen for each
+    (count, last seen, p50/p99, outcomes) and, for a hook that does not fire, why."""
+    catalog = context.catalog
+    body = report(catalog.apis(), await usage_of(context)) if catalog.configured else {"apis": [], "unknown_apis": []}
+    return {**catalog.status(), **body}
+
+
+@router.post("/apis/refresh")
+async def refresh_apis(context: Context) -> dict[str, Any]:
+    """Read every gateway's /hello and /tyk/apis now; answers with the catalog's state once read."""
+    await context.catalog.refresh()
+    return context.catalog.status()
+
+
+@router.get("/apis/names")
+async def api_names(context: Context) -> dict[str, Any]:
+    """API ID -> name and listen path, for showing names wherever an ID appears."""
+    names = {api.api_id: {"name": api.name, "listen_path": api.listen_path} for api, _ in context.catalog.apis()}
+    return {**context.catalog.status(), "names": names}
