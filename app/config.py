@@ -175,7 +175,9 @@ class Settings:
         TykVersion.parse(self.tyk_version)  # a ValueError names the expected form
         for url in self.gateway_urls:
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-                raise ValueError(f"--gateway-url {url!r} is not an http:// or https:// URL (e.g. http://localhost:8080)")
+                raise ValueError(
+                    f"--gateway-url {url!r} is not an http:// or https:// URL (e.g. http://localhost:8080)"
+                )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.auth_token is not None and not self.http_is_loopback and len(self.auth_token) < MIN_TOKEN_CHARS:
