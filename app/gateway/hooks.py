@@ -6,6 +6,7 @@ layer walks the store in slices and hands the captures here.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ def _outcome(capture: Capture) -> str:
 def _percentile_ms(ordered: list[int], share: float) -> float | None:
     if not ordered:
         return None
-    index = min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))
+    index = min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))  # nearest rank
     return round(ordered[index] / 1e6, 3)
 
 

@@ -1,0 +1,337 @@
+"""The gateway's catalog: /hello and /tyk/apis read from a real HTTP server, names in the API,
+`api:` by name or listen path, the hooks view and why a hook never fires."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+
+from app.capture.record import Capture
+from app.cli import build_parser, settings_from_args
+from app.gateway.apidef import ApiDefinition, ConfiguredHook, parse_api_list
+from app.gateway.catalog import GatewayCatalog
+from app.gateway.hooks import TWICE_NEAR_LIMIT, Usage, report
+from app.server import Inspector
+from app.tyk.version import TykVersion
+from tests.conftest import TEST_SETTINGS, Client, load_object, wait_until
+from tests.gateway_api import (
+    BUNDLE_ID,
+    LEGACY_ID,
+    MCP_ID,
+    ORDERS_ID,
+    PAYMENTS_ID,
+    FakeGateway,
+    catalog,
+    fake_gateway,
+)
+
+SECRET = "gateway-secret-123"
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    with fake_gateway(FakeGateway(secret=SECRET)) as served:
+        yield served
+
+
+def codes(reasons: list[dict[str, str]]) -> list[str]:
+    return [r["code"] for r in reasons]
+
+
+# --- reading the gateway -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["5.8", "5.14"])
+async def test_the_catalog_of_each_release_gives_names_listen_paths_and_hooks_in_order(version: str) -> None:
+    seen: list[TykVersion] = []
+    with fake_gateway(FakeGateway(version=version, secret=SECRET)) as served:
+        reader = GatewayCatalog((served.url,), SECRET, on_version=seen.append)
+        await reader.refresh()
+    orders = reader.lookup(ORDERS_ID)
+    assert orders is not None
+    assert (orders.name, orders.listen_path, orders.driver) == ("Orders API", "/orders/", "grpc")
+    assert [(h.hook_type, h.name) for h in orders.hooks] == [
+        ("Pre", "MyPreHook"),
+        ("Pre", "SessionFirst"),
+        ("CustomKeyCheck", "MyAuthCheck"),
+        ("PostKeyAuth", "MyPostKeyAuthHook"),
+        ("Post", "RetiredHook"),
+        ("Response", "MyResponseHook"),
+    ]
+    assert reader.label(ORDERS_ID) == "Orders API /orders/"
+    assert reader.label("not-known") == "not-known"
+    assert seen == [TykVersion.parse(version)]
+    assert reader.status()["tyk_version"] == {"version": f"{version}.0", "source": f"/hello at {served.url}"}
+    # MCP APIs are asked for from 5.12 on (the gateway leaves them out otherwise).
+    apis_paths = [path for path, _ in served.requests if path.startswith("/tyk/apis")]
+    if version == "5.14":
+        assert apis_paths == ["/tyk/apis?include_types=mcp"]
+        assert reader.lookup(MCP_ID) is not None
+    else:
+        assert apis_paths == ["/tyk/apis"]
+    # The secret goes to /tyk/apis only, as x-tyk-authorization.
+    headers = dict(served.requests)
+    assert headers["/hello"].get("x-tyk-authorization") is None
+    assert headers[apis_paths[0]]["x-tyk-authorization"] == SECRET
+
+
+async def test_given_tyk_version_is_kept_and_hello_only_informs(gateway: FakeGateway) -> None:
+    seen: list[TykVersion] = []
+    reader = GatewayCatalog((gateway.url,), SECRET, version_fixed=True, on_version=seen.append)
+    await reader.refresh()
+    assert seen == []
+    assert reader.status()["gateways"][0]["version"] == "v5.14.0"
+
+
+async def test_a_wrong_secret_is_a_clear_message_and_the_last_catalog_stays_stale(
+    gateway: FakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = GatewayCatalog((gateway.url,), SECRET)
+    await reader.refresh()
+    gateway.secret = "rotated-on-the-gateway"
+    with caplog.at_level(logging.INFO, "tyk_inspector.gateway"):
+        await reader.refresh()
+        await reader.refresh()  # the same failure is logged once
+    state = reader.status()["gateways"][0]
+    assert state["stale"] is True and state["ok"] is False
+    assert "refused the secret" in state["error"] and "403" in state["error"]
+    assert state["age_seconds"] is not None and state["api_count"] == 5
+    assert reader.lookup(ORDERS_ID) is not None  # names still shown
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "last good catalog stays" in warnings[0]
+    assert SECRET not in caplog.text and SECRET not in json.dumps(reader.status()) and SECRET not in repr(reader)
+    gateway.secret = SECRET
+    await reader.refresh()
+    assert reader.status()["gateways"][0]["ok"] is True
+
+
+async def test_no_secret_says_which_setting_gives_it(gateway: FakeGateway) -> None:
+    reader = GatewayCatalog((gateway.url,), None)
+    await reader.refresh()
+    assert "--gateway-secret" in reader.status()["gateways"][0]["error"]
+
+
+async def test_an_unreachable_gateway_and_one_without_the_api_are_said_clearly(gateway: FakeGateway) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    gateway.apis_status = 404
+    reader = GatewayCatalog((f"http://127.0.0.1:{port}", gateway.url), SECRET)
+    await reader.refresh()
+    down, data_plane = reader.status()["gateways"]
+    assert down["error"].startswith(f"cannot reach the gateway at http://127.0.0.1:{port}")
+    assert down["stale"] is False  # nothing was ever read
+    assert "data-plane" in data_plane["error"] and "control_api_port" in data_plane["error"]
+
+
+async def test_callers_at_the_same_moment_share_one_read(gateway: FakeGateway) -> None:
+    reader = GatewayCatalog((gateway.url,), SECRET)
+    await asyncio.gather(*(reader.refresh() for _ in range(8)))
+    assert reader.refreshes == 1
+    assert len([p for p, _ in gateway.requests if p.startswith("/tyk/apis")]) == 1
+
+
+async def test_the_background_task_rereads_on_request_and_stops(gateway: FakeGateway) -> None:
+    reader = GatewayCatalog((gateway.url,), SECRET, refresh_seconds=3600)
+    reader.start()
+    try:
+        await wait_until(lambda: reader.refreshes >= 1, what="the first read")
+        gateway.apis = [catalog("5.14")[1]]
+        reader.request_refresh()
+        await wait_until(lambda: reader.lookup(ORDERS_ID) is None, what="a read on request")
+    finally:
+        await reader.stop()
+    assert reader._task is None
+
+
+def test_a_catalog_that_is_not_a_list_or_has_odd_entries_is_read_safely() -> None:
+    listed = parse_api_list(
+        json.dumps(
+            [{"api_id": "x", "custom_middleware": {"pre": "no", "auth_check": []}}, "junk", {"name": "no id"}]
+        ).encode()
+    )
+    assert [a.api_id for a in listed.apis] == ["x"] and listed.apis[0].hooks == ()
+
+
+# --- why a hook never fires ----------------------------------------------------------------
+
+
+def capture(
+    api_id: str, hook_type: str, hook_name: str, size: int = 10, duration_ns: int = 1_000_000, **fields: Any
+) -> Capture:
+    return Capture(
+        kind="dispatch",
+        request=b"x" * size,
+        reply=None,
+        api_id=api_id,
+        hook_type=hook_type,
+        hook_name=hook_name,
+        duration_ns=duration_ns,
+        **fields,
+    )
+
+
+def hooks_report(usage: Usage) -> dict[str, Any]:
+    apis = parse_api_list(json.dumps(catalog("5.14")).encode()).apis
+    document = report([(a, "gw") for a in apis], usage)
+    return {a["name"]: a for a in document["apis"]} | {"unknown": document["unknown_apis"]}
+
+
+def test_each_reason_a_hook_never_fires_only_where_the_definition_shows_it() -> None:
+    usage = Usage()
+    usage.add_all(
+        [
+            capture(ORDERS_ID, "Pre", "MyPreHook", duration_ns=2_000_000),
+            capture(ORDERS_ID, "Pre", "MyPreHook", duration_ns=4_000_000, grpc_status="OK"),
+            capture(ORDERS_ID, "PostKeyAuth", "MyPostKeyAuthHook", upstream_status="UNIMPLEMENTED", grpc_status="OK"),
+            capture(ORDERS_ID, "Response", "MyResponseHook", size=TWICE_NEAR_LIMIT),
+            capture("ffffffffffffffffffffffffffffffff", "Pre", "Elsewhere"),
+            capture(ORDERS_ID, "Pre", "MyPreHook", replay_of=1),  # a replay is not a gateway call
+        ]
+    )
+    apis = hooks_report(usage)
+    orders = apis["Orders API"]
+    hooks = {h["name"]: h for h in orders["hooks"]}
+    assert list(hooks) == [
+        "MyPreHook",
+        "SessionFirst",
+        "MyAuthCheck",
+        "MyPostKeyAuthHook",
+        "RetiredHook",
+        "MyResponseHook",
+    ]
+    pre = hooks["MyPreHook"]
+    assert (pre["calls"], pre["fires"], pre["reasons"], pre["p50_ms"], pre["p99_ms"]) == (2, True, [], 2.0, 4.0)
+    assert codes(hooks["RetiredHook"]["reasons"]) == ["hook-disabled"]
+    assert codes(hooks["MyPostKeyAuthHook"]["reasons"]) == ["unimplemented"]
+    assert hooks["MyPostKeyAuthHook"]["fires"] is False
+    assert codes(hooks["SessionFirst"]["warnings"]) == ["session-before-auth"]
+    assert hooks["MyAuthCheck"]["reasons"] == []  # custom auth on, keyed API: nothing shown, just no calls yet
+    assert hooks["MyResponseHook"]["warnings"] == []  # raw_body_only set: bodies travel once
+    payments = apis["Payments"]
+    assert codes(payments["reasons"]) == ["driver-empty"]
+    pay = {h["name"]: codes(h["reasons"]) for h in payments["hooks"]}
+    assert pay == {"PayPre": [], "PayAuth": ["auth-on-keyless"], "PayPostAuth": ["post-auth-on-keyless"]}
+    assert codes(apis["Legacy Python"]["reasons"]) == ["api-inactive", "driver-not-grpc"]
+    assert codes(apis["Bundled"]["reasons"]) == ["bundle-not-loaded"]
+    mcp = apis["Tools MCP"]["hooks"][0]
+    assert codes(mcp["reasons"]) == ["no-traffic"]
+    unknown = apis["unknown"]
+    assert [u["api_id"] for u in unknown] == ["ffffffffffffffffffffffffffffffff"]
+
+
+def test_bodies_sent_twice_near_the_limit_warn_without_raw_body_only() -> None:
+    api = ApiDefinition("a", driver="grpc", hooks=(ConfiguredHook("Post", "Big"),))
+    usage = Usage()
+    usage.add(capture("a", "Post", "Big", size=TWICE_NEAR_LIMIT))
+    (row,) = report([(api, "gw")], usage)["apis"]
+    assert codes(row["hooks"][0]["warnings"]) == ["body-twice"]
+
+
+# --- through the inspector -----------------------------------------------------------------
+
+
+@pytest.fixture
+async def served(gateway: FakeGateway) -> AsyncIterator[tuple[Inspector, httpx.AsyncClient, FakeGateway]]:
+    settings = replace(TEST_SETTINGS, gateway_urls=(gateway.url,), gateway_url=gateway.url, gateway_secret=SECRET)
+    inspector = Inspector(settings)
+    await inspector.start()
+    try:
+        async with httpx.AsyncClient(base_url=inspector.http_url, timeout=10) as http:
+            web = inspector.web
+            assert web is not None
+            await wait_until(lambda: web.catalog.refreshes >= 1, what="the first catalog read")
+            yield inspector, http, gateway
+    finally:
+        await inspector.stop()
+
+
+async def send_pre(inspector: Inspector) -> None:
+    import grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
+        await Client(channel).dispatch(load_object("pre.json"))
+
+
+async def test_api_filter_finds_a_capture_by_name_id_or_listen_path(
+    served: tuple[Inspector, httpx.AsyncClient, FakeGateway],
+) -> None:
+    inspector, http, _ = served
+    await send_pre(inspector)
+    for query in ("api:orders*", 'api:"Orders API"', "api:/orders/", f"api:{ORDERS_ID}"):
+        found = (await http.get("/api/captures", params={"q": query})).json()["items"]
+        assert [c["api_id"] for c in found] == [ORDERS_ID], query
+    assert (await http.get("/api/captures", params={"q": "api:payments"})).json()["items"] == []
+
+
+async def test_the_hooks_view_and_refresh_through_the_api(
+    served: tuple[Inspector, httpx.AsyncClient, FakeGateway],
+) -> None:
+    inspector, http, gateway = served
+    await send_pre(inspector)
+    document = (await http.get("/api/apis")).json()
+    assert document["tyk_version"] == {"version": "5.14.0", "source": f"/hello at {gateway.url}"}
+    assert inspector.web is not None and str(inspector.web.gateway.version) == "5.14.0"
+    orders = next(a for a in document["apis"] if a["api_id"] == ORDERS_ID)
+    pre = next(h for h in orders["hooks"] if h["name"] == "MyPreHook")
+    assert pre["calls"] == 1 and pre["fires"] is True and pre["last_seen_us"]
+    assert {a["name"] for a in document["apis"]} == {"Orders API", "Payments", "Legacy Python", "Bundled", "Tools MCP"}
+    names = (await http.get("/api/apis/names")).json()["names"]
+    assert names[PAYMENTS_ID] == {"name": "Payments", "listen_path": "/payments/"}
+    gateway.apis = [catalog("5.14")[0] | {"name": "Orders v2"}]
+    refreshed = (await http.post("/api/apis/refresh")).json()
+    assert refreshed["gateways"][0]["api_count"] == 1
+    assert (await http.get("/api/apis/names")).json()["names"][ORDERS_ID]["name"] == "Orders v2"
+    assert LEGACY_ID not in (await http.get("/api/apis/names")).json()["names"]
+    assert BUNDLE_ID  # (the bundle API left with the rest)
+
+
+async def test_the_secret_is_in_no_answer_and_no_log(
+    served: tuple[Inspector, httpx.AsyncClient, FakeGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    inspector, http, gateway = served
+    gateway.secret = "changed"
+    with caplog.at_level(logging.DEBUG):
+        await http.post("/api/apis/refresh")
+        paths = ("/api/stats", "/api/apis", "/api/apis/names", "/", "/metrics")
+        answers = [(await http.get(path)).text for path in paths]
+    assert all(SECRET not in text for text in answers)
+    assert SECRET not in caplog.text and SECRET not in repr(inspector.settings)
+    assert "refused the secret" in (await http.get("/api/apis")).json()["gateways"][0]["error"]
+
+
+def test_cli_gateway_urls_repeat_and_the_secret_comes_from_a_file_or_the_environment(tmp_path: object) -> None:
+    from pathlib import Path
+
+    secret_file = Path(str(tmp_path)) / "secret"
+    secret_file.write_text("from-file\n")
+    parser, _ = build_parser({})
+    args = parser.parse_args(
+        [
+            "serve",
+            "--gateway-url",
+            "http://a:8080",
+            "--gateway-url",
+            "http://b:8080",
+            "--gateway-secret-file",
+            str(secret_file),
+        ]
+    )
+    settings = settings_from_args(args)
+    assert settings.gateway_urls == ("http://a:8080", "http://b:8080") and settings.gateway_url == "http://a:8080"
+    assert settings.gateway_secret == "from-file" and not settings.tyk_version_given
+    assert "from-file" not in repr(settings)
+    parser, _ = build_parser({"TYK_INSPECTOR_GATEWAY_SECRET": "from-env", "TYK_INSPECTOR_TYK_VERSION": "5.8.2"})
+    settings = settings_from_args(parser.parse_args(["serve"]))
+    assert settings.gateway_secret == "from-env" and settings.tyk_version_given and settings.tyk_version == "5.8.2"
+    assert settings.gateway_urls == () and settings.gateway_url == "http://localhost:8080"
+    with pytest.raises(ValueError, match="--gateway-url"):
+        replace(TEST_SETTINGS, gateway_urls=("localhost:8080",))
