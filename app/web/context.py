@@ -25,7 +25,7 @@ from app.config import Settings
 from app.gateway.catalog import GatewayCatalog, VersionChoice
 from app.proxy.replay import Replayer
 from app.tyk.outcome import Gateway
-from app.tyk.version import TykVersion
+from app.tyk.version import LATEST_VERSION, TykVersion
 from app.web.auth import Authenticator
 
 
@@ -58,11 +58,13 @@ class WebContext:
         self.auth = Authenticator(s.auth_token, s.session_seconds)
         self.redactor = Redactor(s.redact, s.redact_headers, s.redact_metadata, s.redact_query, s.redact_body)
         self.gateway = Gateway(version=TykVersion.parse(s.tyk_version))
+        # A version other than the default was asked for, on the command line or by whoever built the settings.
+        given = s.tyk_version_given or self.gateway.version != LATEST_VERSION
         self.catalog = GatewayCatalog(
             s.gateway_urls,
             s.gateway_secret,
-            version=VersionChoice(str(self.gateway.version), "--tyk-version" if s.tyk_version_given else "default"),
-            version_fixed=s.tyk_version_given,
+            version=VersionChoice(str(self.gateway.version), "--tyk-version" if given else "default"),
+            version_fixed=given,
             on_version=self.use_tyk_version,
             off_loop=self.offloader.run,
         )
