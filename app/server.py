@@ -152,7 +152,13 @@ class Inspector:
         # first turn simply wait in the backlog.
         self._http_task = asyncio.create_task(self._http.serve(sockets=[http_socket]), name="http")
         self._log_task = asyncio.create_task(
-            run_capture_log(self.broadcaster, settings.capture_log, context.redactor, settings.capture_log_rate),
+            run_capture_log(
+                self.broadcaster,
+                settings.capture_log,
+                context.redactor,
+                settings.capture_log_rate,
+                api_names=context.catalog.name_of,
+            ),
             name="log",
         )
         context.catalog.start()  # reads --gateway-url's catalog in the background

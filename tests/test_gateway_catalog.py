@@ -335,3 +335,32 @@ def test_cli_gateway_urls_repeat_and_the_secret_comes_from_a_file_or_the_environ
     assert settings.gateway_urls == () and settings.gateway_url == "http://localhost:8080"
     with pytest.raises(ValueError, match="--gateway-url"):
         replace(TEST_SETTINGS, gateway_urls=("localhost:8080",))
+
+
+async def test_har_and_metrics_name_the_api_and_the_metrics_label_stays_the_id(
+    served: tuple[Inspector, httpx.AsyncClient, FakeGateway],
+) -> None:
+    inspector, http, _ = served
+    await send_pre(inspector)
+    har = (await http.get("/api/export", params={"format": "har"})).json()
+    (entry,) = har["log"]["entries"]
+    assert entry["_tykInspector"]["api_id"] == ORDERS_ID
+    assert (entry["_tykInspector"]["api_name"], entry["_tykInspector"]["listen_path"]) == ("Orders API", "/orders/")
+    metrics = (await http.get("/metrics")).text
+    assert f'api_id="{ORDERS_ID}"' in metrics and "Orders API" not in metrics
+
+
+async def test_the_console_log_names_the_api(gateway: FakeGateway, caplog: pytest.LogCaptureFixture) -> None:
+    settings = replace(TEST_SETTINGS, gateway_urls=(gateway.url,), gateway_secret=SECRET, capture_log="line")
+    inspector = Inspector(settings)
+    await inspector.start()
+    try:
+        web = inspector.web
+        assert web is not None
+        await wait_until(lambda: web.catalog.lookup(ORDERS_ID) is not None, what="the catalog read")
+        with caplog.at_level(logging.INFO, "tyk_inspector"):
+            await send_pre(inspector)
+            await wait_until(lambda: "#1" in caplog.text, what="the capture's console line")
+    finally:
+        await inspector.stop()
+    assert f"api={ORDERS_ID} (Orders API /orders/)" in caplog.text

@@ -118,12 +118,16 @@ class GatewayCatalog:
     def apis(self) -> list[tuple[ApiDefinition, str]]:
         return list(self._by_id.values())
 
-    def label(self, api_id: str) -> str:
-        """'Orders API /orders/' for an API the catalog knows; the ID itself otherwise."""
+    def name_of(self, api_id: str) -> str | None:
+        """'Orders API /orders/' for an API the catalog knows by name; None otherwise."""
         api = self.lookup(api_id)
         if api is None or not api.name:
-            return api_id
+            return None
         return f"{api.name} {api.listen_path}".strip()
+
+    def label(self, api_id: str) -> str:
+        """'Orders API /orders/' for an API the catalog knows; the ID itself otherwise."""
+        return self.name_of(api_id) or api_id
 
     def status(self) -> dict[str, Any]:
         """The catalog's state for the page: each gateway, the version and where it came from (no secret)."""
