@@ -364,3 +364,13 @@ async def test_the_console_log_names_the_api(gateway: FakeGateway, caplog: pytes
     finally:
         await inspector.stop()
     assert f"api={ORDERS_ID} (Orders API /orders/)" in caplog.text
+
+
+def test_the_plugins_share_of_a_request_is_hook_time_over_first_hook_to_last() -> None:
+    usage = Usage()
+    pre = capture("a", "Pre", "P", duration_ns=1_000_000, received_us=1_000_000)
+    response = capture("a", "Response", "R", duration_ns=1_000_000, received_us=1_010_000)  # 10 ms later
+    usage.add_journey("a", [pre, response])
+    usage.add_journey("a", [pre])  # one call alone says nothing of the request
+    assert usage.plugin_share("a") == {"share": round(2 / 11, 4), "journeys": 1}
+    assert usage.plugin_share("b") is None

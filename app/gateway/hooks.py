@@ -64,6 +64,8 @@ class Usage:
     hooks: dict[tuple[str, str, str], HookCalls] = field(default_factory=dict)
     apis: Counter[str] = field(default_factory=Counter)
     last_us: dict[str, int] = field(default_factory=dict)
+    plugin_time: dict[str, list[int]] = field(default_factory=dict)
+    """Per API: [ns in hooks, ns from the first hook's start to the last one's end, journeys]."""
 
     def add(self, capture: Capture) -> None:
         if capture.kind != "dispatch" or capture.replay_of is not None or capture.imported:
@@ -79,6 +81,23 @@ class Usage:
     def add_all(self, captures: Iterable[Capture]) -> None:
         for capture in captures:
             self.add(capture)
+
+    def add_journey(self, api_id: str, steps: list[Capture]) -> None:
+        """One API request's hook calls: how much of its time (first hook to last) went to plugins."""
+        if len(steps) < 2:
+            return  # one call spans only itself
+        start = min(c.received_us for c in steps) * 1000
+        end = max(c.received_us * 1000 + c.duration_ns for c in steps)
+        totals = self.plugin_time.setdefault(api_id, [0, 0, 0])
+        totals[0] += sum(c.duration_ns for c in steps)
+        totals[1] += max(end - start, 1)
+        totals[2] += 1
+
+    def plugin_share(self, api_id: str) -> dict[str, Any] | None:
+        totals = self.plugin_time.get(api_id)
+        if not totals:
+            return None
+        return {"share": round(min(1.0, totals[0] / totals[1]), 4), "journeys": totals[2]}
 
 
 def _outcome(capture: Capture) -> str:
@@ -250,6 +269,7 @@ def report(apis: Iterable[tuple[ApiDefinition, str]], usage: Usage) -> dict[str,
                 "gateway": gateway,
                 "calls": api_calls,
                 "last_seen_us": usage.last_us.get(api.api_id),
+                "plugin_share": usage.plugin_share(api.api_id),
                 "reasons": api_reasons(api),
                 "hooks": hooks,
                 "unconfigured_calls": unconfigured,

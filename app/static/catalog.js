@@ -149,11 +149,16 @@ function apiCard(api) {
     text("td", Object.entries(h.outcomes).map(([k, n]) => `${k} ×${n}`).join(", ") || "—"),
     el("td", { class: "hooks-why" }, verdict(h))));
   return el("section", { class: "card hooks-api", "data-api-id": api.api_id },
-    head, text("p", `${flags} · ${api.calls} call(s) · API ID ${api.api_id}`, { class: "muted small" }),
+    head, text("p", `${flags} · ${api.calls} call(s) · API ID ${api.api_id}${pluginShare(api.plugin_share)}`, { class: "muted small" }),
     api.reasons.length ? el("ul", { class: "hooks-reasons" }, api.reasons.map((r) => text("li", r.text, { "data-code": r.code }))) : null,
     api.hooks.length ? el("table", { class: "hooks-table" },
       el("thead", {}, el("tr", {}, ["hook type", "name", "calls", "last seen", "p50", "p99", "outcomes", "fires?"].map((h) => text("th", h)))),
       el("tbody", {}, rows)) : text("p", "No hooks configured.", { class: "muted small" }));
+}
+
+function pluginShare(share) {
+  if (!share) return "";
+  return ` · ${(share.share * 100).toFixed(1)}% of a request's time (first hook to last) in plugins, over ${share.journeys} request(s)`;
 }
 
 function verdict(hook) {
