@@ -266,7 +266,7 @@ async def test_api_filter_finds_a_capture_by_name_id_or_listen_path(
 ) -> None:
     inspector, http, _ = served
     await send_pre(inspector)
-    for query in ("api:orders*", 'api:"Orders API"', "api:/orders/", f"api:{ORDERS_ID}"):
+    for query in ("api:orders", "api:orders*", 'api:"Orders API"', "api:/orders/", f"api:{ORDERS_ID}"):
         found = (await http.get("/api/captures", params={"q": query})).json()["items"]
         assert [c["api_id"] for c in found] == [ORDERS_ID], query
     assert (await http.get("/api/captures", params={"q": "api:payments"})).json()["items"] == []
@@ -374,3 +374,26 @@ def test_the_plugins_share_of_a_request_is_hook_time_over_first_hook_to_last() -
     usage.add_journey("a", [pre])  # one call alone says nothing of the request
     assert usage.plugin_share("a") == {"share": round(2 / 11, 4), "journeys": 1}
     assert usage.plugin_share("b") is None
+
+
+async def test_a_response_hook_on_a_streaming_upstream_warns(
+    served: tuple[Inspector, httpx.AsyncClient, FakeGateway],
+) -> None:
+    inspector, http, _ = served
+    obj = load_object("response-petstore-301.json")
+    obj.spec["APIID"] = ORDERS_ID
+    obj.hook_name = "MyResponseHook"
+    import grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
+        await Client(channel).dispatch(obj)
+        document = (await http.get("/api/apis")).json()
+        orders = next(a for a in document["apis"] if a["api_id"] == ORDERS_ID)
+        response = next(h for h in orders["hooks"] if h["name"] == "MyResponseHook")
+        assert response["calls"] == 1 and response["warnings"] == []  # a plain JSON upstream
+        obj.response.headers["Content-Type"] = "text/event-stream; charset=utf-8"
+        await Client(channel).dispatch(obj)
+    document = (await http.get("/api/apis")).json()
+    orders = next(a for a in document["apis"] if a["api_id"] == ORDERS_ID)
+    response = next(h for h in orders["hooks"] if h["name"] == "MyResponseHook")
+    assert codes(response["warnings"]) == ["response-buffers-stream"]

@@ -289,14 +289,18 @@ def _term(term: Term, searcher: Searcher) -> Predicate:
 
 
 def _api(test: StringTest, apis: ApiLookup) -> Predicate:
-    """`api:` matches the API ID, or the name or listen path the gateway's catalog gives it."""
+    """`api:` matches the API ID, or the name or listen path the gateway's catalog gives it
+    (`api:orders` finds the API listening on /orders/)."""
 
     def matches(s: _Subject) -> bool:
         api_id = s.capture.api_id
         if test(s, api_id):
             return True
         api = apis.lookup(api_id)
-        return api is not None and (test(s, api.name) or test(s, api.listen_path))
+        if api is None:
+            return False
+        path = api.listen_path
+        return test(s, api.name) or test(s, path) or (path.strip("/") != path and test(s, path.strip("/")))
 
     return matches
 

@@ -12,8 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from app.capture.record import Capture
 from app.gateway.apidef import HOOK_ORDER, ApiDefinition, ConfiguredHook
+from app.tyk.protocol import Object
 
 # gRPC's default receive limit in the gateway: an Object carries a body twice (body and raw_body)
 # unless raw_body_only, so a body of half of it already gets near.
@@ -22,6 +25,7 @@ TWICE_NEAR_LIMIT = GRPC_DEFAULT_LIMIT // 2
 # Durations kept per hook for the percentiles; the store is bounded, this bounds the report too.
 MAX_DURATIONS = 10_000
 MAX_UNKNOWN_APIS = 200
+RESPONSE_SAMPLES = 3
 _AUTH_ORDER = HOOK_ORDER.index("CustomKeyCheck")
 
 
@@ -64,6 +68,10 @@ class Usage:
     hooks: dict[tuple[str, str, str], HookCalls] = field(default_factory=dict)
     apis: Counter[str] = field(default_factory=Counter)
     last_us: dict[str, int] = field(default_factory=dict)
+    response_samples: dict[str, list[bytes]] = field(default_factory=dict)
+    """Per API: the newest few Response-hook Objects, to see whether the upstream streams."""
+    streaming: set[str] = field(default_factory=set)
+    """APIs whose upstream answered a server-sent event stream (found by `streaming_apis`)."""
     plugin_time: dict[str, list[int]] = field(default_factory=dict)
     """Per API: [ns in hooks, ns from the first hook's start to the last one's end, journeys]."""
 
@@ -75,6 +83,10 @@ class Usage:
         if calls is None:
             calls = self.hooks[key] = HookCalls()
         calls.add(capture)
+        if capture.hook_type == "Response" and capture.request:
+            samples = self.response_samples.setdefault(capture.api_id, [])
+            if len(samples) < RESPONSE_SAMPLES:
+                samples.append(capture.request)
         self.apis[capture.api_id] += 1
         self.last_us[capture.api_id] = max(self.last_us.get(capture.api_id, 0), capture.received_us)
 
@@ -98,6 +110,24 @@ class Usage:
         if not totals:
             return None
         return {"share": round(min(1.0, totals[0] / totals[1]), 4), "journeys": totals[2]}
+
+
+def streaming_apis(samples: dict[str, list[bytes]]) -> set[str]:
+    """The APIs whose Response-hook Objects show a server-sent event stream (Content-Type
+    text/event-stream, what the gateway treats as streaming). Decodes: run it off the loop."""
+    found = set()
+    for api_id, objects in samples.items():
+        for data in objects:
+            try:
+                response = Object.FromString(data).response
+            except DecodeError:
+                continue
+            types = [v for k, v in response.headers.items() if k.lower() == "content-type"]
+            types += [v for h in response.multivalue_headers if h.key.lower() == "content-type" for v in h.values]
+            if any(t.split(";")[0].strip().lower() == "text/event-stream" for t in types):
+                found.add(api_id)
+                break
+    return found
 
 
 def _outcome(capture: Capture) -> str:
@@ -211,9 +241,19 @@ def hook_reasons(
     return reasons
 
 
-def hook_warnings(api: ApiDefinition, hook: ConfiguredHook, calls: HookCalls | None) -> list[dict[str, str]]:
+def hook_warnings(
+    api: ApiDefinition, hook: ConfiguredHook, calls: HookCalls | None, streaming: bool = False
+) -> list[dict[str, str]]:
     """Warnings that need the definition."""
     warnings = []
+    if hook.hook_type == "Response" and streaming and not hook.disabled:
+        warnings.append(
+            _reason(
+                "response-buffers-stream",
+                "a Response hook on an API whose upstream streams (text/event-stream): the gateway reads the whole "
+                "response for the hook, so the client gets the events only when the stream ends",
+            )
+        )
     if hook.require_session and HOOK_ORDER.index(hook.hook_type) <= _AUTH_ORDER:
         warnings.append(
             _reason(
@@ -255,7 +295,7 @@ def report(apis: Iterable[tuple[ApiDefinition, str]], usage: Usage) -> dict[str,
                     **(calls or HookCalls()).as_json(),
                     "fires": bool(calls and calls.calls) and not any(r["code"] == "unimplemented" for r in reasons),
                     "reasons": reasons,
-                    "warnings": hook_warnings(api, hook, calls),
+                    "warnings": hook_warnings(api, hook, calls, api.api_id in usage.streaming),
                 }
             )
         unconfigured = [

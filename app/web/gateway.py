@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.gateway.hooks import Usage, report
+from app.gateway.hooks import Usage, report, streaming_apis
 from app.web.context import Context, WebContext
 
 router = APIRouter(prefix="/api", tags=["gateway"])
@@ -29,6 +29,9 @@ async def usage_of(context: WebContext) -> Usage:
         if len(part) < WALK_SLICE:
             break
         await asyncio.sleep(0)
+    if usage.response_samples:
+        size = sum(len(d) for samples in usage.response_samples.values() for d in samples)
+        usage.streaming = await context.offloader.run(size, streaming_apis, usage.response_samples)
     await context.journeys.catch_up()
     store = context.store
     for counted, journey in enumerate(islice(context.journeys.newest_first(), MAX_JOURNEYS), 1):
