@@ -38,7 +38,6 @@ from app.capture.query import (
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.search import MAX_SEARCH_BODY_BYTES, SearchView, SearchViews, build_view, metadata_view
-from app.gateway.apidef import ApiDefinition
 from app.tyk.outcome import Gateway
 
 # One regex search may take this long on one field before the query is refused...
@@ -61,10 +60,19 @@ class QueryTooSlow(QueryError):
     """A regex went over its time limit; the query is refused rather than left running."""
 
 
+class NamedApi(Protocol):
+    """What `api:` reads of an API definition besides its ID."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def listen_path(self) -> str: ...
+
+
 class ApiLookup(Protocol):
     """The gateway's API definitions by API ID (app.gateway.catalog)."""
 
-    def lookup(self, api_id: str) -> ApiDefinition | None: ...
+    def lookup(self, api_id: str) -> NamedApi | None: ...
 
 
 class JourneyLookup(Protocol):
