@@ -397,3 +397,51 @@ async def test_a_response_hook_on_a_streaming_upstream_warns(
     orders = next(a for a in document["apis"] if a["api_id"] == ORDERS_ID)
     response = next(h for h in orders["hooks"] if h["name"] == "MyResponseHook")
     assert codes(response["warnings"]) == ["response-buffers-stream"]
+
+
+async def test_a_gateway_that_drips_its_answer_is_cut_off_as_a_whole() -> None:
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            while True:  # a byte at a time, each well within the per-read timeout
+                writer.write(b"1\r\n \r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (ConnectionError, asyncio.CancelledError):
+            writer.close()
+
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader = GatewayCatalog((f"http://127.0.0.1:{port}",), SECRET, timeout_seconds=1.0, read_seconds=0.5)
+        began = asyncio.get_running_loop().time()
+        await reader.refresh()
+        assert asyncio.get_running_loop().time() - began < 5
+    finally:
+        server.close()
+    assert "did not send its version and catalog within 0.5 s" in reader.status()["gateways"][0]["error"]
+
+
+async def test_an_unforeseen_failure_is_logged_and_the_task_goes_on(
+    gateway: FakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    async def off_loop(size: int, function: Any, *args: object) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a worker failed")
+        return function(*args)
+
+    reader = GatewayCatalog((gateway.url,), SECRET, off_loop=off_loop, refresh_seconds=3600)
+    with caplog.at_level(logging.ERROR, "tyk_inspector.gateway"):
+        reader.start()
+        try:
+            await wait_until(lambda: reader.failures == 1, what="the failed read")
+            reader.request_refresh()
+            await wait_until(lambda: reader.lookup(ORDERS_ID) is not None, what="the next read")
+        finally:
+            await reader.stop()
+    assert "gateway catalog read failed" in caplog.text and "RuntimeError: a worker failed" in caplog.text

@@ -27,6 +27,7 @@ T = TypeVar("T")
 
 REFRESH_SECONDS = 30.0
 TIMEOUT_SECONDS = 5.0
+READ_SECONDS = 20.0
 # A catalog of thousands of APIs is a few MiB; anything far larger is not one.
 MAX_CATALOG_BYTES = 64 * 1024 * 1024
 MAX_HELLO_BYTES = 64 * 1024
@@ -91,6 +92,9 @@ class GatewayCatalog:
     off_loop: OffLoop = _in_thread
     refresh_seconds: float = REFRESH_SECONDS
     timeout_seconds: float = TIMEOUT_SECONDS
+    """For each step of a request (connect, each read)."""
+    read_seconds: float = READ_SECONDS
+    """For reading one gateway's version and catalog, all told."""
     sources: list[GatewaySource] = field(init=False)
     _by_id: dict[str, tuple[ApiDefinition, str]] = field(init=False, default_factory=dict)
     _refreshing: asyncio.Future[None] | None = field(init=False, default=None)
@@ -98,6 +102,8 @@ class GatewayCatalog:
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _client: httpx.AsyncClient | None = field(init=False, default=None)
     refreshes: int = field(init=False, default=0)
+    failures: int = field(init=False, default=0)
+    """Reads that failed in an unforeseen way (logged with their traceback)."""
 
     def __post_init__(self) -> None:
         self.sources = [GatewaySource(url.rstrip("/")) for url in self.urls]
@@ -166,23 +172,18 @@ class GatewayCatalog:
     async def _read(self, client: httpx.AsyncClient, source: GatewaySource) -> None:
         source.tried_at = time.time()
         try:
-            hello = await self._get(client, source.url + "/hello", MAX_HELLO_BYTES, auth=False)
-            if hello[0] == 200:
-                source.version = await self.off_loop(len(hello[1]), parse_hello, hello[1])
-            path = "/tyk/apis"
-            if source.version and _parsed(source.version) >= MCP_LISTED_FROM:
-                path += "?include_types=mcp"
-            status, body = await self._get(client, source.url + path, MAX_CATALOG_BYTES, auth=True)
-            if status != 200:
-                raise CatalogError(_refusal(source.url, status, self.secret is not None))
-            source.apis = await self.off_loop(len(body), parse_api_list, body)
+            # Each request has a timeout per step; a gateway sending a byte now and then would still
+            # hold the read forever without this bound on the whole.
+            async with asyncio.timeout(self.read_seconds):
+                await self._read_source(client, source)
+        except TimeoutError:
+            self._failed(source, f"{source.url} did not send its version and catalog within {self.read_seconds:g} s")
+            return
         except (CatalogError, httpx.HTTPError, OSError) as exc:
             error = _unreachable(source.url, exc) if isinstance(exc, httpx.HTTPError | OSError) else str(exc)
-            if error != source.error:
-                stale = " (its last good catalog stays, marked stale)" if source.apis else ""
-                log.warning("gateway catalog not read: %s%s", error, stale)
-            source.error = error
+            self._failed(source, error)
             return
+        assert source.apis is not None
         if source.error is not None or source.fetched_at is None:
             log.info(
                 "gateway catalog read from %s: %d APIs, version %s",
@@ -192,6 +193,24 @@ class GatewayCatalog:
             )
         source.error = None
         source.fetched_at = time.time()
+
+    def _failed(self, source: GatewaySource, error: str) -> None:
+        if error != source.error:  # said once per change, not every 30 s
+            stale = " (its last good catalog stays, marked stale)" if source.apis else ""
+            log.warning("gateway catalog not read: %s%s", error, stale)
+        source.error = error
+
+    async def _read_source(self, client: httpx.AsyncClient, source: GatewaySource) -> None:
+        hello = await self._get(client, source.url + "/hello", MAX_HELLO_BYTES, auth=False)
+        if hello[0] == 200:
+            source.version = await self.off_loop(len(hello[1]), parse_hello, hello[1])
+        path = "/tyk/apis"
+        if source.version and _parsed(source.version) >= MCP_LISTED_FROM:
+            path += "?include_types=mcp"
+        status, body = await self._get(client, source.url + path, MAX_CATALOG_BYTES, auth=True)
+        if status != 200:
+            raise CatalogError(_refusal(source.url, status, self.secret is not None))
+        source.apis = await self.off_loop(len(body), parse_api_list, body)
 
     async def _get(self, client: httpx.AsyncClient, url: str, limit: int, auth: bool) -> tuple[int, bytes]:
         # Uncompressed, so the byte limit counts what is parsed.
@@ -239,7 +258,13 @@ class GatewayCatalog:
         try:
             while True:
                 self._wake.clear()
-                await self.refresh()
+                try:
+                    await self.refresh()
+                except Exception:
+                    # A read that fails in an unforeseen way is logged and tried again at the next
+                    # turn: the names are a help, never a reason for the inspector to stop.
+                    log.exception("gateway catalog read failed; trying again in %g s", self.refresh_seconds)
+                    self.failures += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.refresh_seconds)
         finally:
