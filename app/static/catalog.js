@@ -147,7 +147,7 @@ function apiCard(api) {
     text("td", h.last_seen_us ? formatTime(h.last_seen_us / 1e6) : "—"),
     text("td", h.p50_ms === null ? "—" : `${h.p50_ms} ms`), text("td", h.p99_ms === null ? "—" : `${h.p99_ms} ms`),
     text("td", Object.entries(h.outcomes).map(([k, n]) => `${k} ×${n}`).join(", ") || "—"),
-    el("td", { class: "hooks-why" }, verdict(h))));
+    el("td", { class: "hooks-why" }, verdict(h, api))));
   return el("section", { class: "card hooks-api", "data-api-id": api.api_id },
     head, text("p", `${flags} · ${api.calls} call(s) · API ID ${api.api_id}${pluginShare(api.plugin_share)}`, { class: "muted small" }),
     api.reasons.length ? el("ul", { class: "hooks-reasons" }, api.reasons.map((r) => text("li", r.text, { "data-code": r.code }))) : null,
@@ -161,11 +161,12 @@ function pluginShare(share) {
   return ` · ${(share.share * 100).toFixed(1)}% of a request's time (first hook to last) in plugins, over ${share.journeys} request(s)`;
 }
 
-function verdict(hook) {
+function verdict(hook, api) {
   const lines = [];
   if (hook.fires) lines.push(text("span", "✓ fires", { class: "hooks-yes" }));
+  else if (api.reasons.length) lines.push(text("span", "✗ not called: see the API's reasons above", { class: "hooks-no" }));
   for (const r of hook.reasons) lines.push(text("span", `✗ ${r.text}`, { class: "hooks-no", "data-code": r.code }));
-  if (!hook.fires && !hook.reasons.length) lines.push(text("span", "no call seen yet", { class: "muted" }));
+  if (!hook.fires && !hook.reasons.length && !api.reasons.length) lines.push(text("span", "no call seen yet", { class: "muted" }));
   for (const w of hook.warnings) lines.push(text("span", `⚠ ${w.text}`, { class: "hooks-warn", "data-code": w.code }));
   return lines;
 }
