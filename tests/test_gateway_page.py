@@ -15,6 +15,7 @@ from app.server import Inspector
 from tests.browser import chromium, client, dashboard_in, inspector  # noqa: F401
 from tests.conftest import TEST_SETTINGS, Client, load_object, wait_until
 from tests.gateway_api import ORDERS_ID, FakeGateway, fake_gateway
+from tests.test_page_access import axe_violations
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 SECRET = "page-test-secret-456"
@@ -89,6 +90,10 @@ async def test_the_hooks_view_says_which_hook_fires_and_why_not(
         payments = dialog.locator(".hooks-api", has_text="Payments")
         assert "500" in await payments.locator("[data-code='driver-empty']").inner_text()
         assert await payments.locator("[data-code='auth-on-keyless']").count() == 1
+        assert await axe_violations(page) == [], "hooks view"
+        await page.keyboard.press("Escape")
+        await dialog.wait_for(state="hidden")
+        assert await axe_violations(page) == [], "list with names and the picker"
         assert browser.errors == []
 
 
@@ -108,5 +113,7 @@ async def test_a_refused_secret_shows_a_stale_banner_and_names_stay(
         await problem.wait_for()
         text = await problem.inner_text()
         assert "stale" in text and "refused the secret" in text and SECRET not in text
+        await page.keyboard.press("Escape")
+        assert await axe_violations(page) == [], "stale banner"
         assert await page.locator("#list .row[data-id='1'] .c-api").inner_text() == "Orders API"
         assert browser.errors == []
