@@ -174,6 +174,11 @@ class Settings:
             raise ValueError("http-port must be between 0 and 65535")
         TykVersion.parse(self.tyk_version)  # a ValueError names the expected form
         for url in self.gateway_urls:
+            if "@" in urlsplit(url).netloc:
+                raise ValueError(
+                    f"--gateway-url {urlsplit(url).hostname}: no credentials in the URL (they would be shown "
+                    "and logged); give the gateway's secret with --gateway-secret-file or TYK_INSPECTOR_GATEWAY_SECRET"
+                )
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
                 raise ValueError(
                     f"--gateway-url {url!r} is not an http:// or https:// URL (e.g. http://localhost:8080)"

@@ -335,6 +335,9 @@ def test_cli_gateway_urls_repeat_and_the_secret_comes_from_a_file_or_the_environ
     assert settings.gateway_urls == () and settings.gateway_url == "http://localhost:8080"
     with pytest.raises(ValueError, match="--gateway-url"):
         replace(TEST_SETTINGS, gateway_urls=("localhost:8080",))
+    with pytest.raises(ValueError, match="no credentials in the URL") as refused:
+        replace(TEST_SETTINGS, gateway_urls=("http://admin:hunter2@gw:8080",))
+    assert "hunter2" not in str(refused.value)
 
 
 async def test_har_and_metrics_name_the_api_and_the_metrics_label_stays_the_id(
@@ -445,3 +448,16 @@ async def test_an_unforeseen_failure_is_logged_and_the_task_goes_on(
         finally:
             await reader.stop()
     assert "gateway catalog read failed" in caplog.text and "RuntimeError: a worker failed" in caplog.text
+
+
+async def test_pages_asking_at_once_share_one_walk_of_the_buffer(
+    served: tuple[Inspector, httpx.AsyncClient, FakeGateway],
+) -> None:
+    inspector, http, _ = served
+    await send_pre(inspector)
+    answers = await asyncio.gather(*(http.get("/api/apis") for _ in range(8)))
+    documents = [a.json() for a in answers]
+    assert all(a.status_code == 200 for a in answers)
+    assert all(d["apis"] == documents[0]["apis"] for d in documents)
+    orders = next(a for a in documents[0]["apis"] if a["api_id"] == ORDERS_ID)
+    assert orders["calls"] == 1

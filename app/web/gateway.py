@@ -6,7 +6,7 @@ import asyncio
 from itertools import islice
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.gateway.hooks import Usage, report, streaming_apis
 from app.web.context import Context, WebContext
@@ -42,13 +42,22 @@ async def usage_of(context: WebContext) -> Usage:
     return usage
 
 
+async def shared_usage(request: Request, context: WebContext) -> Usage:
+    """The usage walk, shared by every caller while it runs: 32 open pages walk the buffer once."""
+    running: asyncio.Future[Usage] | None = getattr(request.app.state, "apis_usage", None)
+    if running is None or running.done():
+        running = request.app.state.apis_usage = asyncio.ensure_future(usage_of(context))
+    return await asyncio.shield(running)
+
+
 @router.get("/apis")
-async def list_apis(context: Context) -> dict[str, Any]:
+async def list_apis(request: Request, context: Context) -> dict[str, Any]:
     """Every API the gateways list, with its hooks in the gateway's order, the calls seen for each
     (count, last seen, p50/p99, outcomes) and, for a hook that does not fire, why."""
     catalog = context.catalog
-    body = report(catalog.apis(), await usage_of(context)) if catalog.configured else {"apis": [], "unknown_apis": []}
-    return {**catalog.status(), **body}
+    if not catalog.configured:
+        return {**catalog.status(), "apis": [], "unknown_apis": []}
+    return {**catalog.status(), **report(catalog.apis(), await shared_usage(request, context))}
 
 
 @router.post("/apis/refresh")
