@@ -461,3 +461,19 @@ async def test_pages_asking_at_once_share_one_walk_of_the_buffer(
     assert all(d["apis"] == documents[0]["apis"] for d in documents)
     orders = next(a for a in documents[0]["apis"] if a["api_id"] == ORDERS_ID)
     assert orders["calls"] == 1
+
+
+async def test_an_unchanged_catalog_is_not_parsed_again(gateway: FakeGateway) -> None:
+    parsed: list[str] = []
+
+    async def off_loop(size: int, function: Any, *args: object) -> Any:
+        parsed.append(function.__name__)
+        return function(*args)
+
+    reader = GatewayCatalog((gateway.url,), SECRET, off_loop=off_loop)
+    await reader.refresh()
+    await reader.refresh()
+    assert parsed.count("parse_api_list") == 1
+    gateway.apis = catalog("5.14")[:1]
+    await reader.refresh()
+    assert parsed.count("parse_api_list") == 2 and reader.lookup(PAYMENTS_ID) is None

@@ -52,6 +52,8 @@ class GatewaySource:
     fetched_at: float | None = None
     """When the catalog was last read successfully."""
     tried_at: float | None = None
+    raw: bytes = b""
+    """The catalog as last read, so an unchanged one is not parsed again."""
     error: str | None = None
     """Why the last read failed; None when it worked."""
 
@@ -210,7 +212,9 @@ class GatewayCatalog:
         status, body = await self._get(client, source.url + path, MAX_CATALOG_BYTES, auth=True)
         if status != 200:
             raise CatalogError(_refusal(source.url, status, self.secret is not None))
-        source.apis = await self.off_loop(len(body), parse_api_list, body)
+        if body != source.raw or source.apis is None:  # most reads find the catalog unchanged
+            source.apis = await self.off_loop(len(body), parse_api_list, body)
+            source.raw = body
 
     async def _get(self, client: httpx.AsyncClient, url: str, limit: int, auth: bool) -> tuple[int, bytes]:
         # Uncompressed, so the byte limit counts what is parsed.

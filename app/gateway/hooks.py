@@ -192,7 +192,7 @@ def api_reasons(api: ApiDefinition) -> list[dict[str, str]]:
 
 
 def hook_reasons(
-    api: ApiDefinition, hook: ConfiguredHook, calls: HookCalls | None, api_calls: int
+    api: ApiDefinition, hook: ConfiguredHook, calls: HookCalls | None, api_calls: int, api_blocked: bool = False
 ) -> list[dict[str, str]]:
     """Why this hook is not called (or not answered), each only where the definition or the captures show it."""
     reasons = []
@@ -230,7 +230,7 @@ def hook_reasons(
                 f"call(s) of {hook.name!r}: it has no handler by that name",
             )
         )
-    if not reasons and not api_reasons(api) and api_calls == 0:
+    if not reasons and not api_blocked and api_calls == 0:
         reasons.append(
             _reason(
                 "no-traffic",
@@ -277,14 +277,18 @@ def report(apis: Iterable[tuple[ApiDefinition, str]], usage: Usage) -> dict[str,
     calls from APIs it does not know."""
     known: set[str] = set()
     rows = []
+    by_api: dict[str, list[tuple[str, str, HookCalls]]] = {}
+    for (api_id, hook_type, hook_name), seen in usage.hooks.items():
+        by_api.setdefault(api_id, []).append((hook_type, hook_name, seen))
     for api, gateway in sorted(apis, key=lambda pair: (pair[0].name.lower(), pair[0].api_id)):
         known.add(api.api_id)
         api_calls = usage.apis.get(api.api_id, 0)
         configured = {(h.hook_type, h.name) for h in api.hooks}
+        reasons_of_api = api_reasons(api)
         hooks = []
         for hook in api.hooks:
             calls = usage.hooks.get((api.api_id, hook.hook_type, hook.name))
-            reasons = hook_reasons(api, hook, calls, api_calls)
+            reasons = hook_reasons(api, hook, calls, api_calls, bool(reasons_of_api))
             hooks.append(
                 {
                     "hook_type": hook.hook_type,
@@ -299,9 +303,9 @@ def report(apis: Iterable[tuple[ApiDefinition, str]], usage: Usage) -> dict[str,
                 }
             )
         unconfigured = [
-            {"hook_type": key[1], "name": key[2], **calls.as_json()}
-            for key, calls in usage.hooks.items()
-            if key[0] == api.api_id and (key[1], key[2]) not in configured
+            {"hook_type": hook_type, "name": hook_name, **seen.as_json()}
+            for hook_type, hook_name, seen in by_api.get(api.api_id, ())
+            if (hook_type, hook_name) not in configured
         ]
         rows.append(
             {
@@ -310,7 +314,7 @@ def report(apis: Iterable[tuple[ApiDefinition, str]], usage: Usage) -> dict[str,
                 "calls": api_calls,
                 "last_seen_us": usage.last_us.get(api.api_id),
                 "plugin_share": usage.plugin_share(api.api_id),
-                "reasons": api_reasons(api),
+                "reasons": reasons_of_api,
                 "hooks": hooks,
                 "unconfigured_calls": unconfigured,
             }

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from itertools import islice
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
+from app.gateway.apidef import ApiDefinition
 from app.gateway.hooks import Usage, report, streaming_apis
 from app.web.context import Context, WebContext
 
 router = APIRouter(prefix="/api", tags=["gateway"])
 
-# Captures counted between two turns of the loop while the buffer is walked.
-WALK_SLICE = 2_000
+# Captures counted between two turns of the loop while the buffer is walked (about 2 ms).
+WALK_SLICE = 250
 # The newest journeys the plugins' share of a request's time is measured over.
 MAX_JOURNEYS = 5_000
 
@@ -50,14 +52,22 @@ async def shared_usage(request: Request, context: WebContext) -> Usage:
     return await asyncio.shield(running)
 
 
-@router.get("/apis")
-async def list_apis(request: Request, context: Context) -> dict[str, Any]:
+@router.get("/apis", response_class=Response, responses={200: {"content": {"application/json": {}}}})
+async def list_apis(request: Request, context: Context) -> Response:
     """Every API the gateways list, with its hooks in the gateway's order, the calls seen for each
     (count, last seen, p50/p99, outcomes) and, for a hook that does not fire, why."""
     catalog = context.catalog
+    status = catalog.status()
     if not catalog.configured:
-        return {**catalog.status(), "apis": [], "unknown_apis": []}
-    return {**catalog.status(), **report(catalog.apis(), await shared_usage(request, context))}
+        return Response(json.dumps({**status, "apis": [], "unknown_apis": []}), media_type="application/json")
+    usage = await shared_usage(request, context)
+    # Tens of milliseconds for a catalog of a thousand APIs: in a thread, so the loop keeps its turns.
+    body = await asyncio.to_thread(_report_json, status, catalog.apis(), usage)
+    return Response(body, media_type="application/json")
+
+
+def _report_json(status: dict[str, Any], apis: list[tuple[ApiDefinition, str]], usage: Usage) -> bytes:
+    return json.dumps({**status, **report(apis, usage)}, separators=(",", ":")).encode()
 
 
 @router.post("/apis/refresh")
