@@ -70,6 +70,10 @@ async def test_names_in_the_list_and_the_picker_narrows_to_one_api(
         await browser.select(1)
         assert "Orders API /orders/" in await page.locator(".detail-head p").first.inner_text()
         assert browser.errors == []
+    # A shared link with the picker's choice opens narrowed to that API.
+    async with dashboard_in(chromium, f"{inspector.http_url}/?api_id={ORDERS_ID}") as browser:
+        await browser.wait_for_ids([1])
+        assert await browser.page.locator("#api-picker").input_value() == ORDERS_ID
 
 
 async def test_the_hooks_view_says_which_hook_fires_and_why_not(

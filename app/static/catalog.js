@@ -46,17 +46,21 @@ export function installCatalog({ picker, version, banner, hooksButton, dialog, o
     showBanner(banner, doc);
     picker.hidden = !doc.configured;
     hooksButton.hidden = !doc.configured;
+    if (!doc.configured) clearInterval(timer); // no --gateway-url: nothing will change
     const fresh = JSON.stringify(doc.names);
     if (fresh === known) return;
     known = fresh;
     names.clear();
     for (const [id, api] of Object.entries(doc.names)) names.set(id, api);
-    fillPicker(picker, picker.value || wanted);
+    const before = picker.value;
+    fillPicker(picker, before || wanted);
     onNames();
+    // A link with ?api_id= was read before the picker had its options: apply it now.
+    if (picker.value !== before) picker.dispatchEvent(new Event("input", { bubbles: true }));
   };
   hooksButton.addEventListener("click", () => openHooks(dialog));
+  const timer = setInterval(() => poll(), POLL_MS);
   poll();
-  setInterval(() => poll(), POLL_MS);
 }
 
 function showVersion(node, tykVersion) {
