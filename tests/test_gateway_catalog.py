@@ -66,8 +66,8 @@ async def test_the_catalog_of_each_release_gives_names_listen_paths_and_hooks_in
         ("Post", "RetiredHook"),
         ("Response", "MyResponseHook"),
     ]
-    assert reader.label(ORDERS_ID) == "Orders API /orders/"
-    assert reader.label("not-known") == "not-known"
+    assert reader.name_of(ORDERS_ID) == "Orders API /orders/"
+    assert reader.name_of("not-known") is None
     assert seen == [TykVersion.parse(version)]
     assert reader.status()["tyk_version"] == {"version": f"{version}.0", "source": f"/hello at {served.url}"}
     # MCP APIs are asked for from 5.12 on (the gateway leaves them out otherwise).
@@ -477,3 +477,29 @@ async def test_an_unchanged_catalog_is_not_parsed_again(gateway: FakeGateway) ->
     gateway.apis = catalog("5.14")[:1]
     await reader.refresh()
     assert parsed.count("parse_api_list") == 2 and reader.lookup(PAYMENTS_ID) is None
+
+
+async def test_stop_ends_a_read_in_flight_within_its_grace() -> None:
+    arrived = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        arrived.set()
+        await reader.read()  # never answers; returns when the client goes away
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader = GatewayCatalog((f"http://127.0.0.1:{port}",), SECRET, timeout_seconds=60, read_seconds=60)
+        reader.start()
+        await asyncio.wait_for(arrived.wait(), 5)
+        asked = asyncio.ensure_future(reader.refresh())  # a page's button, sharing the read
+        await asyncio.sleep(0)  # one turn: the button's call joins the read
+        began = asyncio.get_running_loop().time()
+        await reader.stop(grace=2)
+        assert asyncio.get_running_loop().time() - began < 2
+        with pytest.raises(asyncio.CancelledError):
+            await asked
+        await asyncio.wait_for(reader.refresh(), 1)  # once stopped, nothing more is read
+    finally:
+        server.close()

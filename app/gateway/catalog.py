@@ -103,6 +103,7 @@ class GatewayCatalog:
     _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _client: httpx.AsyncClient | None = field(init=False, default=None)
+    _stopped: bool = field(init=False, default=False)
     refreshes: int = field(init=False, default=0)
     failures: int = field(init=False, default=0)
     """Reads that failed in an unforeseen way (logged with their traceback)."""
@@ -119,10 +120,6 @@ class GatewayCatalog:
         found = self._by_id.get(api_id)
         return found[0] if found else None
 
-    def gateway_of(self, api_id: str) -> str | None:
-        found = self._by_id.get(api_id)
-        return found[1] if found else None
-
     def apis(self) -> list[tuple[ApiDefinition, str]]:
         return list(self._by_id.values())
 
@@ -132,10 +129,6 @@ class GatewayCatalog:
         if api is None or not api.name:
             return None
         return f"{api.name} {api.listen_path}".strip()
-
-    def label(self, api_id: str) -> str:
-        """'Orders API /orders/' for an API the catalog knows; the ID itself otherwise."""
-        return self.name_of(api_id) or api_id
 
     def status(self) -> dict[str, Any]:
         """The catalog's state for the page: each gateway, the version and where it came from (no secret)."""
@@ -151,9 +144,14 @@ class GatewayCatalog:
     # --- reading the gateways -------------------------------------------------------------
 
     async def refresh(self) -> None:
-        """Read every gateway now; callers at the same moment share one read."""
+        """Read every gateway now; callers at the same moment share one read. Nothing once stopped."""
+        if self._stopped:
+            return
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.ensure_future(self._refresh_all())
+            # A caller that goes away (a closed page) leaves the read running; its outcome is
+            # then nobody's to collect, and asyncio would complain of it at exit.
+            self._refreshing.add_done_callback(_collected)
         await asyncio.shield(self._refreshing)
 
     async def _refresh_all(self) -> None:
@@ -282,14 +280,23 @@ class GatewayCatalog:
 
     async def stop(self, grace: float = 2.0) -> None:
         """Stop the background reads within `grace` seconds."""
+        self._stopped = True
         task, self._task = self._task, None
-        if task is None:
+        reading, self._refreshing = self._refreshing, None
+        pending = [t for t in (task, reading) if t is not None and not t.done()]
+        if not pending:
             return
-        task.cancel()
+        for running in pending:
+            running.cancel()
         try:
-            await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), grace)
+            await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), grace)
         except TimeoutError:
             log.warning("gateway catalog reads did not stop within %.1f s", grace)
+
+
+def _collected(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _parsed(version: str) -> TykVersion:

@@ -5,7 +5,6 @@ import { button, el, formatTime, text } from "./dom.js";
 
 const POLL_MS = 10_000;
 const names = new Map(); // API ID -> {name, listen_path}
-let status = null;
 let poll = async () => {};
 
 /** The API's name ("Orders API"), or null when the catalog does not know it. */
@@ -41,7 +40,6 @@ export function installCatalog({ picker, version, banner, hooksButton, dialog, o
     } catch {
       return; // the connection pill says the inspector is away
     }
-    status = doc;
     showVersion(version, doc.tyk_version);
     showBanner(banner, doc);
     picker.hidden = !doc.configured;
@@ -174,5 +172,3 @@ function verdict(hook, api) {
   for (const w of hook.warnings) lines.push(text("span", `⚠ ${w.text}`, { class: "hooks-warn", "data-code": w.code }));
   return lines;
 }
-
-export const catalogStatus = () => status;
