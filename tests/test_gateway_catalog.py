@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +25,7 @@ from app.gateway.catalog import GatewayCatalog
 from app.gateway.hooks import TWICE_NEAR_LIMIT, Usage, report
 from app.server import Inspector
 from app.tyk.version import TykVersion
-from tests.conftest import TEST_SETTINGS, Client, load_object, wait_until
+from tests.conftest import TEST_SETTINGS, Client, load_object, wait_listening, wait_until
 from tests.gateway_api import (
     BUNDLE_ID,
     LEGACY_ID,
@@ -34,6 +38,7 @@ from tests.gateway_api import (
 )
 
 SECRET = "gateway-secret-123"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -308,10 +313,8 @@ async def test_the_secret_is_in_no_answer_and_no_log(
     assert "refused the secret" in (await http.get("/api/apis")).json()["gateways"][0]["error"]
 
 
-def test_cli_gateway_urls_repeat_and_the_secret_comes_from_a_file_or_the_environment(tmp_path: object) -> None:
-    from pathlib import Path
-
-    secret_file = Path(str(tmp_path)) / "secret"
+def test_cli_gateway_urls_repeat_and_the_secret_comes_from_a_file_or_the_environment(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
     secret_file.write_text("from-file\n")
     parser, _ = build_parser({})
     args = parser.parse_args(
@@ -503,3 +506,37 @@ async def test_stop_ends_a_read_in_flight_within_its_grace() -> None:
         await asyncio.wait_for(reader.refresh(), 1)  # once stopped, nothing more is read
     finally:
         server.close()
+
+
+async def test_the_command_reads_the_gateway_with_a_secret_file_and_never_logs_it(
+    gateway: FakeGateway, tmp_path: Path
+) -> None:
+    """The whole path from the command line: flags, the secret file, the background read, SIGTERM."""
+    secret_file = tmp_path / "gateway-secret"
+    secret_file.write_text(SECRET + "\n")
+    gateway.secret = "another"  # a 403 first: its message is logged, the secret is not
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "main.py"), "--grpc-address", "127.0.0.1:0", "--http-port", "0",
+        "--gateway-url", gateway.url, "--gateway-secret-file", str(secret_file), "--log-level", "DEBUG",
+        stderr=asyncio.subprocess.PIPE, cwd=ROOT, env={k: v for k, v in os.environ.items()
+                                                        if not k.startswith("TYK_INSPECTOR_")},
+    )  # fmt: skip
+    log: list[str] = []
+    try:
+        _, url = await wait_listening(process, log)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            await wait_until(lambda: any(p.startswith("/tyk/apis") for p, _ in gateway.requests), what="a read")
+            gateway.secret = SECRET
+            state = (await http.post("/api/apis/refresh")).json()
+            assert state["gateways"][0]["ok"] is True and state["secret"] is True
+            assert (await http.get("/api/apis/names")).json()["names"][ORDERS_ID]["name"] == "Orders API"
+            assert SECRET not in (await http.get("/api/stats")).text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        rest = await asyncio.wait_for(process.stderr.read(), 30)
+        code = await asyncio.wait_for(process.wait(), 15)
+    output = "".join(log) + rest.decode()
+    assert code == 0, output
+    assert "refused the secret" in output and SECRET not in output and "Tyk Inspector stopped" in output
+    assert all(headers.get("x-tyk-authorization") in (SECRET, None) for _, headers in gateway.requests)
