@@ -239,7 +239,7 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
             "from its /hello and /tyk/apis; the first is used for copy as curl (default: "
             + d.gateway_url + ")")  # fmt: skip
     o.value("--gateway-secret", str, None, "the gateway's `secret` (tyk.conf), sent as x-tyk-authorization to "
-            "read /tyk/apis; prefer --gateway-secret-file or the environment")  # fmt: skip
+            "read /tyk/apis; prefer --gateway-secret-file or the environment", metavar="SECRET")  # fmt: skip
     o.value("--gateway-secret-file", str, None, "read the gateway's secret from this file", metavar="FILE")
     o.value("--tyk-version", tyk_version, None, "the Tyk Gateway version whose reply handling the outcome, lint and "
             "diff follow, e.g. 5.3.2 (default: the gateway's /hello, else " + d.tyk_version + ")",
