@@ -289,11 +289,14 @@ async def test_the_hooks_view_and_refresh_through_the_api(
     pre = next(h for h in orders["hooks"] if h["name"] == "MyPreHook")
     assert pre["calls"] == 1 and pre["fires"] is True and pre["last_seen_us"]
     assert {a["name"] for a in document["apis"]} == {"Orders API", "Payments", "Legacy Python", "Bundled", "Tools MCP"}
-    names = (await http.get("/api/apis/names")).json()["names"]
-    assert names[PAYMENTS_ID] == {"name": "Payments", "listen_path": "/payments/"}
+    first = (await http.get("/api/apis/names")).json()
+    assert first["names"][PAYMENTS_ID] == {"name": "Payments", "listen_path": "/payments/"}
+    await http.post("/api/apis/refresh")  # the same catalog: the same revision, no names sent again
+    again = (await http.get("/api/apis/names", params={"revision": first["revision"]})).json()
+    assert again["names"] is None and again["revision"] == first["revision"]
     gateway.apis = [catalog("5.14")[0] | {"name": "Orders v2"}]
     refreshed = (await http.post("/api/apis/refresh")).json()
-    assert refreshed["gateways"][0]["api_count"] == 1
+    assert refreshed["gateways"][0]["api_count"] == 1 and refreshed["revision"] == first["revision"] + 1
     assert (await http.get("/api/apis/names")).json()["names"][ORDERS_ID]["name"] == "Orders v2"
     assert LEGACY_ID not in (await http.get("/api/apis/names")).json()["names"]
     assert BUNDLE_ID  # (the bundle API left with the rest)

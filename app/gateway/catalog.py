@@ -104,7 +104,10 @@ class GatewayCatalog:
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _client: httpx.AsyncClient | None = field(init=False, default=None)
     _stopped: bool = field(init=False, default=False)
+    _merged_from: tuple[ApiList | None, ...] = field(init=False, default=())
     refreshes: int = field(init=False, default=0)
+    revision: int = field(init=False, default=0)
+    """Counts the changes of the merged catalog: a page that has this one need not read the names again."""
     failures: int = field(init=False, default=0)
     """Reads that failed in an unforeseen way (logged with their traceback)."""
 
@@ -137,6 +140,7 @@ class GatewayCatalog:
             "configured": self.configured,
             "secret": self.secret is not None,
             "refresh_seconds": self.refresh_seconds,
+            "revision": self.revision,
             "tyk_version": {"version": self.version.version, "source": self.version.source},
             "gateways": [s.as_json(now) for s in self.sources],
         }
@@ -161,11 +165,18 @@ class GatewayCatalog:
         finally:
             if client is not self._client:
                 await client.aclose()
-        merged: dict[str, tuple[ApiDefinition, str]] = {}
-        for source in self.sources:  # the first gateway named wins an ID several know
-            for api in source.apis.apis if source.apis else ():
-                merged.setdefault(api.api_id, (api, source.url))
-        self._by_id = merged
+        lists = tuple(source.apis for source in self.sources)
+        # An unchanged catalog is not parsed again, so the same lists mean the same APIs.
+        if len(lists) != len(self._merged_from) or any(
+            a is not b for a, b in zip(lists, self._merged_from, strict=False)
+        ):
+            merged: dict[str, tuple[ApiDefinition, str]] = {}
+            for source in self.sources:  # the first gateway named wins an ID several know
+                for api in source.apis.apis if source.apis else ():
+                    merged.setdefault(api.api_id, (api, source.url))
+            self._by_id = merged
+            self._merged_from = lists
+            self.revision += 1
         self.refreshes += 1
         self._choose_version()
 

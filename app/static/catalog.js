@@ -30,11 +30,11 @@ export function apiTitle(apiId) {
  */
 export function installCatalog({ picker, version, banner, hooksButton, dialog, onNames }) {
   const wanted = new URLSearchParams(location.search).get("api_id") || "";
-  let known = "";
+  let revision = null;
   poll = async () => {
     let doc;
     try {
-      const res = await fetch("/api/apis/names");
+      const res = await fetch(revision === null ? "/api/apis/names" : `/api/apis/names?revision=${revision}`);
       if (!res.ok) return;
       doc = await res.json();
     } catch {
@@ -45,9 +45,8 @@ export function installCatalog({ picker, version, banner, hooksButton, dialog, o
     picker.hidden = !doc.configured;
     hooksButton.hidden = !doc.configured;
     if (!doc.configured) clearInterval(timer); // no --gateway-url: nothing will change
-    const fresh = JSON.stringify(doc.names);
-    if (fresh === known) return;
-    known = fresh;
+    if (doc.names === null) return; // unchanged since the last read
+    revision = doc.revision;
     names.clear();
     for (const [id, api] of Object.entries(doc.names)) names.set(id, api);
     const before = picker.value;

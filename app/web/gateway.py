@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from itertools import islice
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.gateway.apidef import ApiDefinition
 from app.gateway.hooks import Usage, report, streaming_apis
@@ -78,7 +78,16 @@ async def refresh_apis(context: Context) -> dict[str, Any]:
 
 
 @router.get("/apis/names")
-async def api_names(context: Context) -> dict[str, Any]:
-    """API ID -> name and listen path, for showing names wherever an ID appears."""
-    names = {api.api_id: {"name": api.name, "listen_path": api.listen_path} for api, _ in context.catalog.apis()}
-    return {**context.catalog.status(), "names": names}
+async def api_names(
+    context: Context,
+    revision: Annotated[
+        int | None, Query(description="the revision the caller has: names are left out if unchanged")
+    ] = None,
+) -> dict[str, Any]:
+    """API ID -> name and listen path, for showing names wherever an ID appears; `names` is null
+    when the caller's `revision` is still the catalog's (a page polls this)."""
+    catalog = context.catalog
+    if revision is not None and revision == catalog.revision:
+        return {**catalog.status(), "names": None}
+    names = {api.api_id: {"name": api.name, "listen_path": api.listen_path} for api, _ in catalog.apis()}
+    return {**catalog.status(), "names": names}
