@@ -231,6 +231,8 @@ def test_each_reason_a_hook_never_fires_only_where_the_definition_shows_it() -> 
     assert codes(mcp["reasons"]) == ["no-traffic"]
     unknown = apis["unknown"]
     assert [u["api_id"] for u in unknown] == ["ffffffffffffffffffffffffffffffff"]
+    # No catalog read yet: no API is "unknown" for it.
+    assert report([], usage, catalog_read=False)["unknown_apis"] == []
 
 
 def test_bodies_sent_twice_near_the_limit_warn_without_raw_body_only() -> None:

@@ -272,9 +272,9 @@ def hook_warnings(
     return warnings
 
 
-def report(apis: Iterable[tuple[ApiDefinition, str]], usage: Usage) -> dict[str, Any]:
+def report(apis: Iterable[tuple[ApiDefinition, str]], usage: Usage, catalog_read: bool = True) -> dict[str, Any]:
     """GET /api/apis: every API the catalog knows with its hooks in the gateway's order, and the
-    calls from APIs it does not know."""
+    calls from APIs it does not know (none while no catalog was ever read: every API would be)."""
     known: set[str] = set()
     rows = []
     by_api: dict[str, list[tuple[str, str, HookCalls]]] = {}
@@ -331,6 +331,6 @@ def report(apis: Iterable[tuple[ApiDefinition, str]], usage: Usage) -> dict[str,
             ),
         }
         for api_id, count in usage.apis.most_common()
-        if api_id not in known
+        if api_id not in known and catalog_read
     ][:MAX_UNKNOWN_APIS]
     return {"apis": rows, "unknown_apis": unknown}

@@ -62,12 +62,13 @@ async def list_apis(request: Request, context: Context) -> Response:
         return Response(json.dumps({**status, "apis": [], "unknown_apis": []}), media_type="application/json")
     usage = await shared_usage(request, context)
     # Tens of milliseconds for a catalog of a thousand APIs: in a thread, so the loop keeps its turns.
-    body = await asyncio.to_thread(_report_json, status, catalog.apis(), usage)
+    read = any(source.apis is not None for source in catalog.sources)
+    body = await asyncio.to_thread(_report_json, status, catalog.apis(), usage, read)
     return Response(body, media_type="application/json")
 
 
-def _report_json(status: dict[str, Any], apis: list[tuple[ApiDefinition, str]], usage: Usage) -> bytes:
-    return json.dumps({**status, **report(apis, usage)}, separators=(",", ":")).encode()
+def _report_json(status: dict[str, Any], apis: list[tuple[ApiDefinition, str]], usage: Usage, read: bool) -> bytes:
+    return json.dumps({**status, **report(apis, usage, read)}, separators=(",", ":")).encode()
 
 
 @router.post("/apis/refresh")
