@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from app.config import Settings
-from app.tyk.version import TykVersion
+from app.config import DEFAULT_GATEWAY_URL, Settings
+from app.tyk.version import LATEST, TykVersion
 
 ENV_PREFIX = "TYK_INSPECTOR_"
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?)?\s*$", re.IGNORECASE)
@@ -263,9 +263,15 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
             "when set); needs pip install 'tyk-inspector[otel]'", metavar="URL")  # fmt: skip
     o.switch("--tag-requests", "add an X-Tyk-Inspector-Request header through the Pre hook's reply (echo or mock) so "
              "every hook of a request is tied to it; changes traffic: the upstream sees the header")  # fmt: skip
-    o.value("--gateway-url", str, d.gateway_url, "the gateway's base URL, for copy as curl (default: %(default)s)")
-    o.value("--tyk-version", tyk_version, d.tyk_version, "the Tyk Gateway version whose reply handling the "
-            "outcome, lint and diff follow, e.g. 5.3.2 (default: %(default)s)", metavar="X.Y.Z")  # fmt: skip
+    o.names("--gateway-url", "GATEWAY_URL", "URL", "a gateway's base URL: API names, hooks and version are read "
+            "from its /hello and /tyk/apis; the first is used for copy as curl (default: "
+            + d.gateway_url + ")")  # fmt: skip
+    o.value("--gateway-secret", str, None, "the gateway's `secret` (tyk.conf), sent as x-tyk-authorization to "
+            "read /tyk/apis; prefer --gateway-secret-file or the environment", metavar="SECRET")  # fmt: skip
+    o.value("--gateway-secret-file", str, None, "read the gateway's secret from this file", metavar="FILE")
+    o.value("--tyk-version", tyk_version, None, "the Tyk Gateway version whose reply handling the outcome, lint and "
+            "diff follow, e.g. 5.3.2 (default: the gateway's /hello, else " + d.tyk_version + ")",
+            metavar="X.Y.Z")  # fmt: skip
     o.value("--tls-cert", str, None, "serve the page over HTTPS with this certificate (PEM)")
     o.value("--tls-key", str, None, "the private key for --tls-cert (PEM)")
     o.value("--event-loop", _choice("auto", "asyncio", "uvloop"), d.event_loop,
@@ -321,6 +327,22 @@ def _otel_from_env() -> str | None:
     return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
 
 
+def _gateway_secret(args: argparse.Namespace) -> str | None:
+    """--gateway-secret (or TYK_INSPECTOR_GATEWAY_SECRET), or the first line of --gateway-secret-file."""
+    if not args.gateway_secret_file:
+        return str(args.gateway_secret) if args.gateway_secret else None
+    if args.gateway_secret:
+        raise ValueError("--gateway-secret and --gateway-secret-file: give one of them")
+    try:
+        with open(args.gateway_secret_file, encoding="utf-8") as file:
+            secret = file.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--gateway-secret-file {args.gateway_secret_file}: {exc}") from None
+    if not secret:
+        raise ValueError(f"--gateway-secret-file {args.gateway_secret_file}: the file holds no secret")
+    return secret
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(
         grpc_address=args.grpc_address,
@@ -358,9 +380,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         shadow=args.shadow or None,
         otel_endpoint=args.otel_endpoint or _otel_from_env(),
         shadow_deadline_seconds=args.shadow_deadline,
-        tyk_version=args.tyk_version,
+        tyk_version=args.tyk_version or LATEST,
+        tyk_version_given=args.tyk_version is not None,
         tag_requests=args.tag_requests,
-        gateway_url=args.gateway_url,
+        gateway_url=args.gateway_url[0] if args.gateway_url else DEFAULT_GATEWAY_URL,
+        gateway_urls=tuple(args.gateway_url),
+        gateway_secret=_gateway_secret(args),
         store=args.store,
         store_prefix=args.store_prefix,
         store_queue_items=args.store_queue_items,

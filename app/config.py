@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,6 +19,7 @@ EventLoop = Literal["auto", "asyncio", "uvloop"]
 DEFAULT_GRPC_ADDRESS = "[::]:50051"
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8000
+DEFAULT_GATEWAY_URL = "http://localhost:8080"
 DEFAULT_BUFFER_ITEMS = 10_000
 DEFAULT_BUFFER_BYTES = 256 * MiB
 # Request and response bodies travel inside the Object, and tens of MiB happen;
@@ -119,9 +120,14 @@ class Settings:
     tag_requests: bool = False
     """Add X-Tyk-Inspector-Request through the reply of Pre hooks the inspector answers (echo or
     mock), so a request's journey is certain; changes the traffic the upstream sees."""
-    gateway_url: str = "http://localhost:8080"
+    tyk_version_given: bool = False
+    """--tyk-version was set: a gateway's /hello informs but does not change the model."""
+    gateway_url: str = DEFAULT_GATEWAY_URL
     """The gateway's base URL, for "copy as curl"."""
-    """The Tyk Gateway version whose reply handling the outcome, lint and diff follow."""
+    gateway_urls: tuple[str, ...] = ()
+    """Gateways whose /hello and /tyk/apis the inspector reads (API names, configured hooks, version)."""
+    gateway_secret: str | None = field(default=None, repr=False)
+    """The gateway's `secret`, sent as x-tyk-authorization to /tyk/apis; never logged or shown."""
 
     shadow: str | None = None
     """--shadow HOST:PORT: after the gateway has its answer, send the same Object there and compare outcomes."""
@@ -180,6 +186,16 @@ class Settings:
         if not 0 <= self.http_port <= 65535:
             raise ValueError("http-port must be between 0 and 65535")
         TykVersion.parse(self.tyk_version)  # a ValueError names the expected form
+        for url in self.gateway_urls:
+            if "@" in urlsplit(url).netloc:
+                raise ValueError(
+                    f"--gateway-url {urlsplit(url).hostname}: no credentials in the URL (they would be shown "
+                    "and logged); give the gateway's secret with --gateway-secret-file or TYK_INSPECTOR_GATEWAY_SECRET"
+                )
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+                raise ValueError(
+                    f"--gateway-url {url!r} is not an http:// or https:// URL (e.g. http://localhost:8080)"
+                )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.auth_token is not None and not self.http_is_loopback and len(self.auth_token) < MIN_TOKEN_CHARS:

@@ -184,13 +184,18 @@ class Inspector:
         # first turn simply wait in the backlog.
         self._http_task = asyncio.create_task(self._http.serve(sockets=[http_socket]), name="http")
         redactor = context.redactor
+        api_names = context.catalog.name_of
         self.supervisor.start(
             "console-log",
-            lambda: run_capture_log(self.broadcaster, settings.capture_log, redactor, settings.capture_log_rate),
+            lambda: run_capture_log(
+                self.broadcaster, settings.capture_log, redactor, settings.capture_log_rate, api_names=api_names
+            ),
         )
         self.supervisor.on_stop("broadcaster", _soon(self.broadcaster.close))
         offloader = context.offloader
         self.supervisor.on_stop("offload-pool", lambda: asyncio.to_thread(offloader.close))
+        if context.catalog.configured:
+            self.supervisor.start("gateway-catalog", context.catalog.run)  # reads --gateway-url's catalog
         if settings.rules_file:
             self.rules_status.mtime = await asyncio.to_thread(_mtime, settings.rules_file)
             self.supervisor.start("rules-watcher", lambda: self._watch_rules(settings.rules_file or ""))
@@ -278,6 +283,8 @@ class Inspector:
         await self.supervisor.close("broadcaster")
         if self._http is not None:
             self._http.should_exit = True
+        if self.web is not None:
+            await self.web.catalog.stop()  # a read the page started too
         await self.supervisor.stop()  # the rest of the tasks (rules watcher, console log), each within its bound
         if self._http_task is not None:
             await self._http_task

@@ -52,14 +52,16 @@ def _escape(match: re.Match[str]) -> str:
     return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
-def capture_line(capture: Capture, redactor: Redactor) -> str:
-    """'Pre MyPreHook api=b84f... GET /orders #12' in Tyk's words; captured text escaped, query secrets hidden."""
+def capture_line(capture: Capture, redactor: Redactor, api_name: str | None = None) -> str:
+    """'Pre MyPreHook api=b84f... GET /orders #12' in Tyk's words; captured text escaped, query secrets hidden.
+
+    `api_name`: the API's name and listen path from the gateway's catalog, shown after its ID."""
     if capture.kind == "event":
         parts = ["event", capture.hook_type or "(unrecognised payload)", f"handler={capture.hook_name}"]
     else:
         parts = [capture.hook_type, capture.hook_name or "(no hook name)"]
     if capture.api_id:
-        parts.append(f"api={capture.api_id}")
+        parts.append(f"api={capture.api_id}" + (f" ({api_name})" if api_name else ""))
     if capture.method:
         parts.append(capture.method)
     if capture.path:
@@ -215,21 +217,30 @@ class RateLimiter:
 Write = Callable[[], None]
 
 
-def _line_writer(captures: Sequence[Capture], redactor: Redactor) -> Write:
+ApiNames = Callable[[str], str | None]
+"""An API ID's name and listen path from the gateway's catalog, or None."""
+
+
+def _line_writer(captures: Sequence[Capture], redactor: Redactor, names: dict[str, str] | None = None) -> Write:
+    names = names or {}
+
     def write() -> None:
         for capture in captures:
-            log.info("%s", capture_line(capture, redactor), extra=_fields(capture))
+            log.info("%s", capture_line(capture, redactor, names.get(capture.api_id)), extra=_fields(capture))
 
     return write
 
 
-def _json_writer(captures: list[Capture], redactor: Redactor) -> Write:
+def _json_writer(captures: list[Capture], redactor: Redactor, names: dict[str, str] | None = None) -> Write:
+    names = names or {}
+
     def write() -> None:
         for capture in captures:
             # The one decoder, as the detail and the export use it; it only reads the
             # capture's immutable bytes, so it is safe in this worker thread.
             request = decode(capture, redactor).request
-            log.info("%s\n%s", capture_line(capture, redactor), json.dumps(request, indent=2), extra=_fields(capture))
+            line = capture_line(capture, redactor, names.get(capture.api_id))
+            log.info("%s\n%s", line, json.dumps(request, indent=2), extra=_fields(capture))
 
     return write
 
@@ -242,9 +253,15 @@ class ConsoleLog:
     """Turns batches of captures into console writes, as the mode says."""
 
     def __init__(
-        self, mode: CaptureLog, redactor: Redactor, rate: int, clock: Callable[[], float] = time.monotonic
+        self,
+        mode: CaptureLog,
+        redactor: Redactor,
+        rate: int,
+        clock: Callable[[], float] = time.monotonic,
+        api_names: ApiNames | None = None,
     ) -> None:
         self.mode = mode
+        self.api_names = api_names
         self.redactor = redactor
         self.clock = clock
         self.limiter = RateLimiter(rate, clock()) if mode == "auto" else None
@@ -252,14 +269,25 @@ class ConsoleLog:
     def writes(self, captures: tuple[Capture, ...]) -> list[Write]:
         now = self.clock()
         if self.mode == "json":
-            return [_json_writer(list(captures), self.redactor)]
+            return [_json_writer(list(captures), self.redactor, self._names(captures))]
         if self.limiter is None:
-            return [_line_writer(list(captures), self.redactor)]
+            return [_line_writer(list(captures), self.redactor, self._names(captures))]
         writes = []
         chosen = self.limiter.select(captures, now)
         if chosen:
-            writes.append(_line_writer(chosen, self.redactor))
+            writes.append(_line_writer(chosen, self.redactor, self._names(chosen)))
         return writes + self.summary_writes()
+
+    def _names(self, captures: Sequence[Capture]) -> dict[str, str] | None:
+        """The API names of these captures, read here on the loop (the writes run in a thread)."""
+        if self.api_names is None:
+            return None
+        names = {}
+        for api_id in {c.api_id for c in captures}:
+            name = self.api_names(api_id)
+            if name:
+                names[api_id] = name
+        return names
 
     def summary_writes(self, final: bool = False) -> list[Write]:
         summary = self.limiter.summary(self.clock(), final) if self.limiter else None
@@ -282,11 +310,13 @@ async def _next(subscription: Subscription, within: float | None) -> object:
         return None
 
 
-async def run_capture_log(broadcaster: Broadcaster, mode: CaptureLog, redactor: Redactor, rate: int = 20) -> None:
+async def run_capture_log(
+    broadcaster: Broadcaster, mode: CaptureLog, redactor: Redactor, rate: int = 20, api_names: ApiNames | None = None
+) -> None:
     """Log captures until the broadcaster closes."""
     if mode == "off":
         return
-    console = ConsoleLog(mode, redactor, rate)
+    console = ConsoleLog(mode, redactor, rate, api_names=api_names)
     subscription = broadcaster.subscribe()
     try:
         while True:

@@ -40,6 +40,9 @@ class JourneyCaptures:
     by: str
     confidence: str
     captures: Sequence[Capture]
+    api_name: str = ""
+    """The API's name and listen path from the gateway's catalog (--gateway-url), when known."""
+    listen_path: str = ""
 
     @property
     def size(self) -> int:
@@ -91,6 +94,7 @@ def har_entry(journey: JourneyCaptures, redactor: Redactor, gateway: Gateway) ->
             "capture_ids": [c.id for c, _, _ in steps],
             "hooks": [c.hook_type for c, _, _ in steps],
             "api_id": first_capture.api_id,
+            **({"api_name": journey.api_name, "listen_path": journey.listen_path} if journey.api_name else {}),
             "response_from": stopped_at,
         },
     }

@@ -60,6 +60,21 @@ class QueryTooSlow(QueryError):
     """A regex went over its time limit; the query is refused rather than left running."""
 
 
+class NamedApi(Protocol):
+    """What `api:` reads of an API definition besides its ID."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def listen_path(self) -> str: ...
+
+
+class ApiLookup(Protocol):
+    """The gateway's API definitions by API ID (app.gateway.catalog)."""
+
+    def lookup(self, api_id: str) -> NamedApi | None: ...
+
+
 class JourneyLookup(Protocol):
     """The request journeys known for captures (app.capture.journey)."""
 
@@ -102,6 +117,8 @@ class Searcher:
     journeys: JourneyLookup | None = None
     gateway: Gateway | None = None
     """The gateway model (--tyk-version) the outcome, the effect and the lint follow."""
+    apis: ApiLookup | None = None
+    """API names and listen paths for `api:`."""
     request_only: bool = False
     """Routing rules: only what the request says (`status:` is the status a Response hook carries)."""
 
@@ -273,8 +290,27 @@ def _term(term: Term, searcher: Searcher) -> Predicate:
         return lambda s: any(test(s, w["code"]) for w in warnings_of(s.capture, s.searcher.gateway))
     if name == "status":  # status:dropped, status:continue
         return lambda s: test(s, str(searcher.status_of(s.capture) or ""))
+    if name == "api" and searcher.apis is not None:
+        return _api(test, searcher.apis)
     get = _IDENT_FIELDS[name]
     return lambda s: test(s, get(s.capture))
+
+
+def _api(test: StringTest, apis: ApiLookup) -> Predicate:
+    """`api:` matches the API ID, or the name or listen path the gateway's catalog gives it
+    (`api:orders` finds the API listening on /orders/)."""
+
+    def matches(s: _Subject) -> bool:
+        api_id = s.capture.api_id
+        if test(s, api_id):
+            return True
+        api = apis.lookup(api_id)
+        if api is None:
+            return False
+        path = api.listen_path
+        return test(s, api.name) or test(s, path) or (path.strip("/") != path and test(s, path.strip("/")))
+
+    return matches
 
 
 _FLAGS: dict[str, Predicate] = {

@@ -1,5 +1,6 @@
 // Tyk Inspector dashboard: a live, filterable list of captures fed by /api/stream,
 // and the detail of the selected one. No framework, no build step.
+import { installCatalog } from "./catalog.js";
 import { Connection } from "./connection.js";
 import { button, formatBytes, formatTime, text } from "./dom.js";
 import { FilterError, Filters, sortItems } from "./filters.js";
@@ -420,6 +421,11 @@ async function start() {
   connection.connect();
   selection.selectFromHash();
 }
+
+installCatalog({
+  picker: $("api-picker"), version: $("tyk-version"), banner: $("gateway-banner"), hooksButton: $("apis-button"),
+  dialog: $("apis-dialog"), onNames: () => showList(),
+});
 
 // For the curious, in the console (and for the benchmarks: `forget` drops a cached detail).
 window.tykInspector = { state, filters, connection, formatBytes, formatTime, forget: (id) => detailCache.delete(String(id)) };

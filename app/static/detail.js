@@ -1,5 +1,6 @@
 // The detail view of one capture: request, session, response, spec and metadata, raw JSON, event.
 import { base64ToBytes, bodyViewer, hexDump, jsonTree } from "./body.js";
+import { apiName, apiTitle } from "./catalog.js";
 import { copyAsMenu } from "./copyas.js";
 import { journeyView, loadJourney } from "./journey.js";
 import { button, copyText, el, formatBytes, kvTable, section, text } from "./dom.js";
@@ -185,7 +186,8 @@ function header(detail) {
     ? `Event ${detail.hook_type || "(unrecognised payload)"}`
     : `${detail.hook_type} · ${detail.hook_name || "(no hook name)"}`;
   const facts = [
-    `#${detail.id}`, detail.received_at_iso, `${formatBytes(detail.size)}`, `${detail.duration_ms} ms`,
+    `#${detail.id}`, detail.received_at_iso, apiName(detail.api_id) ? apiTitle(detail.api_id) : null,
+    `${formatBytes(detail.size)}`, `${detail.duration_ms} ms`,
     detail.peer, detail.imported ? "imported" : null, detail.echo ? "echoed unchanged" : null,
   ].filter(Boolean);
   const copy = detail.kind === "dispatch" && detail.request ? copyAsMenu(detail) : null;
@@ -318,7 +320,7 @@ function specTab(detail, obj) {
   const configData = spec.config_data;
   delete spec.config_data;
   const parts = [
-    section("API", kvTable([["API ID", spec.APIID], ["org ID", spec.OrgID], ["bundle hash", spec.bundle_hash],
+    section("API", kvTable([["API name", apiName(spec.APIID) ?? undefined], ["API ID", spec.APIID], ["org ID", spec.OrgID], ["bundle hash", spec.bundle_hash],
       ...Object.entries(spec).filter(([k]) => !["APIID", "OrgID", "bundle_hash"].includes(k))])),
   ];
   if (configData !== undefined) {

@@ -3,7 +3,7 @@
 // rows shown are exactly what "Filtered captures" exports.
 import { statusRank } from "./dom.js";
 
-const FILTER_KEYS = ["q", "kind", "hook_type", "method", "status", "modified", "warnings"];
+const FILTER_KEYS = ["q", "api_id", "kind", "hook_type", "method", "status", "modified", "warnings"];
 const PAGE_LIMIT = 10_000;
 export const SORTS = ["time", "duration", "size", "status"];
 

@@ -1,5 +1,6 @@
 // The journey of one API request: its hook calls in the gateway's order on a timeline, with each
 // hook's duration and outcome, the upstream's time between Post and Response, and its events.
+import { apiName, apiTitle } from "./catalog.js";
 import { effectiveStatus, el, formatDuration, statusClass, text } from "./dom.js";
 
 const ORDER = ["Pre", "CustomKeyCheck", "PostKeyAuth", "Post", "Response"];
@@ -54,6 +55,7 @@ export function journeyView({ journey, steps, events, error }, current, open) {
   return el("div", { class: "journey" },
     el("p", { class: "muted small" },
       `${journey.method || ""} ${journey.path || ""}`.trim() || "One API request",
+      apiName(steps[0]?.api_id) ? ` · ${apiTitle(steps[0].api_id)}` : "",
       ` · ${steps.length} hook call(s)${events.length ? `, ${events.length} event(s)` : ""} · ${formatDuration(total * 1000)} from first to last`,
       by ? ` · correlated by ${by}${confidence}` : ""),
     el("ol", { class: "timeline", "aria-label": "The request's hooks in the gateway's order" }, rows));

@@ -1,5 +1,6 @@
 // The capture list: only the rows in view are in the DOM, so 10,000 captures scroll
 // as smoothly as 10. In time order it sticks to the newest capture until the user scrolls away.
+import { apiLabel, apiName, apiTitle } from "./catalog.js";
 import { effectiveStatus, el, formatBytes, formatDuration, formatTime, statusClass, text } from "./dom.js";
 
 const ROW_HEIGHT = 26;
@@ -173,7 +174,7 @@ export class CaptureList {
     text("span", c.kind, { class: "c-kind" }),
     text("span", c.hook_type, { class: `c-hook hook-${c.kind === "event" ? "Event" : c.hook_type}` }),
     text("span", c.hook_name, { class: "c-name" }),
-    text("span", c.api_id, { class: "c-api" }),
+    text("span", apiLabel(c.api_id), { class: apiName(c.api_id) ? "c-api named" : "c-api", title: apiTitle(c.api_id) || null }),
     text("span", c.method, { class: "c-method" }),
     text("span", c.path, { class: "c-path", title: c.path }),
     text("span", status ?? "", { class: `c-status ${statusClass(status)}`, title: statusTitle(c) }),

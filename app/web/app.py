@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.capture.query import QueryError
-from app.web import api, copy, filtering, journeys, metrics, pages, stream, transfer
+from app.web import api, copy, filtering, gateway, journeys, metrics, pages, stream, transfer
 from app.web.context import WebContext
 from app.web.security import AccessGuard
 
@@ -112,6 +112,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.add_exception_handler(QueryError, filtering.query_error)
     app.include_router(api.router)
     app.include_router(filtering.router)
+    app.include_router(gateway.router)
     app.include_router(journeys.router)
     app.include_router(copy.router)
     app.include_router(stream.router)

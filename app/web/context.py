@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from app.capture.store import CaptureStore
 from app.capture.tokens import SharedTokens
 from app.capture.views import DetailCache, build_detail
 from app.config import Settings
+from app.gateway.catalog import GatewayCatalog, VersionChoice
 from app.proxy.replay import Replayer
 from app.tyk.outcome import Gateway
-from app.tyk.version import TykVersion
+from app.tyk.version import LATEST_VERSION, TykVersion
 from app.web.auth import Authenticator
 
 
@@ -50,6 +52,8 @@ class WebContext:
     """The gateway model (--tyk-version) every verdict on a capture follows."""
     offloader: Offloader = field(default_factory=Offloader)
     """Where large details are built: a worker process, so the loop keeps its turns."""
+    catalog: GatewayCatalog = field(init=False)
+    """The gateways' API definitions and version (--gateway-url), read in the background."""
     _building: dict[int, asyncio.Future[tuple[list[bytes], Analysis | None]]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,10 +61,25 @@ class WebContext:
         self.auth = Authenticator(s.auth_token, s.session_seconds)
         self.redactor = Redactor(s.redact, s.redact_headers, s.redact_metadata, s.redact_query, s.redact_body)
         self.gateway = Gateway(version=TykVersion.parse(s.tyk_version))
+        # A version other than the default was asked for, on the command line or by whoever built the settings.
+        given = s.tyk_version_given or self.gateway.version != LATEST_VERSION
+        self.catalog = GatewayCatalog(
+            s.gateway_urls,
+            s.gateway_secret,
+            version=VersionChoice(str(self.gateway.version), "--tyk-version" if given else "default"),
+            version_fixed=given,
+            on_version=self.use_tyk_version,
+            off_loop=self.offloader.run,
+        )
         self.details = DetailCache(s.detail_cache_bytes)
         self.search_views = SearchViews(self.redactor)
         self.journeys = JourneyIndex(self.store)
         self.tokens = SharedTokens(self.store, self.redactor.rules)
+
+    def use_tyk_version(self, version: TykVersion) -> None:
+        """Follow the version a gateway reported (no --tyk-version given): new verdicts use it."""
+        self.gateway = dataclasses.replace(self.gateway, version=version)
+        self.details.clear()
 
     async def detail(self, capture: Capture) -> list[bytes]:
         """A capture's detail document (JSON, in chunks of about a megabyte): cached, or built off the loop.

@@ -73,7 +73,9 @@ async def _har_stream(journeys: list[Journey], context: WebContext) -> AsyncIter
 
 def _journey_captures(journey: Journey, context: WebContext) -> JourneyCaptures:
     captures = [snapshot(c) for c in (context.store.get(i) for i in journey.captures) if c is not None]
-    return JourneyCaptures(journey.id, journey.by, journey.confidence, captures)
+    api = context.catalog.lookup(captures[0].api_id) if captures else None
+    name, listen_path = (api.name, api.listen_path) if api is not None else ("", "")
+    return JourneyCaptures(journey.id, journey.by, journey.confidence, captures, name, listen_path)
 
 
 def har_piece(redactor: Redactor, gateway: Gateway, batch: list[JourneyCaptures], first: bool) -> bytes:

@@ -1,0 +1,1 @@
+"""The gateway itself, read through its own API: version, API definitions, configured hooks."""
