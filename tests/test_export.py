@@ -101,6 +101,16 @@ async def test_filtered_export(client: Client, http: httpx.AsyncClient) -> None:
             b'"received_at": "yesterday", "request": {"payload": ""}}]}',
             'capture #0: "received_at" is not an ISO 8601 time',
         ),
+        (  # Python refuses to convert more than 4,300 digits: a ValueError that was a 500
+            b'{"format": "tyk-inspector-export", "version": 1, "captures": [{"kind": "event", '
+            b'"received_at": "2026-01-01T00:00:00Z", "request": {"payload": ""}, "duration_ms": '
+            + b"9" * 5000 + b"}]}",
+            "a number with 5000 digits is out of range",
+        ),
+        (
+            b'{"format": "tyk-inspector-export", "version": -' + b"1" * 4301 + b', "captures": []}',
+            "a number with 4301 digits is out of range",
+        ),
     ],
 )
 async def test_invalid_import_is_400_and_changes_nothing(

@@ -174,11 +174,22 @@ def _finite(number: str) -> float:
     return value
 
 
+MAX_INTEGER_DIGITS = 100
+"""No field of an export holds more than a 64-bit number; Python refuses past 4,300 digits anyway."""
+
+
+def _integer(number: str) -> int:
+    digits = len(number) - number.startswith("-")
+    if digits > MAX_INTEGER_DIGITS:
+        raise ImportFormatError(f"a number with {digits} digits is out of range (at most {MAX_INTEGER_DIGITS})")
+    return int(number)
+
+
 def _constant(name: str) -> Any:
     raise ImportFormatError(f"{name} is not a JSON number")
 
 
-_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_constant)
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_int=_integer, parse_constant=_constant)
 
 
 def _value(text: str, position: int, expect_end: bool = False) -> tuple[Any, int]:
