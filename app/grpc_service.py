@@ -131,7 +131,7 @@ class DispatcherService:
                 message = "Object" if method == "Dispatch" else "Event"
                 await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
             if self.rules is not None:
-                await self._answer(capture, method, context)
+                await self._answer(capture, method, context, started)
             if self.tag_requests and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
                 capture.reply = tagged_reply(capture.reply)  # type: ignore[arg-type]  # set for Dispatch
         except asyncio.CancelledError:
@@ -179,7 +179,7 @@ class DispatcherService:
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
 
-    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> None:
+    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext, started: int) -> None:
         """Set the capture's reply as the matching rule says: echo, mock or upstream."""
         assert self.rules is not None
         rule = self.rules.route(capture)
@@ -189,9 +189,11 @@ class DispatcherService:
                 capture.reply = mock_reply(capture.request, rule.mock)
             capture.answered_by = "mock"
         elif rule.action == "upstream" and rule.upstream and self._upstreams is not None:
-            await self._forward(capture, rule, method, context)
+            await self._forward(capture, rule, method, context, started)
 
-    async def _forward(self, capture: Capture, rule: Rule, method: str, context: grpc.aio.ServicerContext) -> None:
+    async def _forward(
+        self, capture: Capture, rule: Rule, method: str, context: grpc.aio.ServicerContext, started: int
+    ) -> None:
         assert rule.upstream is not None and self._upstreams is not None
         capture.upstream = rule.upstream
         began = time.perf_counter()
@@ -212,10 +214,13 @@ class DispatcherService:
                 capture.reply = None
                 capture.grpc_status = exc.code().name
                 capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
+                # Recorded here, before the abort: the call lasted as long as the failing upstream took.
+                capture.duration_ns = time.perf_counter_ns() - started
                 self._record(capture)
                 await context.abort(exc.code(), exc.details() or capture.error)
         finally:
-            capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
+            if capture.upstream_ms is None:  # a failure passed on was recorded (and timed) already
+                capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
 
     async def _reject(self, capture: Capture, context: grpc.aio.ServicerContext, started: int, details: str) -> None:
         """Keep the undecodable bytes for the user to look at, then fail the call."""
