@@ -85,7 +85,7 @@ class CallMetrics:
 
     def observe(self, capture: Capture) -> None:
         """Count one call the gateway made. Called on the Dispatch path."""
-        key = (capture.kind, capture.hook_type, capture.api_id, capture.answered_by, grpc_status(capture))
+        key: CallKey = (capture.kind, capture.hook_type, capture.api_id, capture.answered_by, grpc_status(capture))
         calls = self.calls
         count = calls.get(key)
         if count is None:  # a label set not seen before: bounded first (kind, answered_by, status are)
@@ -95,7 +95,6 @@ class CallMetrics:
         self.dispatch.observe(capture.duration_ns / 1e9)
         if capture.upstream_ms is not None:
             self.upstream.observe(capture.upstream_ms / 1000)
-
 
     def _bounded(self, key: CallKey) -> CallKey:
         kind, hook_type, api_id, answered_by, status = key

@@ -104,7 +104,8 @@ async def test_filtered_export(client: Client, http: httpx.AsyncClient) -> None:
         (  # Python refuses to convert more than 4,300 digits: a ValueError that was a 500
             b'{"format": "tyk-inspector-export", "version": 1, "captures": [{"kind": "event", '
             b'"received_at": "2026-01-01T00:00:00Z", "request": {"payload": ""}, "duration_ms": '
-            + b"9" * 5000 + b"}]}",
+            + b"9" * 5000
+            + b"}]}",
             "a number with 5000 digits is out of range",
         ),
         (
