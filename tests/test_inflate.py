@@ -1,4 +1,4 @@
-"""The one gzip inflater: bounded by size and by ratio, and a replayed gzip bomb neither stalls the loop nor fills memory."""
+"""The one gzip inflater, bounded by size and by ratio; a replayed gzip bomb does not stall the loop."""
 
 from __future__ import annotations
 
