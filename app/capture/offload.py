@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -40,10 +43,23 @@ WORKERS = 2
 """Worker processes: a large detail need not wait for a long export's batches."""
 
 
-def _leave_signals_to_parent() -> None:
-    """In a worker: Ctrl+C reaches the whole process group, but stopping is the inspector's to do
-    (it finishes or cancels the work, then closes the pool)."""
+def _worker_started() -> None:
+    """In a worker: stopping is the inspector's to do, and a worker outlives no inspector.
+
+    Ctrl+C reaches the whole process group, but the inspector finishes or cancels the work,
+    then closes the pool. An inspector killed outright (SIGKILL, out of memory) closes nothing:
+    its workers would wait for jobs forever, and the resource tracker for them. The parent's
+    sentinel (a pipe the parent holds open) tells a worker when that happened.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    wait([parent_sentinel])
+    os._exit(0)  # no cleanup to do for an inspector that is gone
 
 
 class Sized(Protocol):
@@ -90,7 +106,7 @@ class Offloader:
             self._pool = ProcessPoolExecutor(
                 max_workers=WORKERS,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_leave_signals_to_parent,
+                initializer=_worker_started,
             )
         loop = asyncio.get_running_loop()
         self._jobs += 1
