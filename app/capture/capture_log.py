@@ -287,7 +287,7 @@ async def run_capture_log(broadcaster: Broadcaster, mode: CaptureLog, redactor: 
     if mode == "off":
         return
     console = ConsoleLog(mode, redactor, rate)
-    subscription = broadcaster.subscribe()
+    subscription = broadcaster.subscribe(browser=False)
     try:
         while True:
             message = await _next(subscription, console.due_in())
