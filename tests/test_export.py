@@ -151,3 +151,24 @@ class TestImportLimit:
 
         response = await http.post("/api/import", content=chunked())
         assert response.status_code == 413
+
+
+async def test_imported_replays_link_to_their_originals_new_ids(client: Client, http: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        await client.dispatch(load_object("pre.json"))
+    document = (await http.get("/api/export")).json()
+    first, second = document["captures"]
+    second["replay_of"] = first["id"]  # a replay of the first, as an export of a replay says
+    stray = dict(second, replay_of=999)  # a replay whose original the file does not hold
+    document["captures"] = [first, second, stray] * 300  # several import batches: links across them
+    imported = await http.post("/api/import", json=document)
+    assert imported.status_code == 201
+    ids = imported.json()["ids"]
+    summaries = {
+        c["id"]: c for c in (await http.get("/api/captures", params={"after": 2, "limit": 1000})).json()["items"]
+    }
+    for n in range(0, len(ids), 3):
+        original, replay, orphan = ids[n : n + 3]
+        assert summaries[replay]["replay_of"] == original
+        assert summaries[orphan]["replay_of"] is None
+        assert summaries[original]["replay_of"] is None

@@ -234,6 +234,8 @@ def capture_from_record(record: Any) -> Capture:
         metadata=_metadata(record.get("metadata") or []),
         duration_ns=round(_number(record, "duration_ms", 0.0) * 1e6),
         imported=True,
+        # Its id in the export until the store gives it one: what `replay_of` links refer to.
+        id=_exported_id(record),
     )
     for name in RECORD_FIELDS:
         setattr(capture, name, _record_field(record, name))
@@ -277,6 +279,11 @@ def _record_field(record: dict[str, Any], name: str) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value) if name == "upstream_ms" else value
     return value
+
+
+def _exported_id(record: dict[str, Any]) -> int:
+    value = record.get("id")
+    return value if type(value) is int and value > 0 else 0
 
 
 def _number(record: dict[str, Any], name: str, default: float) -> float:
