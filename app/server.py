@@ -218,7 +218,7 @@ class Inspector:
         await asyncio.gather(*(t for t in (self._rules_task,) if t is not None), return_exceptions=True)
         await self.upstreams.close()
         if self.web is not None:
-            await asyncio.to_thread(self.web.offloader.close)
+            await self.web.offloader.aclose()
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)

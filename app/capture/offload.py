@@ -85,6 +85,8 @@ class Offloader:
         self._pool: ProcessPoolExecutor | None = None
         self._jobs = 0
         self._idle_timer: asyncio.TimerHandle | None = None
+        """Only ever touched on the loop's thread (a TimerHandle is not thread-safe)."""
+        self._closed = False
 
     @property
     def started(self) -> bool:
@@ -102,25 +104,31 @@ class Offloader:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self._closed:
+            return await asyncio.to_thread(function, *args)  # shutting down: no new workers
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=WORKERS,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_started,
             )
+        pool = self._pool
         loop = asyncio.get_running_loop()
         self._jobs += 1
         try:
-            return await loop.run_in_executor(self._pool, function, *args)
+            return await loop.run_in_executor(pool, function, *args)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): the job still gets done, in a thread,
-            # and the next one starts new workers.
+            # and the next one starts new workers. Only the pool this job ran on is let go:
+            # another job may have started a newer one meanwhile, which must not be orphaned.
             log.warning("a worker process for large conversions stopped; doing this one in a thread")
-            self._pool = None
+            if self._pool is pool:
+                self._pool = None
+            pool.shutdown(wait=False)
             return await asyncio.to_thread(function, *args)
         finally:
             self._jobs -= 1
-            if not self._jobs and self._pool is not None:
+            if not self._jobs and self._pool is not None and self._idle_timer is None and not self._closed:
                 self._idle_timer = loop.call_later(self.idle_seconds, self._let_go)
 
     def _let_go(self) -> None:
@@ -158,11 +166,25 @@ class Offloader:
         if batch:
             yield await asyncio.to_thread(convert, batch, first)
 
+    async def aclose(self) -> None:
+        """Stop the worker processes (jobs not started are dropped) without blocking the loop.
+
+        The timer is cancelled here, on the loop's thread; only the wait for the workers runs in a thread.
+        """
+        pool = self._detach()
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
     def close(self) -> None:
-        """Stop the worker processes (jobs not started are dropped)."""
+        """Stop the worker processes, waiting for them; call it on the loop's thread (or with no loop)."""
+        pool = self._detach()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _detach(self) -> ProcessPoolExecutor | None:
+        self._closed = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        return pool
