@@ -308,6 +308,29 @@ async def test_grpc_metadata_keys_and_url_passwords_are_hidden() -> None:
     assert listing["items"][0]["path"].startswith(f"http://alice:{REDACTED}@upstream.example/orders")
 
 
+async def test_a_journey_keyed_by_a_redacted_metadata_key_shows_it_redacted() -> None:
+    from tests.test_journey import hook_object, matching_ids
+
+    inspector = Inspector(replace(SETTINGS, redact_metadata=("traceparent",)))
+    await inspector.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel,
+            httpx.AsyncClient(base_url=inspector.http_url) as http,
+        ):
+            trace = "d" * 32
+            for hook in (HookType.Pre, HookType.Post):
+                await Client(channel).dispatch(
+                    hook_object(hook), metadata=(("traceparent", f"00-{trace}-{'1' * 16}-01"),)
+                )
+            listed = await http.get("/api/journeys")
+            assert [(r["by"], r["key"]) for r in listed.json()["items"]] == [("traceparent", REDACTED)]
+            assert trace not in listed.text
+            assert await matching_ids(http, f"journey:{trace}") == []
+    finally:
+        await inspector.stop()
+
+
 def test_query_strings_forms_and_paths() -> None:
     rules = NameRules.build(query=["ref"], body=["items.*.pin", "ssn"])
     assert rules.url("/cb?code=abc&state=s&page=1#x") == f"/cb?code={REDACTED}&state=s&page=1#x"

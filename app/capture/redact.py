@@ -135,8 +135,8 @@ class Redactor:
         ]
 
     def hides_header(self, name: str) -> bool:
-        """Whether the value of a header (or gRPC metadata key) by this name is hidden."""
-        return self.enabled and self.rules.header(name)
+        """Whether the value of a header (or gRPC metadata key: --redact-metadata too) by this name is hidden."""
+        return self.enabled and (self.rules.header(name) or self.rules.metadata_key(name))
 
     def url(self, url: str) -> str:
         """A URL or request URI with credential query values hidden."""
