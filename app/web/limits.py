@@ -23,7 +23,7 @@ MiB = 1024 * KiB
 LOGIN_BODY_BYTES = 8 * KiB
 """The login form holds one token; even a long one, percent-encoded, fits many times over."""
 DEFAULT_BODY_BYTES = 64 * KiB
-"""Every other route takes no body or a small JSON one."""
+"""Every other route takes no body or a small JSON one; a route that takes more names its limit in route_limits."""
 
 _REPLAY = re.compile(r"/api/captures/[^/]+/replay")
 
@@ -60,6 +60,8 @@ class BodyLimits:
     def limit_for(self, path: str) -> BodyLimit:
         if _REPLAY.fullmatch(path):
             return self.limits["replay"]
+        if path.startswith("/api/import"):  # every import format (/api/import/...) shares the import limit
+            return self.limits["/api/import"]
         return self.limits.get(path, self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
