@@ -87,7 +87,8 @@ class BodyLimits:
                 received += len(message.get("body", b""))
                 if received > limit.bytes:
                     # Raised inside the route, so it answers like any HTTPException: a JSON 413.
-                    raise HTTPException(413, limit.refusal())
+                    # `Connection: close`: the server drops the connection instead of parsing the rest.
+                    raise HTTPException(413, limit.refusal(), headers={"connection": "close"})
             return message
 
         await self.app(scope, counted, send)
