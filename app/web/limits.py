@@ -8,6 +8,8 @@ while a body without one (chunked) arrives; past it the request is a 413 that na
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 from dataclasses import dataclass
@@ -24,6 +26,10 @@ LOGIN_BODY_BYTES = 8 * KiB
 """The login form holds one token; even a long one, percent-encoded, fits many times over."""
 DEFAULT_BODY_BYTES = 64 * KiB
 """Every other route takes no body or a small JSON one; a route that takes more names its limit in route_limits."""
+
+DRAIN_BYTES = 1024 * KiB
+DRAIN_SECONDS = 2.0
+"""A refused body is read on (and dropped) up to this much, so a client still sending sees the 413."""
 
 _REPLAY = re.compile(r"/api/captures/[^/]+/replay")
 
@@ -72,7 +78,9 @@ class BodyLimits:
         declared = _content_length(scope)
         if declared is not None and declared > limit.bytes:
             body = json.dumps({"detail": limit.refusal(declared)}).encode()
-            # Answered without reading: the server closes the connection rather than drain it.
+            if declared <= DRAIN_BYTES:
+                await _drain(receive, DRAIN_BYTES)
+            # Answered without reading the rest: the server closes the connection rather than parse it.
             await send({"type": "http.response.start", "status": 413, "headers": [
                 (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close")]})  # fmt: skip
@@ -86,12 +94,30 @@ class BodyLimits:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit.bytes:
+                    if message.get("more_body", False):
+                        await _drain(receive, DRAIN_BYTES)
                     # Raised inside the route, so it answers like any HTTPException: a JSON 413.
                     # `Connection: close`: the server drops the connection instead of parsing the rest.
                     raise HTTPException(413, limit.refusal(), headers={"connection": "close"})
             return message
 
         await self.app(scope, counted, send)
+
+
+async def _drain(receive: Receive, most: int) -> None:
+    """Read and drop up to `most` bytes of the body, for at most DRAIN_SECONDS.
+
+    A client that is still sending when the connection closes may get a reset instead of the 413;
+    a body only somewhat too large is read to its end first, so the client sees the answer.
+    """
+    drained = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while drained <= most:
+                message = await receive()
+                drained += len(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
 
 
 def _content_length(scope: Scope) -> int | None:
