@@ -246,7 +246,7 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
         "--no-redact", "show credentials (Authorization/Cookie headers, session secrets) in the page, API and exports"
     )
     o.names("--redact-header", "REDACT_HEADERS", "NAME", "another header whose value to redact")
-    o.names("--redact-metadata", "REDACT_METADATA", "KEY", "an Object/session metadata key whose value to redact")
+    o.names("--redact-metadata", "REDACT_METADATA", "KEY", "a metadata key (Object, session, gRPC call) to redact")
     o.names("--redact-query", "REDACT_QUERY", "KEY", "a query key whose value to redact (url, request_uri, params)")
     o.names("--redact-body", "REDACT_BODY", "KEY|PATH",
             "a JSON key (anywhere) or dotted path (user.card, items.*.pin) to redact in bodies")  # fmt: skip

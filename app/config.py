@@ -94,7 +94,7 @@ class Settings:
     redact_headers: tuple[str, ...] = ()
     """Header names to redact besides Authorization, Cookie and Proxy-Authorization."""
     redact_metadata: tuple[str, ...] = ()
-    """Object and session metadata keys to redact."""
+    """Object, session and gRPC call metadata keys to redact."""
     redact_query: tuple[str, ...] = ()
     """Query keys to redact (in url, request_uri and params) besides the built-in credential names."""
     redact_body: tuple[str, ...] = ()

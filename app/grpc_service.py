@@ -142,7 +142,7 @@ class DispatcherService:
                 await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
             rule = None
             if self.rules is not None:
-                rule = await self._answer(capture, method, context)
+                rule = await self._answer(capture, method, context, started)
             if self.tag_requests and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
                 capture.reply = tagged_reply(capture.reply)  # type: ignore[arg-type]  # set for Dispatch
         except asyncio.CancelledError:
@@ -197,7 +197,7 @@ class DispatcherService:
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
 
-    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext) -> Rule:
+    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext, started: int) -> Rule:
         """Set the capture's reply as the matching rule says: echo, mock or upstream; the rule."""
         assert self.rules is not None
         routing = self.rules.select(capture)
@@ -213,19 +213,19 @@ class DispatcherService:
                 log.warning("%s (%d such calls so far)", routing.error, self.rule_errors)
         # A fault is the rules file's own request to fail or delay a call, so it is not a rule error.
         fault = rule.fault if rule.fault is not None and rule.fault.strikes() else None
-        if fault is not None and await self._fault(capture, fault, context):
+        if fault is not None and await self._fault(capture, fault, context, started):
             return rule
         if rule.action == "mock" and rule.mock is not None:
             if capture.kind == "dispatch":
                 capture.reply = mock_reply(capture.request, rule.mock)
             capture.answered_by = "mock"
         elif rule.action == "upstream" and rule.upstream and self._upstreams is not None:
-            await self._forward(capture, rule, method, context)
+            await self._forward(capture, rule, method, context, started)
         if fault is not None and fault.oversize and capture.reply is not None:
             capture.reply = oversize(capture.reply)
         return rule
 
-    async def _fault(self, capture: Capture, fault: Fault, context: grpc.aio.ServicerContext) -> bool:
+    async def _fault(self, capture: Capture, fault: Fault, context: grpc.aio.ServicerContext, started: int) -> bool:
         """Delay, then fail or drop the call as the rule's fault says; True when the fault is the answer."""
         capture.fault = fault.label
         if fault.delay_seconds:
@@ -239,12 +239,14 @@ class DispatcherService:
             capture.reply = None
             capture.grpc_status = fault.fail.name
             capture.error = f"fault injected: {fault.fail.name}: {fault.details}"
-            capture.duration_ns = time.time_ns() - capture.received_us * 1000  # the delay included
+            capture.duration_ns = time.perf_counter_ns() - started  # the delay included
             self._record(capture)
             await context.abort(fault.fail, fault.details)
         return False
 
-    async def _forward(self, capture: Capture, rule: Rule, method: str, context: grpc.aio.ServicerContext) -> None:
+    async def _forward(
+        self, capture: Capture, rule: Rule, method: str, context: grpc.aio.ServicerContext, started: int
+    ) -> None:
         assert rule.upstream is not None and self._upstreams is not None
         capture.upstream = rule.upstream
         began = time.perf_counter()
@@ -266,10 +268,13 @@ class DispatcherService:
                 capture.reply = None
                 capture.grpc_status = exc.code().name
                 capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
+                # Recorded here, before the abort: the call lasted as long as the failing upstream took.
+                capture.duration_ns = time.perf_counter_ns() - started
                 self._record(capture)
                 await context.abort(exc.code(), exc.details() or capture.error)
         finally:
-            capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
+            if capture.upstream_ms is None:  # a failure passed on was recorded (and timed) already
+                capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
 
     async def _reject(self, capture: Capture, context: grpc.aio.ServicerContext, started: int, details: str) -> None:
         """Keep the undecodable bytes for the user to look at, then fail the call."""

@@ -190,10 +190,12 @@ class Inspector:
             lambda: run_capture_log(
                 self.broadcaster, settings.capture_log, redactor, settings.capture_log_rate, api_names=api_names
             ),
+            # It ends by itself once the broadcaster is closed, after writing the last batch: not cancelled mid-write.
+            stop=self.broadcaster.close,
         )
         self.supervisor.on_stop("broadcaster", _soon(self.broadcaster.close))
         offloader = context.offloader
-        self.supervisor.on_stop("offload-pool", lambda: asyncio.to_thread(offloader.close))
+        self.supervisor.on_stop("offload-pool", offloader.aclose)
         if context.catalog.configured:
             self.supervisor.start("gateway-catalog", context.catalog.run)  # reads --gateway-url's catalog
         if settings.rules_file:

@@ -67,7 +67,9 @@ Message = Batch | Cleared
 class Subscription:
     """One subscriber's queue. Read it with `get()`; it returns CLOSED at shutdown."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, browser: bool = True) -> None:
+        self.browser = browser
+        """A live view (SSE stream); the console log is the other kind, not counted as one."""
         # The asyncio queue itself is unbounded so CLOSED can always be put;
         # `limit` (in captures, so the memory a slow subscriber pins is bounded) is enforced in offer().
         self._queue: asyncio.Queue[Message | _Closed] = asyncio.Queue()
@@ -160,12 +162,13 @@ class Broadcaster:
         self._last_flush = float("-inf")
         self.closed = False
         self.lag_count = 0
-        """How often a subscriber fell behind and had to catch up from the store."""
+        """How often a live view fell behind and had to catch up from the store (the console log says so itself)."""
         self.batches = 0
         """Batches handed out so far."""
 
-    def subscribe(self) -> Subscription:
-        subscription = Subscription(self._queue_limit)
+    def subscribe(self, browser: bool = True) -> Subscription:
+        """A new subscriber's queue; `browser` False for a reader in the process (the console log)."""
+        subscription = Subscription(self._queue_limit, browser)
         if self.closed:
             subscription.close()
         else:
@@ -177,7 +180,8 @@ class Broadcaster:
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        """Live views (browsers) subscribed: what /api/stats and /metrics report."""
+        return sum(1 for subscription in self._subscribers if subscription.browser)
 
     def publish(self, capture: Capture) -> None:
         """Add a capture to the next batch. Called on the Dispatch path: an append, at most a timer."""
@@ -226,7 +230,7 @@ class Broadcaster:
 
     def _deliver(self, message: Message) -> None:
         for subscription in self._subscribers:
-            if not subscription.offer(message):
+            if not subscription.offer(message) and subscription.browser:
                 self.lag_count += 1
 
     def end_streams(self) -> None:

@@ -317,7 +317,7 @@ async def run_capture_log(
     if mode == "off":
         return
     console = ConsoleLog(mode, redactor, rate, api_names=api_names)
-    subscription = broadcaster.subscribe()
+    subscription = broadcaster.subscribe(browser=False)
     try:
         while True:
             message = await _next(subscription, console.due_in())

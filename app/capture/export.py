@@ -174,11 +174,22 @@ def _finite(number: str) -> float:
     return value
 
 
+MAX_INTEGER_DIGITS = 100
+"""No field of an export holds more than a 64-bit number; Python refuses past 4,300 digits anyway."""
+
+
+def _integer(number: str) -> int:
+    digits = len(number) - number.startswith("-")
+    if digits > MAX_INTEGER_DIGITS:
+        raise ImportFormatError(f"a number with {digits} digits is out of range (at most {MAX_INTEGER_DIGITS})")
+    return int(number)
+
+
 def _constant(name: str) -> Any:
     raise ImportFormatError(f"{name} is not a JSON number")
 
 
-_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_constant)
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_int=_integer, parse_constant=_constant)
 
 
 def _value(text: str, position: int, expect_end: bool = False) -> tuple[Any, int]:
@@ -223,6 +234,8 @@ def capture_from_record(record: Any) -> Capture:
         metadata=_metadata(record.get("metadata") or []),
         duration_ns=round(_number(record, "duration_ms", 0.0) * 1e6),
         imported=True,
+        # Its id in the export until the store gives it one: what `replay_of` links refer to.
+        id=_exported_id(record),
     )
     for name in RECORD_FIELDS:
         setattr(capture, name, _record_field(record, name))
@@ -269,6 +282,11 @@ def _record_field(record: dict[str, Any], name: str) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value) if name == "upstream_ms" else value
     return value
+
+
+def _exported_id(record: dict[str, Any]) -> int:
+    value = record.get("id")
+    return value if type(value) is int and value > 0 else 0
 
 
 def _number(record: dict[str, Any], name: str, default: float) -> float:

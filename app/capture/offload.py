@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -40,10 +43,23 @@ WORKERS = 2
 """Worker processes: a large detail need not wait for a long export's batches."""
 
 
-def _leave_signals_to_parent() -> None:
-    """In a worker: Ctrl+C reaches the whole process group, but stopping is the inspector's to do
-    (it finishes or cancels the work, then closes the pool)."""
+def _worker_started() -> None:
+    """In a worker: stopping is the inspector's to do, and a worker outlives no inspector.
+
+    Ctrl+C reaches the whole process group, but the inspector finishes or cancels the work,
+    then closes the pool. An inspector killed outright (SIGKILL, out of memory) closes nothing:
+    its workers would wait for jobs forever, and the resource tracker for them. The parent's
+    sentinel (a pipe the parent holds open) tells a worker when that happened.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    wait([parent_sentinel])
+    os._exit(0)  # no cleanup to do for an inspector that is gone
 
 
 class Sized(Protocol):
@@ -69,6 +85,8 @@ class Offloader:
         self._pool: ProcessPoolExecutor | None = None
         self._jobs = 0
         self._idle_timer: asyncio.TimerHandle | None = None
+        """Only ever touched on the loop's thread (a TimerHandle is not thread-safe)."""
+        self._closed = False
 
     @property
     def started(self) -> bool:
@@ -86,25 +104,31 @@ class Offloader:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self._closed:
+            return await asyncio.to_thread(function, *args)  # shutting down: no new workers
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=WORKERS,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_leave_signals_to_parent,
+                initializer=_worker_started,
             )
+        pool = self._pool
         loop = asyncio.get_running_loop()
         self._jobs += 1
         try:
-            return await loop.run_in_executor(self._pool, function, *args)
+            return await loop.run_in_executor(pool, function, *args)
         except BrokenProcessPool:
             # A worker died (killed, out of memory): the job still gets done, in a thread,
-            # and the next one starts new workers.
+            # and the next one starts new workers. Only the pool this job ran on is let go:
+            # another job may have started a newer one meanwhile, which must not be orphaned.
             log.warning("a worker process for large conversions stopped; doing this one in a thread")
-            self._pool = None
+            if self._pool is pool:
+                self._pool = None
+            pool.shutdown(wait=False)
             return await asyncio.to_thread(function, *args)
         finally:
             self._jobs -= 1
-            if not self._jobs and self._pool is not None:
+            if not self._jobs and self._pool is not None and self._idle_timer is None and not self._closed:
                 self._idle_timer = loop.call_later(self.idle_seconds, self._let_go)
 
     def _let_go(self) -> None:
@@ -142,11 +166,25 @@ class Offloader:
         if batch:
             yield await asyncio.to_thread(convert, batch, first)
 
+    async def aclose(self) -> None:
+        """Stop the worker processes (jobs not started are dropped) without blocking the loop.
+
+        The timer is cancelled here, on the loop's thread; only the wait for the workers runs in a thread.
+        """
+        pool = self._detach()
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
     def close(self) -> None:
-        """Stop the worker processes (jobs not started are dropped)."""
+        """Stop the worker processes, waiting for them; call it on the loop's thread (or with no loop)."""
+        pool = self._detach()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _detach(self) -> ProcessPoolExecutor | None:
+        self._closed = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        return pool

@@ -121,14 +121,22 @@ class Redactor:
         return self.rules.http_dump(dump) if self.enabled else dump
 
     def metadata(self, pairs: Iterable[tuple[str, str | bytes]]) -> list[tuple[str, str | bytes]]:
-        """gRPC call metadata (the gateway's own call headers) with credential values hidden."""
+        """gRPC call metadata (the gateway's own call headers) with credential values hidden.
+
+        Hidden by the header names (--redact-header) and the metadata keys (--redact-metadata):
+        a key like `traceparent` is the gateway's metadata as much as it is a header.
+        """
         if not self.enabled:
             return list(pairs)
-        return [(key, hide(value) if self.rules.header(key) and value else value) for key, value in pairs]
+        rules = self.rules
+        return [
+            (key, hide(value) if value and (rules.header(key) or rules.metadata_key(key)) else value)
+            for key, value in pairs
+        ]
 
     def hides_header(self, name: str) -> bool:
-        """Whether the value of a header (or gRPC metadata key) by this name is hidden."""
-        return self.enabled and self.rules.header(name)
+        """Whether the value of a header (or gRPC metadata key: --redact-metadata too) by this name is hidden."""
+        return self.enabled and (self.rules.header(name) or self.rules.metadata_key(name))
 
     def url(self, url: str) -> str:
         """A URL or request URI with credential query values hidden."""

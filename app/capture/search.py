@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError, Message
 
+from app.capture.inflate import Outcome, inflate, is_gzip
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.tyk.protocol import Event, Object
@@ -46,10 +45,10 @@ class SearchView:
 
 def decode_body(data: bytes, limit: int = MAX_SEARCH_BODY_BYTES) -> str:
     """A body as searchable text: gzip inflated, at most `limit` bytes, undecodable bytes replaced."""
-    if data[:2] == b"\x1f\x8b":
-        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        with contextlib.suppress(zlib.error):  # not gzip after all: searched as it is
-            data = decompressor.decompress(data, limit)
+    if is_gzip(data):
+        inflated = inflate(data, limit)
+        if inflated.outcome is not Outcome.NOT_GZIP:  # not gzip after all: searched as it is
+            data = inflated.data
     return data[:limit].decode("utf-8", "replace")
 
 

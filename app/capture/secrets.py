@@ -160,7 +160,8 @@ class NameRules:
         return "&".join(parts) if changed else query
 
     def url(self, url: str) -> str:
-        """A URL or request URI with credential query values hidden."""
+        """A URL or request URI with its userinfo's password and credential query values hidden."""
+        url = _without_password(url)
         path, sep, rest = url.partition("?")
         if not sep:
             return url
@@ -263,6 +264,28 @@ class NameRules:
                 ending = line[len(line.rstrip("\r\n")) :]
                 lines[index] = f"{name}{colon} {hide(value.strip())}{ending}"
         return "".join(lines) + sep + (self.body_text(body, content_type) if body else "")
+
+
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//")
+
+
+def _without_password(url: str) -> str:
+    """'http://user:pass@host/p' -> 'http://user:[redacted]@host/p'; a userinfo without ':' is hidden whole."""
+    authority = _AUTHORITY.match(url)
+    if authority is None:
+        return url
+    start = authority.end()
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start)
+        if 0 <= found < end:
+            end = found
+    at = url.rfind("@", start, end)
+    if at < 0:
+        return url
+    user, colon, password = url[start:at].partition(":")
+    userinfo = f"{user}:{hide(password)}" if colon else hide(user)
+    return f"{url[:start]}{userinfo}{url[at:]}"
 
 
 # Names come from captured traffic: the memo is bounded (and safe to share with worker threads).

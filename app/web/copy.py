@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import zlib
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -12,7 +11,8 @@ from fastapi.responses import PlainTextResponse, Response
 
 from app.capture import copy_as
 from app.capture.document import decode, snapshot
-from app.capture.inflate import MAX_INFLATED_BYTES
+from app.capture.inflate import Outcome, is_gzip
+from app.capture.inflate import inflate as inflate_gzip
 from app.capture.journey import HOOK_ORDER
 from app.capture.record import Capture
 from app.capture.redact import Redactor
@@ -132,16 +132,15 @@ def _body_of(capture: Capture, which: Which, inflate: bool, redactor: Redactor) 
     if not data:
         raise HTTPException(404, f"capture {capture.id} has an empty {which} body")
     suffix = ""
-    if inflate and data[:2] == b"\x1f\x8b":
-        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            data = decompressor.decompress(data, MAX_INFLATED_BYTES)
-        except zlib.error:
-            raise HTTPException(400, "the body starts like gzip but does not inflate") from None
-        if decompressor.unconsumed_tail:
-            raise HTTPException(413, f"the body inflates to more than {MAX_INFLATED_BYTES} bytes")
-        if not decompressor.eof:
+    if inflate and is_gzip(data):
+        inflated = inflate_gzip(data)
+        if inflated.outcome is Outcome.NOT_GZIP:
+            raise HTTPException(400, "the body starts like gzip but does not inflate")
+        if inflated.outcome is Outcome.TOO_LARGE:
+            raise HTTPException(413, f"the body inflates to more than {inflated.limit} bytes")
+        if inflated.outcome is Outcome.CUT_SHORT:
             raise HTTPException(400, "the gzip body is cut short: download it as it came (without decoded=1)")
-    elif data[:2] == b"\x1f\x8b":
+        data = inflated.data
+    elif is_gzip(data):
         suffix = ".gz"
     return data, body_view(data)["media_type"], suffix  # the media type of the content, inflated when gzip

@@ -113,27 +113,54 @@ async def _export_stream(captures: Iterable[Capture], now_us: int, context: WebC
 @router.post("/import", status_code=201)
 async def import_captures(context: Context, request: Request) -> dict[str, Any]:
     """Load an export document (the request body). All or nothing: a bad record rejects the file."""
-    limit = context.settings.max_import_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"import of {declared} bytes is larger than the {limit}-byte limit")
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in request.stream():  # at most max_import_bytes: see app/web/limits.py
         body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"import is larger than the {limit}-byte limit")
     if not body:
         raise HTTPException(400, "empty body: send an export document (application/json)")
     try:
         captures = await asyncio.to_thread(parse_document, body)
     except ImportFormatError as exc:
         raise HTTPException(400, f"cannot import: {exc}") from None
-    added: list[Capture] = []
     try:
-        for start in range(0, len(captures), IMPORT_BATCH_RECORDS):
-            if start:
-                await asyncio.sleep(0)  # the gateway's calls get their turn between batches
-            added += await context.add(captures[start : start + IMPORT_BATCH_RECORDS])
+        added = await _store_linked(context, captures)
     except StoreUnavailable as exc:
         raise HTTPException(503, f"cannot import: {exc}") from None
     return {"imported": len(added), "ids": [c.id for c in added]}
+
+
+async def _store_linked(context: WebContext, captures: list[Capture]) -> list[Capture]:
+    """Store imported captures in batches, each replay linked to its original's new id.
+
+    A capture arrives with its id in the export; `replay_of` names an id of that export. Once
+    the original is stored, the link takes its new id; a replay of a capture the file does not
+    hold loses the link (it would name whatever capture has that id here).
+    """
+    added: list[Capture] = []
+    new_ids: dict[int, int] = {}
+    batch: list[Capture] = []
+    exported: list[int] = []
+    in_batch: set[int] = set()
+
+    async def store() -> None:
+        if added:
+            await asyncio.sleep(0)  # the gateway's calls get their turn between batches
+        stored = await context.add(batch)
+        new_ids.update((old, capture.id) for old, capture in zip(exported, stored, strict=True) if old)
+        added.extend(stored)
+        batch.clear()
+        exported.clear()
+        in_batch.clear()
+
+    for capture in captures:
+        original = capture.replay_of
+        if len(batch) >= IMPORT_BATCH_RECORDS or original in in_batch:
+            await store()  # the original first, so its new id is known
+        capture.replay_of = new_ids.get(original) if original is not None else None
+        exported.append(capture.id)
+        in_batch.add(capture.id)
+        capture.id = 0
+        batch.append(capture)
+    if batch:
+        await store()
+    return added
