@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from app.capture.record import Capture
-from app.capture.store import CaptureStore
+from app.store.buffer import CaptureStore
 
 # Seconds; Dispatch handling is usually tens of microseconds, an upstream call milliseconds.
 DISPATCH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)

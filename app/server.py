@@ -18,22 +18,22 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from grpc_health.v1 import health_pb2
 
-from app.capture.broadcast import Broadcaster
-from app.capture.capture_log import run_capture_log
 from app.capture.record import Capture, Recorder
-from app.capture.redis_keys import RedisStoreConfig, StoreError
-from app.capture.redis_store import RedisStore
-from app.capture.store import CaptureStore, RingBuffer
-from app.capture.wiring import wire
 from app.config import Settings
 from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
 from app.health import HealthCollector
+from app.live.broadcast import Broadcaster
+from app.live.capture_log import run_capture_log
+from app.live.wiring import wire
 from app.metrics import CallMetrics, create_registry
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.proxy.shadow import Shadow, ShadowCollector, ShadowConfig
 from app.proxy.targets import ReplayTargets
 from app.proxy.upstream import UpstreamPool
+from app.store.buffer import CaptureStore, RingBuffer
+from app.store.redis_keys import RedisStoreConfig, StoreError
+from app.store.redis_store import RedisStore
 from app.supervisor import Supervisor
 from app.tyk.outcome import Gateway
 from app.tyk.protocol import SERVICE_NAME

@@ -15,10 +15,10 @@ import grpc
 import httpx
 import pytest
 
-from app.capture.capture_log import RateLimiter, capture_line, printable
 from app.capture.record import Capture
-from app.capture.redact import Redactor
 from app.config import Settings
+from app.live.capture_log import RateLimiter, capture_line, printable
+from app.redaction.redact import Redactor
 from app.server import Inspector
 from tests.conftest import Client, load_object, wait_listening, wait_until, with_settings
 from tests.test_stream import open_stream

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.capture.document import RECORD_FIELDS, json_chunks
+from app.formats.document import RECORD_FIELDS, json_chunks
 from tests.conftest import load_object, wait_until
 from tests.plugins import failing_plugin, header_plugin, plugin_server, raw_plugin_server
 from tests.test_export import comparable

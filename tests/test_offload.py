@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from functools import partial
 
 from app.capture.analysis import DEFAULT_GATEWAY
-from app.capture.har import JourneyCaptures
-from app.capture.offload import BATCH_BYTES, DOWNLOAD_IN_THREADS_ITEMS, Offloader
 from app.capture.record import Capture, summarize_object
-from app.capture.redact import Redactor
-from app.capture.views import build_detail
+from app.formats.har import JourneyCaptures
+from app.formats.offload import BATCH_BYTES, DOWNLOAD_IN_THREADS_ITEMS, Offloader
+from app.formats.views import build_detail
+from app.redaction.redact import Redactor
 from app.web.transfer import export_piece, har_piece
 from tests.conftest import load_object, wait_until
 from tests.test_inflate import loop_lag

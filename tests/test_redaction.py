@@ -20,9 +20,9 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
-from app.capture.redact import REDACTED, Redactor
-from app.capture.secrets import NameRules, scrub
 from app.config import Settings
+from app.redaction.redact import REDACTED, Redactor
+from app.redaction.secrets import NameRules, scrub
 from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
 from protogen.coprocess_common_pb2 import HookType

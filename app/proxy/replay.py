@@ -15,10 +15,10 @@ from google.protobuf.message import DecodeError
 
 from app.capture.inflate import Outcome, inflate, is_gzip
 from app.capture.record import Capture, Recorder, summarize_object
-from app.capture.redact import REDACTED, Redactor
 from app.proxy.rules import Rules
 from app.proxy.targets import ReplayTargets, TargetRefused
 from app.proxy.upstream import UpstreamPool
+from app.redaction.redact import REDACTED, Redactor
 from app.tyk.protocol import Object
 
 REPLAY_DEADLINE_SECONDS = 10.0

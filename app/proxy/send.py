@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from app.capture.export import FORMAT, ImportFormatError, parse_document
+from app.formats.export import FORMAT, ImportFormatError, parse_document
 from app.tyk.protocol import SERVICE_NAME, Event, EventReply, Object
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.capture.query import QueryError
+from app.query.parser import QueryError
 from app.web import api, copy, filtering, gateway, journeys, metrics, pages, stream, transfer
 from app.web.context import WebContext
 from app.web.limits import BodyLimits

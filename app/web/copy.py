@@ -9,14 +9,14 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from app.capture import copy_as
-from app.capture.document import decode, snapshot
 from app.capture.inflate import Outcome, is_gzip
 from app.capture.inflate import inflate as inflate_gzip
-from app.capture.journey import HOOK_ORDER
 from app.capture.record import Capture
-from app.capture.redact import Redactor
-from app.capture.views import body_view
+from app.formats import copy_as
+from app.formats.document import decode, snapshot
+from app.formats.views import body_view
+from app.journeys.journey import HOOK_ORDER
+from app.redaction.redact import Redactor
 from app.web.api import get_capture
 from app.web.context import Context, WebContext
 

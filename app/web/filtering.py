@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from app.capture.matcher import Matcher, Searcher, compile_query
-from app.capture.query import And, Node, QueryError, parse
-from app.capture.query import Query as ParsedQuery
+from app.query.matcher import Matcher, Searcher, compile_query
+from app.query.parser import And, Node, QueryError, parse
+from app.query.parser import Query as ParsedQuery
 from app.web.context import Context, WebContext
 
 router = APIRouter(prefix="/api", tags=["query"])

@@ -11,13 +11,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.capture.document import snapshot
-from app.capture.export import EXPORT_FOOTER, ImportFormatError, export_header, export_records, parse_document
-from app.capture.har import HAR_FOOTER, JourneyCaptures, har_entries, har_header
-from app.capture.journey import Journey
 from app.capture.record import Capture
-from app.capture.redact import Redactor
-from app.capture.store import StoreUnavailable
+from app.formats.document import snapshot
+from app.formats.export import EXPORT_FOOTER, ImportFormatError, export_header, export_records, parse_document
+from app.formats.har import HAR_FOOTER, JourneyCaptures, har_entries, har_header
+from app.journeys.journey import Journey
+from app.redaction.redact import Redactor
+from app.store.buffer import StoreUnavailable
 from app.tyk.outcome import Gateway
 from app.web.api import first_matches, get_capture
 from app.web.context import Context, WebContext

@@ -15,9 +15,9 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from app.capture.document import NO_REDACTION, RECORD_FIELDS, capture_record, iso_time, json_text
 from app.capture.record import Capture, Kind, summarize_event, summarize_object
-from app.capture.redact import Redactor
+from app.formats.document import NO_REDACTION, RECORD_FIELDS, capture_record, iso_time, json_text
+from app.redaction.redact import Redactor
 from app.tyk.protocol import Event, EventReply, Object
 
 __all__ = ["ImportFormatError", "capture_record", "export_chunks", "parse_document"]

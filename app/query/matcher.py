@@ -1,4 +1,4 @@
-"""What a parsed query (app.capture.query) means for a capture: one predicate for the list, the
+"""What a parsed query (app.query.parser) means for a capture: one predicate for the list, the
 live stream, exports and routing rules, so each shows exactly the same captures.
 
 Regexes run with a time limit per match and per query (Python's `re` has none; the `regex`
@@ -17,8 +17,9 @@ from typing import Protocol
 import regex
 
 from app.capture.analysis import has_effect_of, outcome_status_of, warnings_of
-from app.capture.document import snapshot
-from app.capture.query import (
+from app.capture.record import Capture
+from app.formats.document import snapshot
+from app.query.parser import (
     And,
     Glob,
     Header,
@@ -35,9 +36,8 @@ from app.capture.query import (
     glob_regex,
     parse,
 )
-from app.capture.record import Capture
-from app.capture.redact import Redactor
-from app.capture.search import MAX_SEARCH_BODY_BYTES, SearchView, SearchViews, build_view, metadata_view
+from app.query.search import MAX_SEARCH_BODY_BYTES, SearchView, SearchViews, build_view, metadata_view
+from app.redaction.redact import Redactor
 from app.tyk.outcome import Gateway
 
 # One regex search may take this long on one field before the query is refused...
@@ -76,7 +76,7 @@ class ApiLookup(Protocol):
 
 
 class JourneyLookup(Protocol):
-    """The request journeys known for captures (app.capture.journey)."""
+    """The request journeys known for captures (app.journeys.journey)."""
 
     def journey_id(self, capture_id: int) -> int | None: ...
     def journey_key(self, capture_id: int, redactor: Redactor) -> str | None: ...

@@ -37,10 +37,10 @@ from typing import Any, Literal
 
 from google.protobuf.message import DecodeError
 
-from app.capture.indexing import BufferIndex
 from app.capture.record import Capture
-from app.capture.redact import REDACTED, Redactor
-from app.capture.store import CaptureStore
+from app.query.indexing import BufferIndex
+from app.redaction.redact import REDACTED, Redactor
+from app.store.buffer import CaptureStore
 from app.tyk.protocol import Event, Object
 
 TAG_HEADER = "X-Tyk-Inspector-Request"

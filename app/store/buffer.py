@@ -5,7 +5,7 @@ the store keeps it, and a separate piece tells the browsers.
 
 Every store is the one source of capture events: once it has given a capture its id it
 says "added", and once it is emptied "cleared through id N", to whoever listens
-(app.capture.wiring connects them to the live views). Nothing else announces captures.
+(app.live.wiring connects them to the live views). Nothing else announces captures.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class StoreStats:
 
 
 class StoreListener(Protocol):
-    """Who hears of the store's captures (the live views, through app.capture.wiring)."""
+    """Who hears of the store's captures (the live views, through app.live.wiring)."""
 
     def added(self, capture: Capture) -> None:
         """A capture has its id and can be read from the store."""

@@ -1,7 +1,7 @@
 """The filter language (docs/filters.md): one parser for the page, the API, exports and routing rules.
 
 Pure: text in, a tree of terms out (or a QueryError with the position and what was expected).
-What a term means for a capture is app.capture.matcher's business.
+What a term means for a capture is app.query.matcher's business.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Capture -> JSON-ready views: the full detail of one capture, with every body decoded.
 
-Decoding happens here, on demand, never on the Dispatch path (app.capture.document is
+Decoding happens here, on demand, never on the Dispatch path (app.formats.document is
 the one decoder); DetailCache keeps recent results, bounded by bytes, so a browser
 clicking around does not decode twice.
 """
@@ -14,11 +14,11 @@ from collections import OrderedDict
 from typing import Any
 
 from app.capture.analysis import DEFAULT_GATEWAY, analyze, outcome_view
-from app.capture.document import NO_REDACTION, decode, iso_time, json_chunks, metadata_pairs
 from app.capture.inflate import gunzip
 from app.capture.record import Analysis, Capture
-from app.capture.redact import Redactor
-from app.capture.secrets import collecting_hidden, scrub
+from app.formats.document import NO_REDACTION, decode, iso_time, json_chunks, metadata_pairs
+from app.redaction.redact import Redactor
+from app.redaction.secrets import collecting_hidden, scrub
 from app.tyk.diff import diff_objects
 from app.tyk.outcome import Gateway
 
@@ -115,7 +115,7 @@ def capture_detail(
 
     Reads only the capture it is given (and caches its verdict on it): pass a `snapshot` to
     build it in a worker thread. `shared`: warnings that judge it with other captures
-    (app.capture.tokens), found on the loop and added to its own.
+    (app.journeys.tokens), found on the loop and added to its own.
     """
     detail = summary_of(capture, redactor, gateway)
     with collecting_hidden() as hidden:

@@ -22,9 +22,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from app.capture.record import Capture
-from app.capture.redis_keys import Backoff, RedisStoreConfig
-from app.capture.redis_scripts import APPEND
-from app.capture.stream_codec import OWN_REPLY, SCHEMA, SCHEMA_ID, encode_meta, reply_kind
+from app.store.redis_keys import Backoff, RedisStoreConfig
+from app.store.redis_scripts import APPEND
+from app.store.stream_codec import OWN_REPLY, SCHEMA, SCHEMA_ID, encode_meta, reply_kind
 
 log = logging.getLogger("tyk_inspector.store")
 

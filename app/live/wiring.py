@@ -1,7 +1,7 @@
 """Where the store's events go: the one place that connects a store to the live views.
 
 A store (memory or Redis) says "added" once it has given a capture its id and "cleared
-through id N" once it is emptied (app.capture.store). Here those reach the broadcaster, and
+through id N" once it is emptied (app.store.buffer). Here those reach the broadcaster, and
 through it every browser stream and the console log; the store's counts reach /metrics when
 it is scraped (app.metrics reads its stats). Nothing else announces captures, so the live
 views see the same captures, in the same order, whichever store keeps them.
@@ -9,9 +9,9 @@ views see the same captures, in the same order, whichever store keeps them.
 
 from __future__ import annotations
 
-from app.capture.broadcast import Broadcaster
 from app.capture.record import Capture
-from app.capture.store import CaptureStore, StoreListener
+from app.live.broadcast import Broadcaster
+from app.store.buffer import CaptureStore, StoreListener
 
 
 class _LiveViews:

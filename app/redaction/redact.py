@@ -1,7 +1,7 @@
 """Hiding credentials in everything the inspector shows, exports, logs or searches.
 
 Applied to decoded copies when a capture leaves the process: the bytes returned to the
-gateway and kept in the buffer are never touched. The rules live in app.capture.secrets
+gateway and kept in the buffer are never touched. The rules live in app.redaction.secrets
 and docs/security.md.
 """
 
@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from app.capture.secrets import REDACTED, TOO_DEEP, NameRules, hide
+from app.redaction.secrets import REDACTED, TOO_DEEP, NameRules, hide
 from protogen import coprocess_object_pb2, coprocess_session_state_pb2
 
 __all__ = ["REDACTED", "Redactor"]

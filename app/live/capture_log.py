@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from app.capture.broadcast import CLOSED, Batch, Broadcaster, Subscription
-from app.capture.document import decode
 from app.capture.record import Capture
-from app.capture.redact import Redactor
 from app.config import CaptureLog
+from app.formats.document import decode
+from app.live.broadcast import CLOSED, Batch, Broadcaster, Subscription
+from app.redaction.redact import Redactor
 
 log = logging.getLogger("tyk_inspector.captures")
 

@@ -18,10 +18,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from google.protobuf.message import DecodeError
 
-from app.capture.document import iso_time
 from app.capture.inflate import gunzip
 from app.capture.record import Capture
-from app.capture.redact import Redactor
+from app.formats.document import iso_time
+from app.redaction.redact import Redactor
 from app.tyk.golang import status_line
 from app.tyk.outcome import Gateway, outcome_of
 from app.tyk.outcome.model import ClientResponse

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError, Message
 
 from app.capture.inflate import Outcome, inflate, is_gzip
 from app.capture.record import Capture
-from app.capture.redact import Redactor
+from app.redaction.redact import Redactor
 from app.tyk.protocol import Event, Object
 
 # Bodies are searched up to this many bytes each (after gzip inflation, itself bounded):

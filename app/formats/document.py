@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 from app.capture.record import Capture
-from app.capture.redact import Redactor
+from app.redaction.redact import Redactor
 from app.tyk.protocol import Event, EventReply, Object
 
 NO_REDACTION = Redactor(enabled=False)

@@ -22,10 +22,10 @@ from collections import OrderedDict
 
 from google.protobuf.message import DecodeError
 
-from app.capture.indexing import BufferIndex
 from app.capture.record import Capture
-from app.capture.secrets import NameRules, name_words
-from app.capture.store import CaptureStore
+from app.query.indexing import BufferIndex
+from app.redaction.secrets import NameRules, name_words
+from app.store.buffer import CaptureStore
 from app.tyk.lint.auth import granted_token, shared_token
 from app.tyk.lint.common import Warning_
 from app.tyk.outcome import Gateway

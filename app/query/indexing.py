@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from app.capture.matcher import SLICE_SECONDS
 from app.capture.record import Capture
-from app.capture.store import CaptureStore
+from app.query.matcher import SLICE_SECONDS
+from app.store.buffer import CaptureStore
 
 
 class BufferIndex:

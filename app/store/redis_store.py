@@ -3,7 +3,7 @@
 The gateway never waits on Redis. `add` (on the Dispatch path) only puts the capture
 in a bounded local queue; a writer task appends what is queued in batches, each one
 atomic Lua script that hands out the ids (one global order across replicas) and
-trims the stream to the bounds (app.capture.redis_writer). A reader task tails the
+trims the stream to the bounds (app.store.redis_writer). A reader task tails the
 stream and fills a local mirror with every replica's captures, its own included, in
 the stream's order: the page, the API, SSE and export read the mirror, synchronously,
 on the loop.
@@ -25,7 +25,8 @@ from typing import Any, Protocol
 from redis.exceptions import RedisError
 
 from app.capture.record import Capture
-from app.capture.redis_keys import (
+from app.store.buffer import CaptureRing, StoreEvents, StoreStats, StoreUnavailable, strip_payload
+from app.store.redis_keys import (
     BACKOFF_MAX,
     Backoff,
     RedisStoreConfig,
@@ -34,10 +35,9 @@ from app.capture.redis_keys import (
     connect,
     parse_entry_id,
 )
-from app.capture.redis_scripts import CLEAR
-from app.capture.redis_writer import BATCH_ITEMS, StreamWriter
-from app.capture.store import CaptureRing, StoreEvents, StoreStats, StoreUnavailable, strip_payload
-from app.capture.stream_codec import MAX_META_BYTES, META_FIELDS, SCHEMA_ID, decode, schema_of
+from app.store.redis_scripts import CLEAR
+from app.store.redis_writer import BATCH_ITEMS, StreamWriter
+from app.store.stream_codec import MAX_META_BYTES, META_FIELDS, SCHEMA_ID, decode, schema_of
 
 log = logging.getLogger("tyk_inspector.store")
 
