@@ -8,6 +8,7 @@ import { markStale, saveKept } from "./kept.js";
 import { installKeys } from "./keys.js";
 import { CaptureList, keyOf } from "./list.js";
 import { menuButton } from "./menu.js";
+import { NewPill } from "./newpill.js";
 import { installPause } from "./pause.js";
 import { Selection } from "./selection.js";
 import {
@@ -78,6 +79,12 @@ function visible() {
 
 const timeOrder = () => (filters.group || filters.sort.key === "time") && !filters.sort.desc;
 
+// "N new ↓" while the list is scrolled away from the newest captures (time order only).
+const newPill = new NewPill($("new-pill"), list, () => {
+  if (filters.group || filters.sort.key !== "time") return null;
+  return filters.sort.desc ? "desc" : "asc";
+});
+
 function showList() {
   list.setItems(visible(), { followNewest: timeOrder() });
   updateEmpty();
@@ -92,14 +99,26 @@ function updateEmpty() {
   none.hidden = !noMatch;
   if (noMatch) {
     none.replaceChildren(
-      text("p", filters.values.q
-        ? `No capture matches “${filters.values.q}”${Object.keys(filters.values).length > 1 ? " with these filters" : ""}.`
-        : "No capture matches these filters."),
+      text("p", `No capture matches ${describeFilters(filters.values)}.`),
       button("Reset filters", () => resetFilters()));
   }
 }
 
 // --- filters ------------------------------------------------------------------------------
+
+const FILTER_LABELS = { kind: "kind", hook_type: "hook type", method: "method", status: "status" };
+
+/** “q” with status 4xx, modified: the filters as a reader would say them. */
+function describeFilters(values) {
+  const parts = [];
+  for (const [key, value] of Object.entries(values)) {
+    if (key === "q") continue;
+    if (value === "true") parts.push(key === "warnings" ? "with warnings" : key);
+    else parts.push(`${FILTER_LABELS[key] ?? key} ${value}`);
+  }
+  if (!values.q) return parts.length ? parts.join(", ") : "these filters";
+  return `“${values.q}”${parts.length ? ` with ${parts.join(", ")}` : ""}`;
+}
 
 /** Show what the filters match; `superseded()` tells that they changed again meanwhile. */
 async function applyFilters(superseded = () => false) {
@@ -172,7 +191,9 @@ function setSort(key) {
   filters.saveToUrl();
   updateSortButtons(filters.sort);
   showList();
-  if (state.selectedKey !== null) list.setSelected(state.selectedKey, true);
+  // After a sort the list shows its first row (the largest, or the newest), not where it was scrolled.
+  newPill.reset();
+  list.scrollToStart();
 }
 
 for (const b of document.querySelectorAll("[data-sort]")) b.addEventListener("click", () => setSort(b.dataset.sort));
@@ -250,10 +271,13 @@ function commit(batch) {
   } else if (filters.group) {
     scheduleJourneys();
   } else if (timeOrder()) {
-    list.append(fresh.filter(matches));
+    const listed = fresh.filter(matches);
+    newPill.added(listed.length); // before the list follows them: is the newest end in view?
+    list.append(listed);
     updateEmpty();
     updateCounts();
   } else {
+    if (!filters.group && filters.sort.key === "time") newPill.added(fresh.filter(matches).length);
     showList();
   }
 }
@@ -265,6 +289,7 @@ function clearAll() {
   state.waitingCount = 0;
   pending = [];
   if (state.matches !== null) state.matches = new Set();
+  newPill.reset();
   showList();
   selection.cleared();
   updateWaiting();

@@ -76,6 +76,29 @@ export class CaptureList {
     else if (top + ROW_HEIGHT > view.scrollTop + height) view.scrollTop = top + ROW_HEIGHT - height;
   }
 
+  /** Show the list's first row (after a sort); in the live order (oldest first) its newest, followed. */
+  scrollToStart() {
+    this.stick = this.followNewest;
+    this.container.scrollTop = 0;
+    this.render();
+  }
+
+  /** Whether the newest captures are in view: the bottom in the live order, the top newest first. */
+  showsNewest(newestFirst) {
+    if (!newestFirst) return this.stick;
+    return this.container.scrollTop < ROW_HEIGHT;
+  }
+
+  /** Scroll to the newest capture: the bottom (then followed) in the live order, the top newest first. */
+  scrollToNewest(newestFirst) {
+    if (newestFirst) this.container.scrollTop = 0;
+    else {
+      this.stick = true;
+      this.container.scrollTop = this.container.scrollHeight;
+    }
+    this.render();
+  }
+
   /** Keep the selected row in view (after the list's height changed, as on a small screen). */
   revealSelected() {
     const position = this.index.get(this.selectedKey);

@@ -5,9 +5,10 @@ The older one-field parameters (`hook_type=`, `status=`, ...) are shorthands for
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.capture.matcher import Matcher, Searcher, compile_query
@@ -35,7 +36,9 @@ async def capture_query(
     hook_name: Annotated[str | None, Query(description="same as q=name:…")] = None,
     api_id: Annotated[str | None, Query(description="same as q=api:…")] = None,
     method: Annotated[str | None, Query(description="same as q=method:…")] = None,
-    status: Annotated[int | None, Query(description="same as q=status:…")] = None,
+    status: Annotated[
+        str | None, Query(max_length=40, description="same as q=status:… (404, 4xx, >=500, 400-499, continue)")
+    ] = None,
     modified: Annotated[bool | None, Query(description="same as q=modified (or !modified)")] = None,
     errors: Annotated[bool | None, Query(description="same as q=error (or !error)")] = None,
     warnings: Annotated[bool | None, Query(description="same as q=warnings (or !warnings)")] = None,
@@ -48,8 +51,11 @@ async def capture_query(
                         ("method", method), ("answered", answered_by)):  # fmt: skip
         if value:
             shorthands.append(f"{name}:{quote(value)}")
-    if status is not None:
-        shorthands.append(f"status:{status}")
+    if status is not None and status.strip():
+        value = status.strip()
+        if not re.fullmatch(r"[^\s()\"']+", value):
+            raise HTTPException(400, f"status {value!r} is one value such as 404, 4xx, >=500 or 400-499")
+        shorthands.append(f"status:{value}")
     for flag, wanted in (("modified", modified), ("error", errors), ("warnings", warnings)):
         if wanted is not None:
             shorthands.append(flag if wanted else f"!{flag}")
