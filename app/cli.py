@@ -224,6 +224,10 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
     o.switch(
         "--no-redact", "show credentials (Authorization/Cookie headers, session secrets) in the page, API and exports"
     )
+    o.switch(
+        "--redact-strict",
+        "no reveal of a redacted value and no copy with secrets from the page or API (for shared deployments)",
+    )
     o.names("--redact-header", "REDACT_HEADERS", "NAME", "another header whose value to redact")
     o.names("--redact-metadata", "REDACT_METADATA", "KEY", "an Object/session metadata key whose value to redact")
     o.names("--redact-query", "REDACT_QUERY", "KEY", "a query key whose value to redact (url, request_uri, params)")
@@ -314,6 +318,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         allow_no_auth=args.no_auth,
         allowed_hosts=tuple(args.allowed_host),
         redact=not args.no_redact,
+        redact_strict=args.redact_strict,
         redact_headers=tuple(args.redact_header),
         redact_metadata=tuple(args.redact_metadata),
         redact_query=tuple(args.redact_query),

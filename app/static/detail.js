@@ -4,6 +4,7 @@ import { copyAsMenu } from "./copyas.js";
 import { journeyView, loadJourney } from "./journey.js";
 import { button, copyText, el, formatBytes, kvTable, section, text } from "./dom.js";
 import { changesTable as effectTable, opensOnOutcome, outcomeTab, outcomeTabName } from "./outcome.js";
+import { REDACTED, at, shownValue } from "./reveal.js";
 
 const SESSION_EPOCH_FIELDS = ["expires", "quotaRenews", "lastCheck", "dataExpires", "idExtractorDeadline", "lastUpdated"];
 const SESSION_FIRST = [
@@ -29,7 +30,7 @@ export function renderDetail(root, detail, { highlight = [], summaryOf = () => n
     tabs.push(["request", "Request", () => requestTab(detail, obj)]);
     tabs.push(["reply", replyTabName(detail), () => replyTab(detail)]);
     tabs.push(["outcome", outcomeTabName(detail), () => outcomeTab(detail)]);
-    if (obj.session) tabs.push(["session", "Session", () => sessionTab(obj.session)]);
+    if (obj.session) tabs.push(["session", "Session", () => sessionTab(obj.session, detail)]);
     if (obj.response) tabs.push(["response", "Response", () => responseTab(detail, obj.response)]);
     tabs.push(["journey", "Journey", journey]);
     tabs.push(["spec", "Spec & metadata", () => specTab(detail, obj)]);
@@ -197,9 +198,13 @@ function header(detail) {
     copy?.preview);
 }
 
-function headersTable(map) {
-  return kvTable(Object.entries(map || {}).sort(([a], [b]) => a.localeCompare(b)));
+/** A name → value table; `where` ({id, which, path}) lets a redacted value be revealed. */
+function headersTable(map, where = null) {
+  return kvTable(Object.entries(map || {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, shownValue(v, at(where, k))]));
 }
+
+/** Where a value of the Object as received is, for reveal. */
+const inRequest = (detail, ...path) => ({ id: detail.id, which: "request", path });
 
 function listOrNone(values) {
   return values && values.length ? values.join(", ") : undefined;
@@ -210,10 +215,11 @@ function requestTab(detail, obj) {
   const overrides = req.returnOverrides || {};
   const parts = [
     section("Request", kvTable([
-      ["method", req.method], ["url", req.url], ["request URI", req.requestUri], ["scheme", req.scheme],
+      ["method", req.method], ["url", shownValue(req.url, inRequest(detail, "request", "url"))],
+      ["request URI", shownValue(req.requestUri, inRequest(detail, "request", "requestUri"))], ["scheme", req.scheme],
     ])),
-    section("Headers", headersTable(req.headers)),
-    section("Query parameters", headersTable(req.params)),
+    section("Headers", headersTable(req.headers, inRequest(detail, "request", "headers"))),
+    section("Query parameters", headersTable(req.params, inRequest(detail, "request", "params"))),
     section("Plugin changes", el("div", { class: "changes" }, kvTable([
       ["set headers", Object.keys(req.setHeaders || {}).length ? headersTable(req.setHeaders) : undefined],
       ["delete headers", listOrNone(req.deleteHeaders)],
@@ -248,8 +254,9 @@ function epoch(value) {
     text("span", ` (${value})`, { class: "muted" }));
 }
 
-function secret(value) {
+function secret(value, where) {
   if (!value) return undefined;
+  if (String(value).includes(REDACTED)) return shownValue(value, where);
   const shown = text("code", "••••••••", { class: "secret", "data-revealed": "false" });
   const toggle = button("reveal", () => {
     const revealed = shown.dataset.revealed === "true";
@@ -260,7 +267,8 @@ function secret(value) {
   return el("span", {}, shown, " ", toggle);
 }
 
-function sessionTab(session) {
+function sessionTab(session, detail) {
+  const inSession = (...path) => inRequest(detail, "session", ...path);
   const first = SESSION_FIRST
     .filter(([key]) => session[key] !== undefined)
     .map(([key, label]) => [label, SESSION_EPOCH_FIELDS.includes(key) ? epoch(session[key]) : String(session[key])]);
@@ -269,20 +277,20 @@ function sessionTab(session) {
     section("Policies and tags", kvTable([
       ["policies", listOrNone(session.applyPolicies)], ["tags", listOrNone(session.tags)],
     ])),
-    section("Metadata", headersTable(session.metadata)),
+    section("Metadata", headersTable(session.metadata, inSession("metadata"))),
     section("Access rights", accessRights(session.accessRights || {})),
     section("Secrets", kvTable([
-      ["basic auth password", secret(session.basicAuthData?.password)],
-      ["basic auth hash", secret(session.basicAuthData?.hash)],
-      ["JWT secret", secret(session.jwtData?.secret)],
-      ["HMAC secret", secret(session.hmacSecret)],
+      ["basic auth password", secret(session.basicAuthData?.password, inSession("basicAuthData", "password"))],
+      ["basic auth hash", secret(session.basicAuthData?.hash, inSession("basicAuthData", "hash"))],
+      ["JWT secret", secret(session.jwtData?.secret, inSession("jwtData", "secret"))],
+      ["HMAC secret", secret(session.hmacSecret, inSession("hmacSecret"))],
       ["certificate", session.certificate],
     ])),
   ];
   if (session.monitor?.triggerLimits?.length) {
     parts.push(section("Monitor", kvTable([["trigger limits", session.monitor.triggerLimits.join(", ")]])));
   }
-  if (Object.keys(session.oauthKeys || {}).length) parts.push(section("OAuth keys", headersTable(session.oauthKeys)));
+  if (Object.keys(session.oauthKeys || {}).length) parts.push(section("OAuth keys", headersTable(session.oauthKeys, inSession("oauthKeys"))));
   return el("div", {}, parts);
 }
 
@@ -304,7 +312,7 @@ function responseTab(detail, response) {
   const multi = (response.multivalueHeaders || []).map((h) => el("tr", {}, text("th", h.key), text("td", (h.values || []).join("\n"), { class: "pre" })));
   const parts = [
     section("Response", kvTable([["status", response.statusCode ?? 0]])),
-    section("Headers", headersTable(response.headers)),
+    section("Headers", headersTable(response.headers, inRequest(detail, "response", "headers"))),
     section("Multi-value headers", multi.length ? el("table", { class: "kv" }, el("tbody", {}, multi)) : text("p", "none", { class: "muted small" })),
   ];
   const body = detail.bodies["response.rawBody"];
@@ -326,7 +334,7 @@ function specTab(detail, obj) {
     try { parsed = JSON.parse(configData); } catch { /* shown as text */ }
     parts.push(section("config_data", parsed !== null ? el("div", { class: "json-tree" }, jsonTree(parsed, 0)) : text("pre", configData)));
   }
-  parts.push(section("Object metadata", headersTable(obj.metadata)));
+  parts.push(section("Object metadata", headersTable(obj.metadata, inRequest(detail, "metadata"))));
   parts.push(section("gRPC metadata", kvTable(detail.metadata.map(([k, v]) => [k, v]))));
   return el("div", {}, parts);
 }
