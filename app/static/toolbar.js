@@ -45,11 +45,16 @@ export function updateSortButtons(sort) {
 }
 
 let noticeTimer = 0;
-/** A message above the list for 15 s (or until dismissed). */
-export function notice(message) {
+/**
+ * A message above the list for 15 s (or until dismissed). `actions`: [label, onclick] buttons; a
+ * notice with actions stays until one is chosen or it is dismissed.
+ */
+export function notice(message, actions = []) {
   const box = $("notice");
-  box.replaceChildren(text("span", message), el("button", { type: "button", class: "link", onclick: () => { box.hidden = true; } }, "dismiss"));
+  const close = () => { box.hidden = true; };
+  const choices = actions.map(([label, act]) => el("button", { type: "button", class: "notice-action", onclick: () => { close(); act(); } }, label));
+  box.replaceChildren(text("span", message), ...choices, el("button", { type: "button", class: "link", onclick: close }, "dismiss"));
   box.hidden = false;
   clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => { box.hidden = true; }, 15000);
+  if (!actions.length) noticeTimer = setTimeout(close, 15000);
 }

@@ -9,8 +9,9 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from app.capture import duplicates
 from app.capture.document import snapshot
 from app.capture.export import EXPORT_FOOTER, ImportFormatError, export_header, export_records, parse_document
 from app.capture.har import HAR_FOOTER, JourneyCaptures, har_entries, har_header
@@ -108,8 +109,19 @@ async def _export_stream(captures: Iterable[Capture], now_us: int, context: WebC
     yield EXPORT_FOOTER.encode("utf-8")
 
 
-@router.post("/import", status_code=201)
-async def import_captures(context: Context, request: Request) -> dict[str, Any]:
+@router.post("/import", status_code=201, response_model=None)
+async def import_captures(
+    context: Context,
+    request: Request,
+    duplicates_: Annotated[
+        Literal["keep", "skip", "check"],
+        Query(
+            alias="duplicates",
+            description="captures the buffer holds already (same kind, time and bytes): keep them (import all), "
+            "skip them, or check: a 409 saying how many, nothing imported",
+        ),
+    ] = "keep",
+) -> dict[str, Any] | JSONResponse:
     """Load an export document (the request body). All or nothing: a bad record rejects the file."""
     limit = context.settings.max_import_bytes
     declared = request.headers.get("content-length")
@@ -126,6 +138,19 @@ async def import_captures(context: Context, request: Request) -> dict[str, Any]:
         captures = await asyncio.to_thread(parse_document, body)
     except ImportFormatError as exc:
         raise HTTPException(400, f"cannot import: {exc}") from None
+    found = duplicates.candidates(captures, context.store.oldest_first())
+    present = await asyncio.to_thread(duplicates.present, captures, found)  # decodes: off the loop
+    if present and duplicates_ == "check":
+        return JSONResponse(
+            {
+                "detail": f"{len(present)} of the {len(captures)} captures are here already (imported before?)",
+                "duplicates": len(present),
+                "total": len(captures),
+            },
+            status_code=409,
+        )
+    if duplicates_ == "skip":
+        captures = [c for position, c in enumerate(captures) if position not in present]
     added: list[Capture] = []
     try:
         for start in range(0, len(captures), IMPORT_BATCH_RECORDS):
@@ -134,4 +159,5 @@ async def import_captures(context: Context, request: Request) -> dict[str, Any]:
             added += await context.add(captures[start : start + IMPORT_BATCH_RECORDS])
     except StoreUnavailable as exc:
         raise HTTPException(503, f"cannot import: {exc}") from None
-    return {"imported": len(added), "ids": [c.id for c in added]}
+    skipped = len(present) if duplicates_ == "skip" else 0
+    return {"imported": len(added), "ids": [c.id for c in added], "duplicates": len(present), "skipped": skipped}
