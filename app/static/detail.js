@@ -2,7 +2,7 @@
 import { base64ToBytes, bodyViewer, hexDump, jsonTree } from "./body.js";
 import { copyAsMenu } from "./copyas.js";
 import { journeyView, loadJourney } from "./journey.js";
-import { button, copyText, el, formatBytes, kvTable, section, text } from "./dom.js";
+import { button, copyText, el, formatBytes, kvTable, plural, section, text } from "./dom.js";
 import { changesTable as effectTable, opensOnOutcome, outcomeTab, outcomeTabName } from "./outcome.js";
 import { REDACTED, at, shownValue } from "./reveal.js";
 
@@ -116,7 +116,7 @@ function journeyTab(detail, summaryOf, open) {
 
 function replyTabName(detail) {
   const marks = [];
-  if (detail.changes.length) marks.push(`${detail.changes.length} changes`);
+  if (detail.changes.length) marks.push(plural(detail.changes.length, "change"));
   if (detail.warnings.length) marks.push(`⚠ ${detail.warnings.length}`);
   return marks.length ? `Reply (${marks.join(", ")})` : "Reply";
 }
@@ -131,7 +131,9 @@ function replyTab(detail) {
   const who = {
     echo: "The inspector echoed the Object back unchanged.",
     mock: `A mock rule (${detail.rule}) answered.`,
-    upstream: `The plugin server ${detail.upstream} answered in ${detail.upstream_ms} ms.`,
+    upstream: failedUpstream(detail)
+      ? `The plugin server ${detail.upstream} did not answer${detail.upstream_status ? ` (${detail.upstream_status})` : ""}${detail.upstream_ms ? ` after ${detail.upstream_ms} ms` : ""}.`
+      : `The plugin server ${detail.upstream} answered in ${detail.upstream_ms} ms.`,
     fallback: `The plugin server ${detail.upstream} failed (${detail.upstream_status}); the inspector echoed instead.`,
   }[detail.answered_by] || "";
   parts.push(text("p", who + (detail.replay_of ? ` This is a replay of #${detail.replay_of}.` : ""), { class: "muted" }));
@@ -142,12 +144,17 @@ function replyTab(detail) {
   if (detail.changes.length) {
     parts.push(section("What the plugin changed", changesTable(detail.changes)));
   } else if (detail.reply === null && !detail.echo) {
-    parts.push(text("p", "No reply was returned to the gateway.", { class: "muted" }));
+    parts.push(text("p", detail.error ? `No reply was returned to the gateway: ${detail.error}` : "No reply was returned to the gateway.", { class: "muted" }));
   } else {
     parts.push(text("p", "The reply is the Object as received: nothing changed.", { class: "muted small" }));
   }
   parts.push(section("Replay", replayForm(detail)));
   return el("div", {}, parts);
+}
+
+/** A proxied call the plugin server failed: no reply came back (the gateway got the inspector's error). */
+function failedUpstream(detail) {
+  return detail.answered_by === "upstream" && detail.reply === null && !detail.echo && Boolean(detail.error);
 }
 
 function changesTable(changes, className = "changes-table") {
@@ -220,20 +227,28 @@ function requestTab(detail, obj) {
     ])),
     section("Headers", headersTable(req.headers, inRequest(detail, "request", "headers"))),
     section("Query parameters", headersTable(req.params, inRequest(detail, "request", "params"))),
-    section("Plugin changes", el("div", { class: "changes" }, kvTable([
+    // The Object as the gateway sent it: changes made by earlier hooks' plugins, not this hook's reply.
+    section("Changes in the Object as received", el("div", { class: "changes" }, kvTable([
       ["set headers", Object.keys(req.setHeaders || {}).length ? headersTable(req.setHeaders) : undefined],
       ["delete headers", listOrNone(req.deleteHeaders)],
       ["add params", Object.keys(req.addParams || {}).length ? headersTable(req.addParams) : undefined],
       ["extended params", Object.keys(req.extendedParams || {}).length ? headersTable(req.extendedParams) : undefined],
       ["delete params", listOrNone(req.deleteParams)],
       ["return overrides", overridesView(overrides)],
-    ], { empty: "none: the object carries no header, parameter or response changes" }))),
+    ], { empty: receivedEmpty(detail) }))),
   ];
   const body = detail.bodies["request.rawBody"];
   if (body) parts.push(section("Body", bodyViewer("request body", body, req.rawBody, { fileName: `capture-${detail.id}-request-body`, source: { id: detail.id, which: "request" } })));
   else if (req.body) parts.push(section("Body", text("pre", req.body, { class: "body-text" })));
   if (detail.reply) parts.push(section("Plugin reply", el("div", { class: "json-tree" }, jsonTree(detail.reply, 0))));
   return el("div", {}, parts);
+}
+
+/** What the Request tab says when the Object came in without changes, pointing at the reply's own. */
+function receivedEmpty(detail) {
+  const changed = detail.changes.filter((c) => !c.ignored).length;
+  const reply = changed ? `; this hook's reply makes ${plural(changed, "change")}: see the Reply and Outcome tabs` : "";
+  return `none: the gateway sent no header, parameter or response changes${reply}`;
 }
 
 function overridesView(o) {

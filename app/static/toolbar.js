@@ -1,6 +1,6 @@
 // What the toolbar says: the export links (they follow the filters and the selection), the
 // counts, the paused captures waiting, the sort buttons' state, and passing notices.
-import { el, text } from "./dom.js";
+import { el, plural, text } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,8 +23,8 @@ export function updateExportLinks(params, summary) {
 /** "N captures", "n of N captures" when filtered, or the requests and captures when grouped. */
 export function updateCounts(shown, total, requests = null) {
   $("counts").textContent = requests !== null
-    ? `${requests} requests · ${total} captures`
-    : shown === total ? `${total} captures` : `${shown} of ${total} captures`;
+    ? `${plural(requests, "request")} · ${plural(total, "capture")}`
+    : shown === total ? plural(total, "capture") : `${shown} of ${plural(total, "capture")}`;
 }
 
 export function updateWaiting(paused, count) {
