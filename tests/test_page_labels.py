@@ -49,12 +49,12 @@ async def test_a_failed_plugin_call_is_not_said_to_have_answered(chromium: Chrom
             assert "No reply was returned to the gateway" in reply
 
 
-async def test_one_of_each_is_counted_in_the_singular(
-    chromium: Chromium, inspector: Inspector, client: Client
-) -> None:
+async def test_one_of_each_is_counted_in_the_singular(chromium: Chromium, inspector: Inspector, client: Client) -> None:
     await client.dispatch(load_object("pre.json"))
     async with dashboard_in(chromium, f"{inspector.http_url}/?group=request") as browser:
         page = browser.page
         await page.wait_for_function("() => document.getElementById('counts').textContent === '1 request · 1 capture'")
         await client.dispatch(load_object("custom-key-check.json"))
-        await page.wait_for_function("() => /^\\d+ requests? · 2 captures$/.test(document.getElementById('counts').textContent)")
+        await page.wait_for_function(
+            "() => /^\\d+ requests? · 2 captures$/.test(document.getElementById('counts').textContent)"
+        )
