@@ -6,6 +6,7 @@ import { FilterError, Filters, sortItems } from "./filters.js";
 import { fetchJourneys, groupedItems } from "./group.js";
 import { markStale, saveKept } from "./kept.js";
 import { installKeys } from "./keys.js";
+import { installColumns } from "./columns.js";
 import { CaptureList, keyOf } from "./list.js";
 import { menuButton } from "./menu.js";
 import { NewPill } from "./newpill.js";
@@ -405,6 +406,11 @@ installKeys({
   expand,
   search: () => $("search").focus(),
   resetFilters,
+});
+
+installColumns({
+  pane: document.querySelector(".list-pane"), header: $("list-head"), list: $("list"), layout: document.querySelector(".layout"),
+  splitter: $("splitter"),
 });
 
 // On a small screen the list shrinks when the detail opens below it: keep the selected row in view.
