@@ -66,7 +66,8 @@ async def measure(page: Page) -> dict[str, Any]:
           const barBox = bar ? bar.getBoundingClientRect() : null;
           const tabs = bar ? [...bar.querySelectorAll("[role=tab]")].map((t) => {
             const b = t.getBoundingClientRect();
-            return { label: t.textContent, inside: b.left >= barBox.left - 1 && b.right <= barBox.right + 1 && b.width > 0 };
+            const inside = b.left >= barBox.left - 1 && b.right <= barBox.right + 1 && b.width > 0;
+            return { label: t.textContent, inside };
           }) : [];
           const shown = [...head.querySelector(".row").children]
             .filter((c) => getComputedStyle(c).display !== "none").map((c) => c.className.split(" ")[0]);
