@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser as Chromium
-from playwright.async_api import Page
+from playwright.async_api import Locator, Page
 
 from app.server import Inspector
 from protogen import coprocess_common_pb2 as common
@@ -46,6 +46,12 @@ async def realistic(client: Client) -> None:
                 obj.request.raw_body = b'{"pad": "' + b"x" * (900_000 + index) + b'"}'  # "879.0 KiB"
             await client.dispatch(obj)
     await client.event_bytes(load_event("event-auth-failure.json").SerializeToString())
+
+
+async def width(locator: Locator) -> float:
+    box = await locator.bounding_box()
+    assert box is not None
+    return box["width"]
 
 
 async def measure(page: Page) -> dict[str, Any]:
@@ -110,14 +116,14 @@ async def test_heads_follow_the_rows_sideways_and_sizes_are_kept(
         await browser.wait_rows(10)
         handle = page.locator("#list-head .c-path .col-resize")
         path_head = page.locator("#list-head .c-path")
-        before = (await path_head.bounding_box() or {})["width"]
+        before = await width(path_head)
         box = await handle.bounding_box()
         assert box is not None
         await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         await page.mouse.down()
         await page.mouse.move(box["x"] + 150, box["y"] + box["height"] / 2, steps=5)
         await page.mouse.up()
-        after = (await path_head.bounding_box() or {})["width"]
+        after = await width(path_head)
         assert after == pytest.approx(before + 150 - box["width"] / 2, abs=4)
         # The list is now wider than its pane: it scrolls sideways, and the heads with it.
         await page.evaluate("document.getElementById('list').scrollLeft = 100")
@@ -128,17 +134,17 @@ async def test_heads_follow_the_rows_sideways_and_sizes_are_kept(
         assert head_box["width"] == pytest.approx(row_box["width"], abs=1)
         # The split between list and detail, by keyboard.
         pane = page.locator(".list-pane")
-        pane_before = (await pane.bounding_box() or {})["width"]
+        pane_before = await width(pane)
         await page.focus("#splitter")
         for _ in range(3):
             await page.keyboard.press("ArrowLeft")
-        pane_after = (await pane.bounding_box() or {})["width"]
+        pane_after = await width(pane)
         assert pane_after == pytest.approx(pane_before - 96, abs=3)
         await page.screenshot(path=str(tmp_path / "resized-1280.png"))
         await page.reload()
         await page.wait_for_selector("#connection[data-state='live']")
-        assert (await path_head.bounding_box() or {})["width"] == pytest.approx(after, abs=2)
-        assert (await pane.bounding_box() or {})["width"] == pytest.approx(pane_after, abs=2)
+        assert await width(path_head) == pytest.approx(after, abs=2)
+        assert await width(pane) == pytest.approx(pane_after, abs=2)
         # A double-click puts a column back.
         await page.locator("#list-head .c-path .col-resize").dblclick()
         await page.wait_for_function(
