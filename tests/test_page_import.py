@@ -77,3 +77,117 @@ async def test_importing_the_same_file_twice_in_the_page_offers_to_skip(
         await notice.get_by_role("button", name="Import all again").click()
         assert await browser.wait_rows(6) == [4, 5, 6, 7, 8, 9]
         assert browser.errors == []
+
+
+CHROME_HAR = {
+    "log": {
+        "version": "1.2",
+        "creator": {"name": "WebInspector", "version": "537.36"},
+        "entries": [
+            {
+                "startedDateTime": "2026-03-01T09:15:02.123Z",
+                "time": 423.7,
+                "request": {
+                    "method": "GET",
+                    "url": "https://api.example.com/orders-api/v1/orders?status=open&limit=20",
+                    "httpVersion": "h2",
+                    "headers": [
+                        {"name": ":authority", "value": "api.example.com"},
+                        {"name": "accept", "value": "application/json"},
+                        {"name": "authorization", "value": "Bearer expired-token"},
+                    ],
+                    "queryString": [{"name": "status", "value": "open"}, {"name": "limit", "value": "20"}],
+                    "cookies": [],
+                    "headersSize": -1,
+                    "bodySize": 0,
+                },
+                "response": {
+                    "status": 401,
+                    "statusText": "",
+                    "httpVersion": "h2",
+                    "headers": [
+                        {"name": "content-type", "value": "application/json"},
+                        {"name": "www-authenticate", "value": 'Bearer error="invalid_token"'},
+                    ],
+                    "content": {"size": 26, "mimeType": "application/json", "text": '{"error": "token expired"}'},
+                    "redirectURL": "",
+                    "headersSize": -1,
+                    "bodySize": -1,
+                },
+                "cache": {},
+                "timings": {"send": 0.1, "wait": 420.0, "receive": 3.6},
+            },
+            {
+                "startedDateTime": "2026-03-01T09:15:03.000Z",
+                "time": 12,
+                "request": {
+                    "method": "POST",
+                    "url": "https://api.example.com/orders-api/v1/orders",
+                    "headers": [{"name": "content-type", "value": "application/json"}],
+                    "postData": {"mimeType": "application/json", "text": '{"sku": "ABC-123"}'},
+                },
+                "response": {
+                    "status": 201,
+                    "headers": [{"name": "content-type", "value": "image/png"}],
+                    "content": {"size": 4, "mimeType": "image/png", "text": "iVBORw==", "encoding": "base64"},
+                },
+            },
+        ],
+    }
+}
+
+
+async def test_a_har_file_from_the_browser_becomes_captures_beside_plugin_traffic(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    await client.dispatch(load_object("pre.json"))
+    response = await http.post("/api/import", content=json.dumps(CHROME_HAR, indent=2))
+    assert response.status_code == 201, response.text
+    assert response.json()["imported"] == 2
+    items = {c["id"]: c for c in (await http.get("/api/captures")).json()["items"]}
+    refused, created = items[2], items[3]
+    assert refused["imported"] and refused["hook_name"] == "HAR" and refused["hook_type"] == "Response"
+    assert (refused["method"], refused["path"]) == ("GET", "/orders-api/v1/orders?status=open&limit=20")
+    assert refused["status"] == 401
+    assert refused["duration_ms"] == pytest.approx(423.7)
+    detail = (await http.get("/api/captures/2")).json()
+    request = detail["request"]["request"]
+    assert request["headers"] == {"accept": "application/json", "authorization": "Bearer expired-token",
+                                  "Host": "api.example.com"}  # fmt: skip
+    assert request["params"] == {"status": "open", "limit": "20"}
+    assert detail["bodies"]["response.rawBody"]["json"] == {"error": "token expired"}
+    assert (await http.get("/api/captures/3/body/response")).content == b"\x89PNG"
+    assert (await http.get("/api/captures/3/body/request")).content == b'{"sku": "ABC-123"}'
+    assert created["status"] == 201
+    found = await http.get("/api/captures", params={"q": "status:401 body:expired"})
+    assert [c["id"] for c in found.json()["items"]] == [2]
+    # The same file again is noticed like any import.
+    again = await http.post("/api/import", params={"duplicates": "check"}, content=json.dumps(CHROME_HAR))
+    assert again.status_code == 409 and again.json()["duplicates"] == 2
+
+
+async def test_our_own_har_export_imports_and_a_bad_entry_says_which(client: Client, http: httpx.AsyncClient) -> None:
+    for name in ("pre.json", "post-key-auth.json", "response-gzip.json"):
+        await client.dispatch(load_object(name))
+    har = (await http.get("/api/export", params={"format": "har"})).content
+    imported = await http.post("/api/import", content=har)
+    assert imported.status_code == 201 and imported.json()["imported"] == len(json.loads(har)["log"]["entries"])
+    broken = json.loads(json.dumps(CHROME_HAR))
+    broken["log"]["entries"][1]["response"]["status"] = "two hundred"
+    bad = await http.post("/api/import", content=json.dumps(broken))
+    assert bad.status_code == 400 and "HAR entry #1" in bad.json()["detail"]
+    assert (await http.post("/api/import", content=b'{"log": {"pages": []}}')).status_code == 400
+    assert (await http.post("/api/import", content=b'{"log": ' + b"[" * 100_000)).status_code == 400
+
+
+async def test_a_har_file_imports_from_the_page(chromium: Chromium, inspector: Inspector, tmp_path: Path) -> None:
+    saved = tmp_path / "incident.har"
+    saved.write_text(json.dumps(CHROME_HAR))
+    async with dashboard_in(chromium, inspector.http_url) as browser:
+        page = browser.page
+        await page.set_input_files("#import-file", saved)
+        assert await browser.wait_rows(2) == [1, 2]
+        assert "⇣" in await page.inner_text("#list .row[data-id='1'] .c-mark")
+        assert await page.inner_text("#list .row[data-id='1'] .c-status") == "401"
+        await page.wait_for_function("() => document.getElementById('notice').textContent.includes('Imported 2')")
+        assert browser.errors == []

@@ -15,6 +15,7 @@ from app.capture import duplicates
 from app.capture.document import snapshot
 from app.capture.export import EXPORT_FOOTER, ImportFormatError, export_header, export_records, parse_document
 from app.capture.har import HAR_FOOTER, JourneyCaptures, har_entries, har_header
+from app.capture.har_import import is_har, parse_har
 from app.capture.journey import Journey
 from app.capture.record import Capture
 from app.capture.redact import Redactor
@@ -122,7 +123,7 @@ async def import_captures(
         ),
     ] = "keep",
 ) -> dict[str, Any] | JSONResponse:
-    """Load an export document (the request body). All or nothing: a bad record rejects the file."""
+    """Load an export document or a HAR file (the request body). All or nothing: a bad record rejects the file."""
     limit = context.settings.max_import_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -135,7 +136,10 @@ async def import_captures(
     if not body:
         raise HTTPException(400, "empty body: send an export document (application/json)")
     try:
-        captures = await asyncio.to_thread(parse_document, body)
+        if is_har(body):  # one json.loads of the whole file: in a worker process when it is large
+            captures = await context.offloader.run(len(body), parse_har, bytes(body))
+        else:
+            captures = await asyncio.to_thread(parse_document, body)
     except ImportFormatError as exc:
         raise HTTPException(400, f"cannot import: {exc}") from None
     found = duplicates.candidates(captures, context.store.oldest_first())
