@@ -135,6 +135,10 @@ def build_parser(environ: dict[str, str]) -> tuple[argparse.ArgumentParser, _Env
     kind.add_argument("--event", action="store_true", help="send as DispatchEvent (default: guessed from the file)")
     kind.add_argument("--dispatch", action="store_true", help="send as Dispatch (default: guessed from the file)")
     send.add_argument("--timeout", type=seconds, default=10.0, help="seconds per call (default: %(default)s)")
+    send.add_argument(
+        "--meta", action="append", default=[], metavar="KEY=VALUE",
+        help="gRPC call metadata, e.g. traceparent=00-…; repeatable (an export's own is sent too)",
+    )  # fmt: skip
 
     replay = commands.add_parser("replay", help="re-send a captured Object through a running inspector")
     replay.add_argument("capture_id", type=positive_int, metavar="ID")
@@ -348,7 +352,9 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     if args.command == "send":
         from app.proxy.send import send_file
 
-        return send_file(args.file, args.to, event=args.event, dispatch=args.dispatch, timeout=args.timeout)
+        return send_file(
+            args.file, args.to, event=args.event, dispatch=args.dispatch, timeout=args.timeout, meta=args.meta
+        )
     if args.command == "replay":
         from app.proxy.send import replay_capture
 
