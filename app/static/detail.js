@@ -1,5 +1,6 @@
 // The detail view of one capture: request, session, response, spec and metadata, raw JSON, event.
 import { base64ToBytes, bodyViewer, hexDump, jsonTree } from "./body.js";
+import { compareControls } from "./compare.js";
 import { copyAsMenu } from "./copyas.js";
 import { journeyView, loadJourney } from "./journey.js";
 import { button, copyText, el, formatBytes, kvTable, plural, section, text } from "./dom.js";
@@ -198,7 +199,7 @@ function header(detail) {
   ].filter(Boolean);
   const copy = detail.kind === "dispatch" && detail.request ? copyAsMenu(detail) : null;
   return el("header", { class: "detail-head" },
-    el("div", { class: "detail-title" }, text("h2", title), copy?.control),
+    el("div", { class: "detail-title" }, text("h2", title), compareControls(detail), copy?.control),
     text("p", facts.join(" · "), { class: "muted small" }),
     detail.replay_of ? el("p", { class: "small" }, "A replay of ", el("a", { href: `#capture=${detail.replay_of}` }, `#${detail.replay_of}`), ".") : null,
     detail.error ? text("p", detail.error, { class: "error-text" }) : null,

@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from app.capture import copy_as
+from app.capture.compare import compare
 from app.capture.document import decode, snapshot
 from app.capture.inflate import MAX_INFLATED_BYTES
 from app.capture.journey import HOOK_ORDER
@@ -208,3 +209,19 @@ def _value_at(capture: Capture, which: str, path: list[str | int]) -> str | None
     if node is None or isinstance(node, dict | list):
         return None
     return node if isinstance(node, str) else str(node)
+
+
+@router.get("/compare")
+async def compare_captures(
+    context: Context,
+    a: Annotated[int, Query(description="the first capture's id")],
+    b: Annotated[int, Query(description="the second capture's id")],
+) -> dict[str, Any]:
+    """Two captures side by side in Tyk's terms: the differences between what the gateway sent each
+    (bodies by JSON field), what each reply changed, and each outcome; redacted like the detail."""
+    first, second = get_capture(context, a), get_capture(context, b)
+    if first.kind != second.kind:
+        raise HTTPException(400, f"capture {a} is a {first.kind} and {b} a {second.kind}: compare two of a kind")
+    size = first.size + second.size  # large ones compare in a worker process, off the loop's interpreter lock
+    snapshots = snapshot(first), snapshot(second)
+    return await context.offloader.run(size, compare, *snapshots, context.redactor, context.gateway)
