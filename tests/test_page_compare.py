@@ -8,7 +8,6 @@ import httpx
 import pytest
 from playwright.async_api import Browser as Chromium
 
-from app.server import Inspector
 from tests.browser import chromium, client, dashboard_in, http, inspector  # noqa: F401
 from tests.conftest import Client, load_object
 from tests.plugins import auth_plugin, plugin_server
