@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
 from app.server import Inspector
 from tests.conftest import Client, load_object
-from tests.test_cli import EXAMPLES, run_cli
+from tests.test_cli import run_cli
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
