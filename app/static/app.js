@@ -10,6 +10,7 @@ import { installColumns } from "./columns.js";
 import { CaptureList, keyOf } from "./list.js";
 import { menuButton } from "./menu.js";
 import { NewPill } from "./newpill.js";
+import { loadPins } from "./pins.js";
 import { installPause } from "./pause.js";
 import { Selection } from "./selection.js";
 import {
@@ -449,8 +450,12 @@ async function start() {
     showList();
   }
   connection.connect();
+  await loadPins(() => showList()); // before the detail opens: its header shows the pin and note
   selection.selectFromHash();
 }
+
+// Pins: the rows of a pinned capture show it (list.js reads pins.js).
+document.addEventListener("pins-changed", () => showList());
 
 // For the curious, in the console (and for the benchmarks: `forget` drops a cached detail).
 window.tykInspector = { state, filters, connection, formatBytes, formatTime, forget: (id) => detailCache.delete(String(id)) };

@@ -2,6 +2,7 @@
 import { base64ToBytes, bodyViewer, hexDump, jsonTree } from "./body.js";
 import { compareControls } from "./compare.js";
 import { copyAsMenu } from "./copyas.js";
+import { pinControls } from "./pins.js";
 import { journeyView, loadJourney } from "./journey.js";
 import { button, copyText, el, formatBytes, kvTable, plural, section, text } from "./dom.js";
 import { changesTable as effectTable, opensOnOutcome, outcomeTab, outcomeTabName } from "./outcome.js";
@@ -203,6 +204,7 @@ function header(detail) {
     text("p", facts.join(" · "), { class: "muted small" }),
     detail.replay_of ? el("p", { class: "small" }, "A replay of ", el("a", { href: `#capture=${detail.replay_of}` }, `#${detail.replay_of}`), ".") : null,
     detail.error ? text("p", detail.error, { class: "error-text" }) : null,
+    pinControls(detail, (id) => document.dispatchEvent(new CustomEvent("pins-changed", { detail: { id } }))),
     copy?.preview);
 }
 

@@ -1,6 +1,7 @@
 // The capture list: only the rows in view are in the DOM, so 10,000 captures scroll
 // as smoothly as 10. In time order it sticks to the newest capture until the user scrolls away.
 import { effectiveStatus, el, formatBytes, formatDuration, formatTime, statusClass, text } from "./dom.js";
+import { pins } from "./pins.js";
 
 const ROW_HEIGHT = 26;
 const OVERSCAN = 10;
@@ -180,6 +181,8 @@ export class CaptureList {
     if (c.imported) classes.push("imported");
     if (c.replay_of) classes.push("replayed");
     if (c.stale) classes.push("stale");
+  const pin = c.journey || c.stale ? null : pins.get(String(c.id));
+  if (pin) classes.push("pinned", `mark-${pin.mark || "none"}`);
     if (c.warnings && c.warnings.length) classes.push("warned");
     if (c.journey) classes.push("journey");
     if (c.child) classes.push("child");
@@ -217,6 +220,8 @@ function rowMarks(c) {
   if (c.replay_of) marks.push(["↻", `replay of #${c.replay_of}`]);
   if (c.imported) marks.push(["⇣", "imported"]);
   if (c.stale) marks.push(["⌛", "from before the inspector restarted"]);
+  const pin = c.journey || c.stale ? null : pins.get(String(c.id));
+  if (pin) marks.push(["📌", `pinned${pin.note ? `: ${pin.note}` : ""}`]);
   return marks;
 }
 

@@ -14,6 +14,7 @@ from app.capture.broadcast import Broadcaster
 from app.capture.document import snapshot
 from app.capture.journey import JourneyIndex
 from app.capture.offload import Offloader
+from app.capture.pins import PinBoard
 from app.capture.record import Analysis, Capture
 from app.capture.redact import Redactor
 from app.capture.search import SearchViews
@@ -45,6 +46,8 @@ class WebContext:
     """CustomKeyCheck tokens returned for several credentials (the `auth-shared-token` warning)."""
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
+    pins: PinBoard = field(default_factory=PinBoard)
+    """Captures kept while pinned, with a note and a mark, whatever the buffer evicts."""
     offloader: Offloader = field(default_factory=Offloader)
     """Where large details are built: a worker process, so the loop keeps its turns."""
     _building: dict[int, asyncio.Future[tuple[list[bytes], Analysis | None]]] = field(init=False, default_factory=dict)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from app.capture.compare import compare
 from app.capture.document import decode, snapshot
 from app.capture.inflate import MAX_INFLATED_BYTES
 from app.capture.journey import HOOK_ORDER
+from app.capture.pins import PinError, pinned_document
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.views import body_view
@@ -225,3 +227,53 @@ async def compare_captures(
     size = first.size + second.size  # large ones compare in a worker process, off the loop's interpreter lock
     snapshots = snapshot(first), snapshot(second)
     return await context.offloader.run(size, compare, *snapshots, context.redactor, context.gateway)
+
+
+class PinRequest(BaseModel):
+    note: Annotated[str, Field(max_length=2000)] = ""
+    mark: Annotated[str, Field(max_length=20)] = ""
+
+
+@router.put("/captures/{capture_id}/pin")
+async def pin_capture(context: Context, capture_id: int, body: PinRequest) -> dict[str, Any]:
+    """Pin a capture (or change its note and mark): kept while pinned, whatever the buffer evicts."""
+    capture = get_capture(context, capture_id)
+    try:
+        pin = context.pins.pin(capture, body.note, body.mark)
+    except PinError as exc:
+        raise HTTPException(409 if "at most" in str(exc) else 400, str(exc)) from None
+    return {**pin.as_json(), "limits": context.pins.limits()}
+
+
+@router.delete("/captures/{capture_id}/pin")
+async def unpin_capture(context: Context, capture_id: int) -> dict[str, Any]:
+    """Unpin a capture: the buffer's bounds apply to it again (evicted at once if it is gone from it)."""
+    if not context.pins.unpin(capture_id):
+        raise HTTPException(404, f"capture {capture_id} is not pinned")
+    return {"limits": context.pins.limits()}
+
+
+@router.get("/pins")
+async def list_pins(context: Context) -> dict[str, Any]:
+    """The pinned captures with their notes and marks, and the bounds (items, bytes)."""
+    items = []
+    for pin in context.pins.all():
+        item = pin.as_json()
+        item["in_buffer"] = context.store.get(pin.capture.id) is not None
+        items.append(item)
+    return {"items": items, "limits": context.pins.limits()}
+
+
+@router.get("/pins/export")
+async def export_pins(context: Context) -> Response:
+    """The pinned captures as an export document (it imports back), each record with its note and mark."""
+    pins = context.pins.all()
+    captures = [snapshot(pin.capture) for pin in pins]
+    notes = {pin.capture.id: (pin.note, pin.mark) for pin in pins}
+    now_us = time.time_ns() // 1000
+    size = sum(c.size for c in captures)
+    data = await context.offloader.run(size, pinned_document, captures, notes, now_us, context.redactor)
+    name = f"tyk-inspector-pinned-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now_us / 1e6))}.json"
+    return Response(
+        data, media_type="application/json", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )

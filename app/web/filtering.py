@@ -5,10 +5,9 @@ The older one-field parameters (`hook_type=`, `status=`, ...) are shorthands for
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.capture.matcher import Matcher, Searcher, compile_query
@@ -17,6 +16,9 @@ from app.capture.query import Query as ParsedQuery
 from app.web.context import Context, WebContext
 
 router = APIRouter(prefix="/api", tags=["query"])
+
+# One value of the filter language's status: (docs/filters.md), as the page's status box takes it.
+STATUS_VALUE = r"^\s*(?:(?:[<>]=?\s*)?\d{1,3}|\d{1,3}\s*-\s*\d{1,3}|[1-9][xX][xX]|\*|continue|dropped)?\s*$"
 
 Q = Annotated[str | None, Query(description="a filter query (docs/filters.md), e.g. hook:pre status:4xx !modified")]
 
@@ -37,7 +39,12 @@ async def capture_query(
     api_id: Annotated[str | None, Query(description="same as q=api:…")] = None,
     method: Annotated[str | None, Query(description="same as q=method:…")] = None,
     status: Annotated[
-        str | None, Query(max_length=40, description="same as q=status:… (404, 4xx, >=500, 400-499, continue)")
+        str | None,
+        Query(
+            max_length=40,
+            pattern=STATUS_VALUE,
+            description="same as q=status:… (404, 4xx, >=500, 400-499, *, continue, dropped)",
+        ),
     ] = None,
     modified: Annotated[bool | None, Query(description="same as q=modified (or !modified)")] = None,
     errors: Annotated[bool | None, Query(description="same as q=error (or !error)")] = None,
@@ -52,10 +59,7 @@ async def capture_query(
         if value:
             shorthands.append(f"{name}:{quote(value)}")
     if status is not None and status.strip():
-        value = status.strip()
-        if not re.fullmatch(r"[^\s()\"']+", value):
-            raise HTTPException(400, f"status {value!r} is one value such as 404, 4xx, >=500 or 400-499")
-        shorthands.append(f"status:{value}")
+        shorthands.append(f"status:{status.strip().replace(' ', '')}")
     for flag, wanted in (("modified", modified), ("error", errors), ("warnings", warnings)):
         if wanted is not None:
             shorthands.append(flag if wanted else f"!{flag}")
