@@ -175,9 +175,26 @@ class TestRedacted:
         auth = load_object("custom-key-check.json")
         await client.dispatch(auth)
         secret = auth.request.headers["Authorization"]
-        for as_ in ("send", "grpcurl", "pytest"):
+        text = await copy(http, 1, "pytest")
+        assert secret not in text and "[redacted]" in text
+        for as_ in ("send", "grpcurl"):  # shell: the value from a variable the comment names
             text = await copy(http, 1, as_)
-            assert secret not in text and "[redacted]" in text, as_
+            assert secret not in text and "[redacted]" not in text and '"${AUTHORIZATION:?}"' in text, as_
+
+    async def test_send_reads_redacted_values_from_shell_variables(
+        self, inspector: Inspector, client: Client, http: httpx.AsyncClient, tmp_path: Path
+    ) -> None:
+        auth = load_object("custom-key-check.json")
+        auth.request.headers["X-Note"] = "costs $5 and `date` and \\n"
+        await client.dispatch(auth)
+        script = await copy(http, 1, "send", to=f"127.0.0.1:{inspector.grpc_port}")
+        code, out = await run(script, tmp_path)
+        assert code != 0 and "AUTHORIZATION" in out  # unset: nothing sent
+        code, out = await run(script, tmp_path, AUTHORIZATION=auth.request.headers["Authorization"])
+        assert code == 0, out
+        await wait_until(lambda: inspector.store.last_id == 2, what="the sent capture")
+        again = inspector.store.get(2)
+        assert again is not None and pb.Object.FromString(again.request).request.headers == auth.request.headers
 
     async def test_curl_reads_redacted_values_from_shell_variables(
         self, client: Client, http: httpx.AsyncClient, gateway: str, tmp_path: Path

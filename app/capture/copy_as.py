@@ -195,8 +195,9 @@ def send(message: dict[str, Any], capture_id: int, target: str, event: bool = Fa
     """`tyk-inspector send` with the message written to a file first."""
     name = f"capture-{capture_id}.json"
     flag = " --event" if event else ""
+    comment, quote, text = _json_heredoc(message)
     return (
-        f"cat > {name} <<'JSON'\n{json.dumps(message, indent=2, ensure_ascii=False)}\nJSON\n"
+        f"{comment}cat > {name} <<{quote}\n{text}\nJSON\n"
         f"tyk-inspector send {name} --to {shlex.quote(target)}{flag}\n"
     )
 
@@ -204,11 +205,31 @@ def send(message: dict[str, Any], capture_id: int, target: str, event: bool = Fa
 def grpcurl(message: dict[str, Any], target: str, event: bool = False) -> str:
     """grpcurl with the message JSON on stdin (the server needs reflection, or -import-path/-proto)."""
     method = "DispatchEvent" if event else "Dispatch"
+    comment, quote, text = _json_heredoc(message)
     return (
         "# needs server reflection (the inspector has it); else add -import-path DIR -proto coprocess_object.proto\n"
-        f"grpcurl -plaintext -d @ {shlex.quote(target)} {SERVICE_NAME}/{method} <<'JSON'\n"
-        f"{json.dumps(message, indent=2, ensure_ascii=False)}\nJSON\n"
+        f"{comment}grpcurl -plaintext -d @ {shlex.quote(target)} {SERVICE_NAME}/{method} <<{quote}\n{text}\nJSON\n"
     )
+
+
+def _json_heredoc(message: dict[str, Any]) -> tuple[str, str, str]:
+    """(comment, delimiter, text) of a here-document holding the message as JSON.
+
+    JSON escapes every control character, so the text is safe to paste. Without redacted values
+    the here-document is quoted (taken literally); with them it is not, and each redacted value
+    reads a shell variable (`"${AUTHORIZATION:?}"`) that the comment names, never `[redacted]`.
+    """
+    text = json.dumps(message, indent=2, ensure_ascii=False)
+    if REDACTED not in text:
+        return "", "'JSON'", text
+    secrets = _Variables()
+    pieces = text.split(REDACTED)
+    out = [_heredoc_escape(pieces[0])]
+    for before, piece in itertools.pairwise(pieces):
+        key = _key_before(before)
+        out.append("${" + secrets.name(key, f"the {key} value" if key else "a redacted value") + ":?}")
+        out.append(_heredoc_escape(piece))
+    return secrets.comment(), "JSON", "".join(out)
 
 
 def pytest_test(sent: dict[str, Any], reply: dict[str, Any], capture_id: int, target: str, about: str) -> str:
