@@ -35,6 +35,11 @@ def candidates(incoming: Sequence[Capture], buffered: Iterable[Capture]) -> Cand
     return out
 
 
+def present_in(incoming: Sequence[Capture], buffered: Sequence[Capture]) -> set[int]:
+    """Positions in `incoming` the buffered captures (a list taken on the loop) hold already: for a thread."""
+    return present(incoming, candidates(incoming, buffered))
+
+
 def present(incoming: Sequence[Capture], found: Candidates) -> set[int]:
     """Positions in `incoming` whose messages equal a candidate's (decoding: in a worker thread)."""
     return {position for position, others in found if any(_same(incoming[position], o) for o in others)}

@@ -110,6 +110,16 @@ async def _export_stream(captures: Iterable[Capture], now_us: int, context: WebC
     yield EXPORT_FOOTER.encode("utf-8")
 
 
+async def _buffered(context: WebContext) -> list[Capture]:
+    """The buffer's captures, read on the loop a slice at a time (the comparing happens in a thread)."""
+    held: list[Capture] = []
+    for capture in context.store.oldest_first():
+        held.append(capture)
+        if len(held) % 1000 == 0:
+            await asyncio.sleep(0)  # the gateway's calls get their turn
+    return held
+
+
 @router.post("/import", status_code=201, response_model=None)
 async def import_captures(
     context: Context,
@@ -142,8 +152,7 @@ async def import_captures(
             captures = await asyncio.to_thread(parse_document, body)
     except ImportFormatError as exc:
         raise HTTPException(400, f"cannot import: {exc}") from None
-    found = duplicates.candidates(captures, context.store.oldest_first())
-    present = await asyncio.to_thread(duplicates.present, captures, found)  # decodes: off the loop
+    present = await asyncio.to_thread(duplicates.present_in, captures, await _buffered(context))
     if present and duplicates_ == "check":
         return JSONResponse(
             {
