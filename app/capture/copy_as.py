@@ -197,8 +197,7 @@ def send(message: dict[str, Any], capture_id: int, target: str, event: bool = Fa
     flag = " --event" if event else ""
     comment, quote, text = _json_heredoc(message)
     return (
-        f"{comment}cat > {name} <<{quote}\n{text}\nJSON\n"
-        f"tyk-inspector send {name} --to {shlex.quote(target)}{flag}\n"
+        f"{comment}cat > {name} <<{quote}\n{text}\nJSON\ntyk-inspector send {name} --to {shlex.quote(target)}{flag}\n"
     )
 
 
