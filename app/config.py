@@ -91,6 +91,8 @@ class Settings:
     """Host header values accepted besides localhost and the bind address; '*' accepts any."""
     redact: bool = True
     """Hide credentials in the page, the API and exports (never in what the gateway gets back)."""
+    redact_strict: bool = False
+    """No way around redaction from the page or API: no reveal of one value, no copy with secrets."""
     redact_headers: tuple[str, ...] = ()
     """Header names to redact besides Authorization, Cookie and Proxy-Authorization."""
     redact_metadata: tuple[str, ...] = ()

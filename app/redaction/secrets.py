@@ -85,6 +85,9 @@ SENSITIVE_PARTS = (
 )
 # ...or when one of its words (split at punctuation, spaces and camelCase) is one of these.
 SENSITIVE_WORDS = frozenset({"auth", "code", "hmac", "jwt", "key", "otp", "pass", "pwd", "sig"})
+# Challenge headers name the scheme and why a credential was refused (`error="invalid_token"`):
+# they carry no credential, and the reason must stay readable and searchable.
+CHALLENGE_HEADERS = frozenset({"www-authenticate", "proxy-authenticate"})
 # "code" is an OAuth authorization code in a query string; as a header or JSON key it is
 # usually a status, so it only counts in query strings and forms.
 QUERY_ONLY_WORDS = frozenset({"code"})
@@ -133,7 +136,8 @@ class NameRules:
         return _sensitive(name, in_query)
 
     def header(self, name: str) -> bool:
-        return name.lower() in self.headers or self.sensitive(name)
+        lowered = name.lower()
+        return lowered in self.headers or (lowered not in CHALLENGE_HEADERS and self.sensitive(name))
 
     def metadata_key(self, name: str) -> bool:
         return name.lower() in self.metadata or self.sensitive(name)

@@ -31,7 +31,7 @@ JSON = "application/json"
 
 
 def get_capture(context: Context, capture_id: int) -> Capture:
-    capture = context.store.get(capture_id)
+    capture = context.store.get(capture_id) or context.pins.get(capture_id)  # a pinned one stays after eviction
     if capture is None:
         raise HTTPException(404, f"capture {capture_id} is not in the buffer (never captured, evicted or cleared)")
     return capture

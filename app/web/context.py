@@ -25,6 +25,7 @@ from app.proxy.replay import Replayer
 from app.query.search import SearchViews
 from app.redaction.redact import Redactor
 from app.store.buffer import CaptureStore
+from app.store.pins import PinBoard
 from app.tyk.outcome import Gateway
 from app.tyk.version import LATEST_VERSION, TykVersion
 from app.web.auth import Authenticator
@@ -50,6 +51,8 @@ class WebContext:
     """CustomKeyCheck tokens returned for several credentials (the `auth-shared-token` warning)."""
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
+    pins: PinBoard = field(default_factory=PinBoard)
+    """Captures kept while pinned, with a note and a mark, whatever the buffer evicts."""
     offloader: Offloader = field(default_factory=Offloader)
     """Where large details are built: a worker process, so the loop keeps its turns."""
     catalog: GatewayCatalog = field(init=False)

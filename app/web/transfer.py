@@ -9,12 +9,14 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.capture.record import Capture
+from app.formats import duplicates
 from app.formats.document import snapshot
 from app.formats.export import EXPORT_FOOTER, ImportFormatError, export_header, export_records, parse_document
 from app.formats.har import HAR_FOOTER, JourneyCaptures, har_entries, har_header
+from app.formats.har_import import is_har, parse_har
 from app.journeys.journey import Journey
 from app.redaction.redact import Redactor
 from app.store.buffer import StoreUnavailable
@@ -110,23 +112,60 @@ async def _export_stream(captures: Iterable[Capture], now_us: int, context: WebC
     yield EXPORT_FOOTER.encode("utf-8")
 
 
-@router.post("/import", status_code=201)
-async def import_captures(context: Context, request: Request) -> dict[str, Any]:
-    """Load an export document (the request body). All or nothing: a bad record rejects the file."""
+async def _buffered(context: WebContext) -> list[Capture]:
+    """The buffer's captures, read on the loop a slice at a time (the comparing happens in a thread)."""
+    held: list[Capture] = []
+    for capture in context.store.oldest_first():
+        held.append(capture)
+        if len(held) % 1000 == 0:
+            await asyncio.sleep(0)  # the gateway's calls get their turn
+    return held
+
+
+@router.post("/import", status_code=201, response_model=None)
+async def import_captures(
+    context: Context,
+    request: Request,
+    duplicates_: Annotated[
+        Literal["keep", "skip", "check"],
+        Query(
+            alias="duplicates",
+            description="captures the buffer holds already (same kind, time and bytes): keep them (import all), "
+            "skip them, or check: a 409 saying how many, nothing imported",
+        ),
+    ] = "keep",
+) -> dict[str, Any] | JSONResponse:
+    """Load an export document or a HAR file (the request body). All or nothing: a bad record rejects the file."""
     body = bytearray()
     async for chunk in request.stream():  # at most max_import_bytes: see app/web/limits.py
         body += chunk
     if not body:
         raise HTTPException(400, "empty body: send an export document (application/json)")
     try:
-        captures = await asyncio.to_thread(parse_document, body)
+        if is_har(body):  # one json.loads of the whole file: in a worker process when it is large
+            captures = await context.offloader.run(len(body), parse_har, bytes(body))
+        else:
+            captures = await asyncio.to_thread(parse_document, body)
     except ImportFormatError as exc:
         raise HTTPException(400, f"cannot import: {exc}") from None
+    present = await asyncio.to_thread(duplicates.present_in, captures, await _buffered(context))
+    if present and duplicates_ == "check":
+        return JSONResponse(
+            {
+                "detail": f"{len(present)} of the {len(captures)} captures are here already (imported before?)",
+                "duplicates": len(present),
+                "total": len(captures),
+            },
+            status_code=409,
+        )
+    if duplicates_ == "skip":
+        captures = [c for position, c in enumerate(captures) if position not in present]
     try:
         added = await _store_linked(context, captures)
     except StoreUnavailable as exc:
         raise HTTPException(503, f"cannot import: {exc}") from None
-    return {"imported": len(added), "ids": [c.id for c in added]}
+    skipped = len(present) if duplicates_ == "skip" else 0
+    return {"imported": len(added), "ids": [c.id for c in added], "duplicates": len(present), "skipped": skipped}
 
 
 async def _store_linked(context: WebContext, captures: list[Capture]) -> list[Capture]:
