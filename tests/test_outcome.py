@@ -99,9 +99,67 @@ def test_error_template_for_400_and_more_without_override_error() -> None:
     reply.request.return_overrides.headers["Content-Type"] = "text/plain"
     response = outcome_of(sent, reply).client_response
     assert response is not None and response.status == 401
-    assert response.body == '{\n    "error": "&lt;b&gt;no&lt;/b&gt; &#39;key&#39; &amp; &#34;more&#34; &#43;1"\n}'
-    assert dict(response.headers) == {"Content-Type": "application/json", "Www-Authenticate": "Bearer"}
+    # Up to 5.14: template.JSEscapeString, not HTML escaping; `+` is kept, `'` becomes `\'`.
+    body = '{\n    "error": "\\u003Cb\\u003Eno\\u003C/b\\u003E \\\'key\\\' \\u0026 \\"more\\" +1"\n}'
+    assert response.body == body
+    assert dict(response.headers) == {
+        "Content-Length": str(len(body)),
+        "Content-Type": "application/json",
+        "Www-Authenticate": "Bearer",
+        "X-Generator": "tyk.io",
+    }
     assert response.events == ("AuthFailure",) and response.source == "error template"
+
+
+@pytest.mark.parametrize(
+    ("message", "up_to_5_14", "from_5_15"),
+    [
+        ("a'b", "a\\'b", "a'b"),
+        ('say "hi"', 'say \\"hi\\"', 'say \\"hi\\"'),
+        ("a<b>&c=d+e", "a\\u003Cb\\u003E\\u0026c\\u003Dd+e", "a<b>&c=d+e"),
+        ("back\\slash", "back\\\\slash", "back\\\\slash"),
+        ("line\nnext\ttab", "line\\u000Anext\\u0009tab", "line\\nnext\\ttab"),
+        (
+            "caf\u00e9 \u65e5\u672c \u00a0nbsp",
+            "caf\u00e9 \u65e5\u672c \\u00A0nbsp",
+            "caf\u00e9 \u65e5\u672c \u00a0nbsp",
+        ),
+    ],
+)
+def test_the_error_templates_escaping_follows_the_version(message: str, up_to_5_14: str, from_5_15: str) -> None:
+    sent = load_object("pre.json")
+    reply = _reply(sent)
+    reply.request.return_overrides.response_code = 403
+    reply.request.return_overrides.response_error = message
+    for version, shown in (("5.14.0", up_to_5_14), ("5.8.15", up_to_5_14), ("5.15.0", from_5_15)):
+        response = outcome_of(sent, reply, Gateway(TykVersion.parse(version))).client_response
+        assert response is not None
+        assert response.body == '{\n    "error": "' + shown + '"\n}', version
+
+
+def test_an_xml_request_gets_the_xml_template_under_its_own_content_type() -> None:
+    sent = load_object("pre.json")
+    sent.request.headers["Content-Type"] = "text/xml; charset=utf-8"
+    reply = _reply(sent)
+    reply.request.return_overrides.response_code = 401
+    reply.request.return_overrides.response_error = "a <b> & 'c'"
+    response = outcome_of(sent, reply, Gateway(TykVersion.parse("5.14.0"))).client_response
+    assert response is not None
+    assert response.body == '<?xml version = "1.0" encoding = "UTF-8"?>\n<error>a <b> & \'c\'</error>\n'
+    assert dict(response.headers)["Content-Type"] == "text/xml"
+    response = outcome_of(sent, reply, Gateway(TykVersion.parse("5.15.0"))).client_response
+    assert response is not None and "<error>a &lt;b&gt; &amp; &#39;c&#39;</error>" in (response.body or "")
+
+
+def test_error_responses_carry_x_generator_unless_hidden() -> None:
+    sent = load_object("pre.json")
+    for response in (
+        outcome_of(sent, None).client_response,
+        outcome_of(load_object("response-gzip.json"), None).client_response,
+    ):
+        assert response is not None and ("X-Generator", "tyk.io") in response.headers
+    hidden = outcome_of(sent, None, Gateway(hide_generator_header=True)).client_response
+    assert hidden is not None and all(name != "X-Generator" for name, _ in hidden.headers)
 
 
 def test_error_wins_over_body_and_the_default_message() -> None:
@@ -276,7 +334,27 @@ def test_unchanged_headers_with_emptied_multivalue_strips_them() -> None:
     sent = load_object("response-gzip.json")
     reply = _reply(sent)
     del reply.response.multivalue_headers[:]
-    assert set(headers_of(outcome_of(sent, reply))) == {"Content-Length"}
+    # Only what the gateway writes after the Response hooks is left.
+    rate_limits = {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"}
+    assert set(headers_of(outcome_of(sent, reply))) == {"Content-Length", *rate_limits}
+
+
+def test_response_outcomes_carry_the_quota_headers_and_lose_hop_by_hop_ones() -> None:
+    sent = load_object("response-gzip.json")
+    sent.ClearField("session")  # keyless: the gateway's empty session, all zero
+    reply = _reply(sent)
+    reply.response.headers["Connection"] = "X-Private"
+    reply.response.headers["X-Private"] = "1"
+    reply.response.headers["Keep-Alive"] = "timeout=5"
+    reply.response.headers["X-RateLimit-Limit"] = "from the plugin"
+    headers = headers_of(outcome_of(sent, reply))
+    assert headers["X-RateLimit-Limit"] == ["0"] and headers["X-RateLimit-Remaining"] == ["0"]
+    assert headers["X-RateLimit-Reset"] == ["0"]
+    assert not {"Connection", "X-Private", "Keep-Alive"} & set(headers)
+    sent.session.quota_max, sent.session.quota_remaining, sent.session.quota_renews = 100, 42, 1_800_000_000
+    headers = headers_of(outcome_of(sent, _reply(sent)))
+    assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == (["100"], ["42"])
+    assert headers["X-RateLimit-Reset"] == ["1800000000"]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from app.tyk.golang import (
     URIError,
     canonical_header_key,
     encode_query,
-    html_escape,
     parse_query,
     parse_request_uri,
     sniff_content_type,
@@ -30,6 +29,7 @@ from app.tyk.outcome.model import (
     dropped,
     error_response,
     wants_xml,
+    written_length,
 )
 from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
@@ -43,7 +43,7 @@ def request_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: s
     try:
         target = parse_request_uri(after.url)
     except URIError as exc:
-        response = error_response(sent, 500, MIDDLEWARE_ERROR, "middleware error")
+        response = error_response(sent, 500, MIDDLEWARE_ERROR, "middleware error", gateway)
         return Outcome(
             name,
             "respond",
@@ -60,12 +60,14 @@ def request_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: s
     code = overrides.response_code
     if code >= 400 and not overrides.override_error:
         message = body or KEY_NOT_AUTHORISED
-        response = error_response(sent, code, message, "error template", overrides.headers, ("AuthFailure",))
+        response = error_response(
+            sent, code, message, "error template", gateway, overrides.headers, ("AuthFailure",)
+        )
         return Outcome(
             name,
             "respond",
-            f"the client gets {status_line(code)} with Tyk's error template "
-            f'{{"error": {html_escape(message)!r}}} and an AuthFailure event fires',
+            f"the client gets {status_line(code)} with Tyk's error template ({response.body!r}) "
+            "and an AuthFailure event fires",
             client_response=response,
             notes=_template_notes(sent),
             tyk_version=version,
@@ -101,8 +103,15 @@ def _override(name: str, code: int, overrides: Any, body: str, version: str) -> 
         sniffed = sniff_content_type(raw)
         headers["Content-Type"] = sniffed
         notes.append(f"no Content-Type in return_overrides.headers: Go sniffs {sniffed!r} from the body")
+    out = {k: [v] for k, v in headers.items()}
+    if "Content-Length" not in out and "Transfer-Encoding" not in out:
+        out.update(written_length(raw))
     response = ClientResponse(
-        status=status, headers=tuple(sorted(headers.items())), body=body, body_size=len(raw), source="override"
+        status=status,
+        headers=tuple((k, v) for k, values in sorted(out.items()) for v in values),
+        body=body,
+        body_size=len(raw),
+        source="override",
     )
     summary = f"the chain stops: the client gets {status_line(status)} with the override body ({len(raw)} bytes)"
     return Outcome(name, "respond", summary, client_response=response, notes=tuple(notes), tyk_version=version)
