@@ -181,7 +181,8 @@ def _error_template(overrides: Any, message: str, code: int, outcome: Outcome) -
         try:
             read = json.loads(body).get("error")
         except (ValueError, AttributeError):
-            reasons.append(f"the gateway {outcome.tyk_version} escapes it for JavaScript, so the body is not valid JSON")
+            version = outcome.tyk_version
+            reasons.append(f"the gateway {version} escapes it for JavaScript, so the body is not valid JSON")
         else:
             if read != written:
                 reasons.append("the escaping changes the message")

@@ -60,9 +60,7 @@ def request_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: s
     code = overrides.response_code
     if code >= 400 and not overrides.override_error:
         message = body or KEY_NOT_AUTHORISED
-        response = error_response(
-            sent, code, message, "error template", gateway, overrides.headers, ("AuthFailure",)
-        )
+        response = error_response(sent, code, message, "error template", gateway, overrides.headers, ("AuthFailure",))
         return Outcome(
             name,
             "respond",
