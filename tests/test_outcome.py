@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from app.tyk.golang import URIError, canonical_header_key, encode_query, parse_query, parse_request_uri
+from app.tyk.lint import lint_reply
 from app.tyk.outcome import Gateway, Outcome, outcome_of
 from app.tyk.version import TykVersion
+from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import load_object
 
@@ -425,3 +427,30 @@ def test_versions(version: str, keeps: bool, multivalue: bool) -> None:
     assert parsed.keeps_multiple_values is keeps and parsed.has_multivalue_headers is multivalue
     with pytest.raises(ValueError, match=r"MAJOR\.MINOR"):
         TykVersion.parse("five")
+
+
+def test_params_after_a_relative_rewrite_target_are_lost() -> None:
+    """A Post hook after a URL rewrite gets the target as its url, but `params` from the client's own query."""
+    sent = load_object("pre.json")
+    sent.hook_type = common.Post
+    sent.request.url = sent.request.request_uri = "/anything/rewritten"
+    sent.request.params.clear()
+    sent.request.params.update({"status": "open"})
+    reply = _reply(sent)
+    reply.request.add_params["added"] = "1"
+    reply.request.delete_params.append("status")
+    request = outcome_of(sent, reply).upstream_request
+    assert request is not None and request.url_rewrite
+    assert (request.url, request.query) == ("/anything/rewritten", "")
+    assert "params-lost-in-rewrite" in {w["code"] for w in lint_reply(sent, reply)}
+
+
+def test_a_post_hook_that_cannot_tell_a_rewrite_says_so() -> None:
+    sent = load_object("pre.json")
+    sent.hook_type = common.Post
+    reply = _reply(sent)
+    reply.request.add_params["added"] = "1"
+    outcome = outcome_of(sent, reply)
+    assert outcome.upstream_request is not None and not outcome.upstream_request.url_rewrite
+    assert "added=1" in outcome.upstream_request.query
+    assert any("url_rewrites" in note for note in outcome.notes)

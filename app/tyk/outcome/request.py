@@ -75,7 +75,7 @@ def request_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: s
     upstream = _upstream_request(sent, reply, target, reply_from)
     if sent.hook_type == common.CustomKeyCheck:
         return auth_outcome(sent, reply, gateway, name, upstream)
-    notes = _session_notes(sent, reply)
+    notes = _session_notes(sent, reply) + _rewrite_notes(sent, reply, upstream)
     return Outcome(
         name, "continue", continue_summary(upstream), upstream_request=upstream, notes=notes, tyk_version=version
     )
@@ -150,8 +150,29 @@ def _query_of(url: str) -> str:
 
 
 def _url_rewrite_active(sent: pb.Object) -> bool:
-    """A URL rewrite target is in play: Tyk sends it (an absolute URL) as the url of later hooks."""
-    return "://" in sent.request.url.split("?", 1)[0] and not sent.request.url.startswith("/")
+    """A URL rewrite target is in play: Tyk sends it as the url of the Post hooks (BuildObject's caller).
+
+    An absolute target shows itself. A relative one shows when the url's query is not the one
+    `params` was read from (params always come from the request's own URL): e.g. a target
+    without the client's query. Otherwise the Object cannot tell (see _rewrite_notes).
+    """
+    url = sent.request.url
+    if "://" in url.split("?", 1)[0] and not url.startswith("/"):
+        return True
+    if sent.hook_type != common.Post:
+        return False  # Pre, CustomKeyCheck and PostKeyAuth run before the URL rewrite middleware
+    in_url = {key: values[0] for key, values in parse_query(_query_of(url)) if values}
+    return in_url != dict(sent.request.params)
+
+
+def _rewrite_notes(sent: pb.Object, reply: pb.Object, upstream: UpstreamRequest) -> tuple[str, ...]:
+    after = reply.request
+    if upstream.url_rewrite or sent.hook_type != common.Post or not (after.add_params or after.delete_params):
+        return ()
+    return (
+        "if the API rewrites this URL (url_rewrites) to a relative target that keeps the query, the Object "
+        "cannot show it: then add_params/delete_params are lost and the upstream gets request.url as returned",
+    )
 
 
 def _upstream_headers(before: Any, after: Any) -> tuple[tuple[str, str], ...]:
