@@ -80,6 +80,23 @@ def _rewrite_target(obj: pb.Object) -> None:
     obj.request.url = "http://internal.example/v2/orders?x=1"
 
 
+def _drop_multivalue(key: str) -> Edit:
+    def edit(obj: pb.Object) -> None:
+        kept = [h for h in obj.response.multivalue_headers if h.key != key]
+        del obj.response.multivalue_headers[:]
+        obj.response.multivalue_headers.extend(kept)
+
+    return edit
+
+
+def _add_header(key: str, value: str) -> Edit:
+    def edit(obj: pb.Object) -> None:
+        obj.response.headers[key] = value
+        obj.response.multivalue_headers.add(key=key, values=[value])
+
+    return edit
+
+
 H = "request.headers"
 CASES: list[tuple[str, str, Edit, Edit, Gateway, Edit]] = [
     # code, payload, trigger, harmless (the correct form), gateway, a setup applied to what the gateway sent
@@ -126,6 +143,9 @@ CASES: list[tuple[str, str, Edit, Edit, Gateway, Edit]] = [
          _set("request.return_overrides.response_body", "a<b"),
          lambda o: o.request.return_overrides.headers.update({"Content-Type": "text/plain"})),
      LATEST, _no_change),
+    ("multivalue-removal-ignored", "response-gzip.json", _do(_drop_multivalue("Vary"), _add_header("X-New", "1")),
+     _do(_drop_multivalue("Vary"), _add_header("X-New", "1"), lambda o: o.response.headers.pop("Vary")), LATEST,
+     _no_change),
     ("override-not-applied", "pre.json", _set("request.return_overrides.response_body", "denied"),
      _do(_set("request.return_overrides.response_code", 403),
          _set("request.return_overrides.response_error", "denied")),

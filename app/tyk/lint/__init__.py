@@ -27,6 +27,7 @@ RULES = (
     "auth-lifetime-timestamp", "auth-last-updated", "response-missing", "response-body-ignored",
     "content-encoding-kept", "multivalue-emptied", "multivalue-dropped", "multivalue-collapsed",
     "response-hook-overrides", "auth-shared-token", "override-not-applied",
+    "multivalue-removal-ignored",
 )  # fmt: skip
 """Every warning code, each documented in docs/lint.md. `auth-shared-token` judges several captures
 together (app.capture.tokens), not one reply."""
