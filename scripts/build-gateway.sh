@@ -22,7 +22,9 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 echo "Tyk Gateway $version: building $required (first build takes minutes)"
 # -mod=mod: go.sum is completed from the proxy (checked against sum.golang.org) on the first build.
-if (cd "$module_dir" && GOFLAGS=-mod=mod go build -trimpath -o "$binary.tmp" .) >"$log" 2>&1; then
+# The version is stamped as Tyk's release builds do (it is the default User-Agent sent upstream).
+if (cd "$module_dir" && GOFLAGS=-mod=mod go build -trimpath \
+        -ldflags "-X github.com/TykTechnologies/tyk/internal/build.Version=$version" -o "$binary.tmp" .) >"$log" 2>&1; then
     mv "$binary.tmp" "$binary"
     echo "Tyk Gateway $version: $binary"
     exit 0

@@ -454,3 +454,13 @@ def test_a_post_hook_that_cannot_tell_a_rewrite_says_so() -> None:
     assert outcome.upstream_request is not None and not outcome.upstream_request.url_rewrite
     assert "added=1" in outcome.upstream_request.query
     assert any("url_rewrites" in note for note in outcome.notes)
+
+
+def test_the_upstream_request_loses_hop_by_hop_headers_and_gets_tyks_user_agent() -> None:
+    sent = load_object("pre.json")
+    sent.request.headers.update({"Connection": "keep-alive, X-Private", "X-Private": "1", "Te": "trailers"})
+    reply = _reply(sent)
+    reply.request.delete_headers.extend(["User-Agent", "Accept-Encoding"])
+    headers = headers_of(outcome_of(sent, reply, Gateway(TykVersion.parse("5.8.15"))))
+    assert "Connection" not in headers and "X-Private" not in headers and headers["Te"] == ["trailers"]
+    assert headers["User-Agent"] == ["Tyk/5.8.15"] and headers["Accept-Encoding"] == ["gzip"]

@@ -72,7 +72,7 @@ def request_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: s
         )
     if code > 0:
         return _override(name, code, overrides, body, version)
-    upstream = _upstream_request(sent, reply, target, reply_from)
+    upstream = _upstream_request(sent, reply, target, reply_from, version)
     if sent.hook_type == common.CustomKeyCheck:
         return auth_outcome(sent, reply, gateway, name, upstream)
     notes = _session_notes(sent, reply) + _rewrite_notes(sent, reply, upstream)
@@ -115,7 +115,9 @@ def _override(name: str, code: int, overrides: Any, body: str, version: str) -> 
     return Outcome(name, "respond", summary, client_response=response, notes=tuple(notes), tyk_version=version)
 
 
-def _upstream_request(sent: pb.Object, reply: pb.Object, target: Any, reply_from: str) -> UpstreamRequest:
+def _upstream_request(
+    sent: pb.Object, reply: pb.Object, target: Any, reply_from: str, version: str
+) -> UpstreamRequest:
     before, after = sent.request, reply.request
     rewrite = _url_rewrite_active(sent)
     if rewrite:
@@ -138,7 +140,7 @@ def _upstream_request(sent: pb.Object, reply: pb.Object, target: Any, reply_from
         method=after.method or "GET",
         url=url,
         query=query,
-        headers=_upstream_headers(before, after),
+        headers=_upstream_headers(before, after, version),
         body_size=len(after.raw_body),
         body_from=f"{reply_from}request.rawBody",
         url_rewrite=rewrite,
@@ -175,7 +177,14 @@ def _rewrite_notes(sent: pb.Object, reply: pb.Object, upstream: UpstreamRequest)
     )
 
 
-def _upstream_headers(before: Any, after: Any) -> tuple[tuple[str, str], ...]:
+HOP_BY_HOP = (
+    "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
+    "Transfer-Encoding", "Upgrade",
+)  # fmt: skip
+"""What the gateway's reverse proxy removes from the request it sends upstream (hopHeaders; `Te: trailers` stays)."""
+
+
+def _upstream_headers(before: Any, after: Any, version: str) -> tuple[tuple[str, str], ...]:
     headers = {canonical_header_key(k): v for k, v in before.headers.items()}
     host = headers.pop("Host", None)
     headers.pop("Content-Length", None)
@@ -185,6 +194,16 @@ def _upstream_headers(before: Any, after: Any) -> tuple[tuple[str, str], ...]:
         key = canonical_header_key(name)
         if key not in ("Host", "Content-Length"):  # Go writes these from the request's own fields
             headers[key] = value
+    # The reverse proxy, after the chain: hop-by-hop headers go, a missing User-Agent becomes Tyk's own
+    # (so the upstream never sees Go's), and Go's transport asks for gzip when nothing else was asked.
+    listed = headers.get("Connection", "")
+    for name in [*(n.strip() for n in listed.split(",") if n.strip()), *HOP_BY_HOP]:
+        key = canonical_header_key(name)
+        if key in headers and not (key == "Te" and headers[key] == "trailers"):
+            del headers[key]
+    headers.setdefault("User-Agent", f"Tyk/{version}")
+    if "Accept-Encoding" not in headers and "Range" not in headers and after.method != "HEAD":
+        headers["Accept-Encoding"] = "gzip"
     if host is not None:
         headers["Host"] = host
     if after.raw_body:
