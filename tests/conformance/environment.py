@@ -21,6 +21,7 @@ from tests.conformance.harness import (
     auth_api,
     classic_api,
     deadline_wait,
+    oas_api,
     send,
 )
 from tests.redis_server import RedisServer
@@ -84,7 +85,8 @@ class Environment:
             classic_api("rewrite", port, extended=rewrite),
             classic_api("noresp", port, middleware={"driver": "grpc", "pre": [{"name": "noresp_pre"}]}),
         ]
-        self.gateway = Gateway(binary, directory / "gw", self.redis.port, self.inspector.grpc_port, apis)
+        oas = [oas_api("oas", port)]
+        self.gateway = Gateway(binary, directory / "gw", self.redis.port, self.inspector.grpc_port, apis, oas)
 
     def stop(self) -> None:
         for stop in (self.gateway.stop, self.inspector.stop, lambda: self.plugin.server.stop(0), self.redis.stop):

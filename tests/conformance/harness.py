@@ -320,11 +320,40 @@ def auth_api(api_id: str, upstream_port: int, *, id_extractor: bool = False) -> 
     )
 
 
+def oas_api(api_id: str, upstream_port: int) -> dict[str, Any]:
+    """A Tyk OAS API definition with gRPC Pre, Post and Response plugins named `<api_id>_<hook>`."""
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": api_id, "version": "1.0.0"},
+        "paths": {},
+        "x-tyk-api-gateway": {
+            "info": {"id": api_id, "name": api_id, "orgId": ORG_ID, "state": {"active": True}},
+            "upstream": {"url": f"http://127.0.0.1:{upstream_port}", "preserveHostHeader": {"enabled": True}},
+            "server": {"listenPath": {"value": f"/{api_id}/", "strip": False}},
+            "middleware": {
+                "global": {
+                    "pluginConfig": {"driver": "grpc"},
+                    "prePlugins": [{"enabled": True, "functionName": f"{api_id}_pre", "path": ""}],
+                    "postPlugins": [{"enabled": True, "functionName": f"{api_id}_post", "path": ""}],
+                    "responsePlugins": [{"enabled": True, "functionName": f"{api_id}_response", "path": ""}],
+                }
+            },
+        },
+    }
+
+
 class Gateway:
-    """The Tyk Gateway binary with a generated tyk.conf; API definitions from `apis`."""
+    """The Tyk Gateway binary with a generated tyk.conf; Classic API definitions from `apis` (files in app_path),
+    Tyk OAS ones from `oas` (created through the gateway's API, as its files need the gateway's own split)."""
 
     def __init__(
-        self, binary: GatewayBinary, directory: Path, redis_port: int, grpc_port: int, apis: list[dict[str, Any]]
+        self,
+        binary: GatewayBinary,
+        directory: Path,
+        redis_port: int,
+        grpc_port: int,
+        apis: list[dict[str, Any]],
+        oas: list[dict[str, Any]] | None = None,
     ) -> None:
         assert binary.path is not None and binary.templates is not None
         self.port = free_port()
@@ -365,6 +394,15 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.port}"
         self.client = httpx.Client(base_url=self.url, timeout=30)
         deadline_wait(lambda: self._ready([api["api_id"] for api in apis]), 60, "the gateway and its APIs")
+        admin = {"x-tyk-authorization": SECRET}
+        oas = oas or []
+        for definition in oas:
+            created = self.client.post("/tyk/apis/oas", json=definition, headers=admin)
+            assert created.status_code == 200, created.text
+        if oas:
+            self.client.get("/tyk/reload/group", headers=admin)
+            ids = [api["api_id"] for api in apis] + [d["x-tyk-api-gateway"]["info"]["id"] for d in oas]
+            deadline_wait(lambda: self._ready(ids), 60, "the Tyk OAS APIs")
 
     def _ready(self, api_ids: list[str]) -> bool:
         if self.process.poll() is not None:

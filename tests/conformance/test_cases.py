@@ -379,6 +379,11 @@ CASES = [
         hooks={"post": edit(add_param("added", "1"))},
     ),
     Case("post_after_relative_rewrite_echo", api="rewrite", path="/rewrite/x?a=1"),
+    # Tyk OAS: the same hooks from prePlugins, postPlugins, responsePlugins
+    Case("oas_echo_everything", api="oas"),
+    Case("oas_pre_set_header_and_param", api="oas", hooks={"pre": edit(set_header("X-Oas", "1"), add_param("o", "1"))}),
+    Case("oas_post_override_403", api="oas", hooks={"post": edit(override(403, error="it's OAS"))}),
+    Case("oas_response_body_rewrite", api="oas", hooks={"response": edit(response_body(b"oas body"))}),
     Case("hook_without_response_hook_proxies", api="noresp", hooks={"pre": edit(set_header("X-Only", "pre"))}),
 ]
 

@@ -97,12 +97,17 @@ def _override(name: str, code: int, overrides: Any, body: str, version: str) -> 
     status = 200 if code < 200 else code
     if code < 200:
         notes.append(f"{code} is informational: Go sends it, then an implicit 200 with the body")
+    if status in (204, 304):
+        # Go refuses a body for these statuses (ErrBodyNotAllowed) and writes no length.
+        if raw:
+            notes.append(f"{status} allows no body: Go drops the override body")
+        raw, body = b"", ""
     if "Content-Type" not in headers and raw:
         sniffed = sniff_content_type(raw)
         headers["Content-Type"] = sniffed
         notes.append(f"no Content-Type in return_overrides.headers: Go sniffs {sniffed!r} from the body")
     out = {k: [v] for k, v in headers.items()}
-    if "Content-Length" not in out and "Transfer-Encoding" not in out:
+    if "Content-Length" not in out and "Transfer-Encoding" not in out and status not in (204, 304):
         out.update(written_length(raw))
     response = ClientResponse(
         status=status,
