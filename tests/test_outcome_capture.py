@@ -8,6 +8,7 @@ from app.capture.analysis import outcome_status_of
 from app.capture.record import Capture
 from app.capture.redact import Redactor
 from app.capture.views import capture_detail, summary_of
+from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import load_object
 
@@ -18,7 +19,7 @@ def _capture(sent: pb.Object, reply: pb.Object | None = None) -> Capture:
         kind="dispatch",
         request=data,
         reply=data if reply is None else reply.SerializeToString(),
-        hook_type=pb.Object.DESCRIPTOR.fields_by_name["hook_type"].enum_type.values_by_number[sent.hook_type].name,
+        hook_type=common.HookType.Name(sent.hook_type),
         hook_name=sent.hook_name,
         method=sent.request.method,
         path=sent.request.url,

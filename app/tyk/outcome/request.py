@@ -120,9 +120,7 @@ def _override(name: str, code: int, overrides: Any, body: str, version: str) -> 
     return Outcome(name, "respond", summary, client_response=response, notes=tuple(notes), tyk_version=version)
 
 
-def _upstream_request(
-    sent: pb.Object, reply: pb.Object, target: Any, reply_from: str, version: str
-) -> UpstreamRequest:
+def _upstream_request(sent: pb.Object, reply: pb.Object, target: Any, reply_from: str, version: str) -> UpstreamRequest:
     before, after = sent.request, reply.request
     rewrite = _url_rewrite_active(sent)
     if rewrite:
