@@ -69,6 +69,7 @@ def auth_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: str,
         status, message, events = refusal
         response = error_response(sent, status, message, "key check", gateway, events=events)
         auth = Auth(True, f"allowed by the plugin, then refused: {message}", token, key, metadata, caching, until)
+        notes.append("PostKeyAuth hooks run before this check (and may answer first)")
         return Outcome(
             name,
             "respond",

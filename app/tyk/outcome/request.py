@@ -59,6 +59,8 @@ def request_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: s
     body = overrides.response_error or overrides.response_body
     code = overrides.response_code
     if code >= 400 and not overrides.override_error:
+        if status_panics(code):
+            return dropped(name, f"return_overrides.response_code {code} makes Go's WriteHeader panic", version)
         message = body or KEY_NOT_AUTHORISED
         response = error_response(sent, code, message, "error template", gateway, overrides.headers, ("AuthFailure",))
         return Outcome(
@@ -102,7 +104,7 @@ def _override(name: str, code: int, overrides: Any, body: str, version: str) -> 
         if raw:
             notes.append(f"{status} allows no body: Go drops the override body")
         raw, body = b"", ""
-    if "Content-Type" not in headers and raw:
+    if "Content-Type" not in headers and "Content-Encoding" not in headers and raw:
         sniffed = sniff_content_type(raw)
         headers["Content-Type"] = sniffed
         notes.append(f"no Content-Type in return_overrides.headers: Go sniffs {sniffed!r} from the body")
@@ -209,7 +211,8 @@ def _upstream_headers(before: Any, after: Any, version: str) -> tuple[tuple[str,
         headers["Accept-Encoding"] = "gzip"
     if host is not None:
         headers["Host"] = host
-    if after.raw_body:
+    if after.raw_body or (after.method or "GET") in ("POST", "PUT", "PATCH"):
+        # Go's transport states a zero length for the methods that expect a body.
         headers["Content-Length"] = str(len(after.raw_body))
     return tuple(sorted(headers.items()))
 

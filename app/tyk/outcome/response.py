@@ -6,7 +6,7 @@ Follows CustomMiddlewareResponseHook.HandleResponse and syncHeadersAndMultiValue
 
 from __future__ import annotations
 
-from app.tyk.golang import canonical_header_key, status_line, status_panics
+from app.tyk.golang import canonical_header_key, sniff_content_type, status_line, status_panics
 from app.tyk.outcome.model import MIDDLEWARE_ERROR, ClientResponse, Gateway, Outcome, dropped, error_response
 from app.tyk.version import TykVersion
 from protogen import coprocess_object_pb2 as pb
@@ -54,6 +54,10 @@ def response_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: 
         final.setdefault(canonical_header_key(key), []).extend(values)
     final["Content-Length"] = [str(len(after.raw_body))]
     notes = list(_after_the_hooks(sent, final))
+    if "Content-Type" not in final and "Content-Encoding" not in final and after.raw_body and code not in (204, 304):
+        sniffed = sniff_content_type(after.raw_body)
+        final["Content-Type"] = [sniffed]
+        notes.append(f"no Content-Type left: Go sniffs {sniffed!r} from the body")
     if code < 200:
         notes.append(f"{code} is informational: Go sends it, then an implicit 200")
     encoding = final.get("Content-Encoding", [""])[0]
@@ -96,7 +100,7 @@ def _after_the_hooks(sent: pb.Object, final: dict[str, list[str]]) -> list[str]:
     session = sent.session
     values = (session.quota_max, session.quota_remaining, session.quota_renews)
     for name, value in zip(RATE_LIMIT_HEADERS, values, strict=True):
-        final[name] = [str(value)]
+        final[canonical_header_key(name)] = [str(value)]
     api_id = sent.spec.get("APIID", "")
     if api_id and api_id in session.access_rights:
         notes.append(
