@@ -442,6 +442,7 @@ class ClientSaw:
 
 def send(gateway: Gateway, method: str, path: str, headers: dict[str, str], body: bytes) -> ClientSaw:
     """One request, the raw response bytes kept (no decoding of Content-Encoding)."""
+    gateway.client.cookies.clear()  # each request as its own client: no cookies from earlier Set-Cookie
     try:
         with gateway.client.stream(method, path, headers=headers, content=body or None) as response:
             raw = b"".join(response.iter_raw())
