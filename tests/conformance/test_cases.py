@@ -399,7 +399,7 @@ def test_the_lint_says_an_override_with_code_0_blocks_nothing(env: Environment) 
     assert "override-not-applied" in {w["code"] for w in result.details[0]["warnings"]}
 
 
-def test_events_reach_the_plugin_decoded_and_joined(env: Environment) -> None:
+def test_events_reach_the_plugin_decoded(env: Environment) -> None:
     newest = env.inspector.newest_id()
     result = env.run(Case("event_auth_failure", api="auth", headers={"Authorization": "bad"},
                           hooks={"auth": edit(override(403, error="no"))}))  # fmt: skip
