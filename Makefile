@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 GRPC ?= localhost:50051
 ARGS ?=
+# The Tyk Gateway releases the conformance suite runs against (conformance/gateway/<version>).
+TYK_VERSIONS ?= 5.14.0 5.8.15
 
-.PHONY: install install-dev run serve build clean test bench-smoke lint format dispatch dispatch_event bench bench-quick chromium redis screenshot
+.PHONY: install install-dev run serve build clean test bench-smoke lint format dispatch dispatch_event bench bench-quick chromium redis screenshot gateway conformance
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +46,19 @@ test: install-dev chromium redis  ## every test but the benchmark smoke run, bro
 
 bench-smoke: install-dev  ## the benchmark smoke test (.ci/run runs it after make test)
 	$(PY) -m pytest -m bench $(ARGS)
+
+gateway:  ## build Tyk Gateway $(TYK_VERSIONS) from its Go module into ~/.cache/tyk-inspector/gateway/
+	@status=0; for v in $(TYK_VERSIONS); do scripts/build-gateway.sh $$v || status=$$?; done; exit $$status
+
+# The real gateway as the oracle (docs/conformance.md). With TYK_GATEWAY_BIN=/path/to/tyk that binary is
+# the one run (TYK_VERSION names its release); otherwise each of TYK_VERSIONS, built by `make gateway`.
+conformance: install-dev redis  ## the outcome model against a running Tyk Gateway
+	@if [ -n "$$TYK_GATEWAY_BIN" ]; then \
+		$(PY) -m pytest tests/conformance $(ARGS); \
+	else \
+		for v in $(TYK_VERSIONS); do scripts/build-gateway.sh $$v || true; done; \
+		for v in $(TYK_VERSIONS); do TYK_VERSION=$$v $(PY) -m pytest tests/conformance $(ARGS) || exit 1; done; \
+	fi
 
 lint: install-dev
 	$(PY) -m ruff check .

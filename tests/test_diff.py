@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from app.tyk.diff import diff_objects, has_effect
+from app.tyk.outcome import outcome_of
 from app.tyk.version import TykVersion
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import load_object
@@ -213,3 +214,17 @@ def test_old_gateways_collapse_values_so_the_diff_follows_the_version() -> None:
     assert latest["response multivalue headers"] is False
     old = diff_objects(sent, reply, TykVersion.parse("5.3.0"))
     assert any(not c["ignored"] for c in old)  # X-Touch still reaches the client
+
+
+def test_a_header_removed_from_multivalue_only_while_headers_changed_comes_back() -> None:
+    sent = load_object("response-gzip.json")
+    reply = pb.Object()
+    reply.CopyFrom(sent)
+    reply.response.headers["X-New"] = "1"
+    kept = [h for h in reply.response.multivalue_headers if h.key != "Vary"]
+    del reply.response.multivalue_headers[:]
+    reply.response.multivalue_headers.extend(kept)
+    outcome = outcome_of(sent, reply)
+    assert outcome.client_response is not None and ("Vary", "Accept-Encoding") in outcome.client_response.headers
+    multi = [c for c in diff_objects(sent, reply) if c["what"] == "multivalue_headers"]
+    assert multi and multi[0]["ignored"] and "Vary come back" in multi[0]["why"]

@@ -80,6 +80,23 @@ def _rewrite_target(obj: pb.Object) -> None:
     obj.request.url = "http://internal.example/v2/orders?x=1"
 
 
+def _drop_multivalue(key: str) -> Edit:
+    def edit(obj: pb.Object) -> None:
+        kept = [h for h in obj.response.multivalue_headers if h.key != key]
+        del obj.response.multivalue_headers[:]
+        obj.response.multivalue_headers.extend(kept)
+
+    return edit
+
+
+def _add_header(key: str, value: str) -> Edit:
+    def edit(obj: pb.Object) -> None:
+        obj.response.headers[key] = value
+        obj.response.multivalue_headers.add(key=key, values=[value])
+
+    return edit
+
+
 H = "request.headers"
 CASES: list[tuple[str, str, Edit, Edit, Gateway, Edit]] = [
     # code, payload, trigger, harmless (the correct form), gateway, a setup applied to what the gateway sent
@@ -121,11 +138,22 @@ CASES: list[tuple[str, str, Edit, Edit, Gateway, Edit]] = [
          _set("request.return_overrides.response_error", "bad key")),
      LATEST, _no_change),
     ("error-template", "pre.json",
-     _do(_set("request.return_overrides.response_code", 401), _set("request.return_overrides.response_error", "a<b")),
+     _do(_set("request.return_overrides.response_code", 401), _set("request.return_overrides.response_error", "it's")),
      _do(_set("request.return_overrides.response_code", 401), _set("request.return_overrides.override_error", True),
          _set("request.return_overrides.response_body", "a<b"),
          lambda o: o.request.return_overrides.headers.update({"Content-Type": "text/plain"})),
      LATEST, _no_change),
+    ("multivalue-removal-ignored", "response-gzip.json", _do(_drop_multivalue("Vary"), _add_header("X-New", "1")),
+     _do(_drop_multivalue("Vary"), _add_header("X-New", "1"), lambda o: o.response.headers.pop("Vary")), LATEST,
+     _no_change),
+    ("override-not-applied", "pre.json", _set("request.return_overrides.response_body", "denied"),
+     _do(_set("request.return_overrides.response_code", 403),
+         _set("request.return_overrides.response_error", "denied")),
+     LATEST, _no_change),
+    ("override-not-applied", "pre.json",
+     _do(_set("request.return_overrides.response_code", 0),
+         lambda o: o.request.return_overrides.headers.update({"X-Denied": "1"})),
+     _set("request.return_overrides.response_code", 0), LATEST, _no_change),
     ("override-no-content-type", "pre.json",
      _do(_set("request.return_overrides.response_code", 200), _set("request.return_overrides.response_body", "{}")),
      _do(_set("request.return_overrides.response_code", 200), _set("request.return_overrides.response_body", "{}"),
@@ -254,3 +282,15 @@ def test_every_rule_has_a_case_and_an_entry_in_docs() -> None:
     docs = (Path(__file__).parent.parent / "docs" / "lint.md").read_text()
     documented = set(re.findall(r"^### `([a-z-]+)`", docs, re.MULTILINE))
     assert documented == set(RULES)
+
+
+@pytest.mark.parametrize("message", ["a+b", 'say "no" <now> & x=1', "back\\slash\nnew line", "caf\u00e9 \u00a0"])
+def test_a_deny_the_client_reads_as_written_is_silent(message: str) -> None:
+    """JSEscapeString's `\\u003C`, `\\"` and `\\u000A` read back as written in JSON: nothing to warn of."""
+    sent = load_object("pre.json")
+    reply = pb.Object()
+    reply.CopyFrom(sent)
+    reply.request.return_overrides.response_code = 403
+    reply.request.return_overrides.response_error = message
+    for version in ("5.8.15", "5.14.0", "5.15.0"):
+        assert not lint_reply(sent, reply, Gateway(TykVersion.parse(version))), version

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from app.tyk.golang import URIError, canonical_header_key, encode_query, parse_query, parse_request_uri
+from app.tyk.lint import lint_reply
 from app.tyk.outcome import Gateway, Outcome, outcome_of
 from app.tyk.version import TykVersion
+from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import load_object
 
@@ -99,9 +101,67 @@ def test_error_template_for_400_and_more_without_override_error() -> None:
     reply.request.return_overrides.headers["Content-Type"] = "text/plain"
     response = outcome_of(sent, reply).client_response
     assert response is not None and response.status == 401
-    assert response.body == '{\n    "error": "&lt;b&gt;no&lt;/b&gt; &#39;key&#39; &amp; &#34;more&#34; &#43;1"\n}'
-    assert dict(response.headers) == {"Content-Type": "application/json", "Www-Authenticate": "Bearer"}
+    # Up to 5.14: template.JSEscapeString, not HTML escaping; `+` is kept, `'` becomes `\'`.
+    body = '{\n    "error": "\\u003Cb\\u003Eno\\u003C/b\\u003E \\\'key\\\' \\u0026 \\"more\\" +1"\n}'
+    assert response.body == body
+    assert dict(response.headers) == {
+        "Content-Length": str(len(body)),
+        "Content-Type": "application/json",
+        "Www-Authenticate": "Bearer",
+        "X-Generator": "tyk.io",
+    }
     assert response.events == ("AuthFailure",) and response.source == "error template"
+
+
+@pytest.mark.parametrize(
+    ("message", "up_to_5_14", "from_5_15"),
+    [
+        ("a'b", "a\\'b", "a'b"),
+        ('say "hi"', 'say \\"hi\\"', 'say \\"hi\\"'),
+        ("a<b>&c=d+e", "a\\u003Cb\\u003E\\u0026c\\u003Dd+e", "a<b>&c=d+e"),
+        ("back\\slash", "back\\\\slash", "back\\\\slash"),
+        ("line\nnext\ttab", "line\\u000Anext\\u0009tab", "line\\nnext\\ttab"),
+        (
+            "caf\u00e9 \u65e5\u672c \u00a0nbsp",
+            "caf\u00e9 \u65e5\u672c \\u00A0nbsp",
+            "caf\u00e9 \u65e5\u672c \u00a0nbsp",
+        ),
+    ],
+)
+def test_the_error_templates_escaping_follows_the_version(message: str, up_to_5_14: str, from_5_15: str) -> None:
+    sent = load_object("pre.json")
+    reply = _reply(sent)
+    reply.request.return_overrides.response_code = 403
+    reply.request.return_overrides.response_error = message
+    for version, shown in (("5.14.0", up_to_5_14), ("5.8.15", up_to_5_14), ("5.15.0", from_5_15)):
+        response = outcome_of(sent, reply, Gateway(TykVersion.parse(version))).client_response
+        assert response is not None
+        assert response.body == '{\n    "error": "' + shown + '"\n}', version
+
+
+def test_an_xml_request_gets_the_xml_template_under_its_own_content_type() -> None:
+    sent = load_object("pre.json")
+    sent.request.headers["Content-Type"] = "text/xml; charset=utf-8"
+    reply = _reply(sent)
+    reply.request.return_overrides.response_code = 401
+    reply.request.return_overrides.response_error = "a <b> & 'c'"
+    response = outcome_of(sent, reply, Gateway(TykVersion.parse("5.14.0"))).client_response
+    assert response is not None
+    assert response.body == '<?xml version = "1.0" encoding = "UTF-8"?>\n<error>a <b> & \'c\'</error>\n'
+    assert dict(response.headers)["Content-Type"] == "text/xml"
+    response = outcome_of(sent, reply, Gateway(TykVersion.parse("5.15.0"))).client_response
+    assert response is not None and "<error>a &lt;b&gt; &amp; &#39;c&#39;</error>" in (response.body or "")
+
+
+def test_error_responses_carry_x_generator_unless_hidden() -> None:
+    sent = load_object("pre.json")
+    for response in (
+        outcome_of(sent, None).client_response,
+        outcome_of(load_object("response-gzip.json"), None).client_response,
+    ):
+        assert response is not None and ("X-Generator", "tyk.io") in response.headers
+    hidden = outcome_of(sent, None, Gateway(hide_generator_header=True)).client_response
+    assert hidden is not None and all(name != "X-Generator" for name, _ in hidden.headers)
 
 
 def test_error_wins_over_body_and_the_default_message() -> None:
@@ -276,7 +336,28 @@ def test_unchanged_headers_with_emptied_multivalue_strips_them() -> None:
     sent = load_object("response-gzip.json")
     reply = _reply(sent)
     del reply.response.multivalue_headers[:]
-    assert set(headers_of(outcome_of(sent, reply))) == {"Content-Length"}
+    # Only what the gateway writes after the Response hooks is left.
+    # Go writes the canonical names and, with no Content-Type left, sniffs one (the body here is gzip).
+    rate_limits = {"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}
+    assert set(headers_of(outcome_of(sent, reply))) == {"Content-Length", "Content-Type", *rate_limits}
+
+
+def test_response_outcomes_carry_the_quota_headers_and_lose_hop_by_hop_ones() -> None:
+    sent = load_object("response-gzip.json")
+    sent.ClearField("session")  # keyless: the gateway's empty session, all zero
+    reply = _reply(sent)
+    reply.response.headers["Connection"] = "X-Private"
+    reply.response.headers["X-Private"] = "1"
+    reply.response.headers["Keep-Alive"] = "timeout=5"
+    reply.response.headers["X-RateLimit-Limit"] = "from the plugin"
+    headers = headers_of(outcome_of(sent, reply))
+    assert headers["X-Ratelimit-Limit"] == ["0"] and headers["X-Ratelimit-Remaining"] == ["0"]
+    assert headers["X-Ratelimit-Reset"] == ["0"]
+    assert not {"Connection", "X-Private", "Keep-Alive"} & set(headers)
+    sent.session.quota_max, sent.session.quota_remaining, sent.session.quota_renews = 100, 42, 1_800_000_000
+    headers = headers_of(outcome_of(sent, _reply(sent)))
+    assert (headers["X-Ratelimit-Limit"], headers["X-Ratelimit-Remaining"]) == (["100"], ["42"])
+    assert headers["X-Ratelimit-Reset"] == ["1800000000"]
 
 
 @pytest.mark.parametrize(
@@ -347,3 +428,60 @@ def test_versions(version: str, keeps: bool, multivalue: bool) -> None:
     assert parsed.keeps_multiple_values is keeps and parsed.has_multivalue_headers is multivalue
     with pytest.raises(ValueError, match=r"MAJOR\.MINOR"):
         TykVersion.parse("five")
+
+
+def test_params_after_a_relative_rewrite_target_are_lost() -> None:
+    """A Post hook after a URL rewrite gets the target as its url, but `params` from the client's own query."""
+    sent = load_object("pre.json")
+    sent.hook_type = common.Post
+    sent.request.url = sent.request.request_uri = "/anything/rewritten"
+    sent.request.params.clear()
+    sent.request.params.update({"status": "open"})
+    reply = _reply(sent)
+    reply.request.add_params["added"] = "1"
+    reply.request.delete_params.append("status")
+    request = outcome_of(sent, reply).upstream_request
+    assert request is not None and request.url_rewrite
+    assert (request.url, request.query) == ("/anything/rewritten", "")
+    assert "params-lost-in-rewrite" in {w["code"] for w in lint_reply(sent, reply)}
+
+
+def test_a_post_hook_that_cannot_tell_a_rewrite_says_so() -> None:
+    sent = load_object("pre.json")
+    sent.hook_type = common.Post
+    reply = _reply(sent)
+    reply.request.add_params["added"] = "1"
+    outcome = outcome_of(sent, reply)
+    assert outcome.upstream_request is not None and not outcome.upstream_request.url_rewrite
+    assert "added=1" in outcome.upstream_request.query
+    assert any("url_rewrites" in note for note in outcome.notes)
+
+
+def test_the_upstream_request_loses_hop_by_hop_headers_and_gets_tyks_user_agent() -> None:
+    sent = load_object("pre.json")
+    sent.request.headers.update({"Connection": "keep-alive, X-Private", "X-Private": "1", "Te": "trailers"})
+    reply = _reply(sent)
+    reply.request.delete_headers.extend(["User-Agent", "Accept-Encoding"])
+    headers = headers_of(outcome_of(sent, reply, Gateway(TykVersion.parse("5.8.15"))))
+    assert "Connection" not in headers and "X-Private" not in headers and headers["Te"] == ["trailers"]
+    assert headers["User-Agent"] == ["Tyk/5.8.15"] and headers["Accept-Encoding"] == ["gzip"]
+
+
+def test_what_the_real_gateway_showed_about_codes_lengths_and_sniffing() -> None:
+    """Found with the real gateway (tests/conformance): each was predicted wrong before."""
+    sent = load_object("pre.json")
+    reply = _reply(sent)
+    reply.request.return_overrides.response_code = 1000  # through the error template: WriteHeader panics there too
+    assert outcome_of(sent, reply).status == "dropped"
+    reply = _reply(sent)
+    reply.request.method = "POST"  # no body: Go's transport still says Content-Length: 0 for POST/PUT/PATCH
+    assert headers_of(outcome_of(sent, reply))["Content-Length"] == ["0"]
+    response = load_object("response-gzip.json")
+    reply = _reply(response)
+    del reply.response.multivalue_headers[:]
+    reply.response.raw_body = b"plain words"  # no Content-Type left: net/http sniffs one
+    assert headers_of(outcome_of(response, reply))["Content-Type"] == ["text/plain; charset=utf-8"]
+    reply = _reply(response)
+    reply.response.headers["X-RateLimit-Limit"] = "99"  # the gateway's Set replaces it (canonical name)
+    headers = headers_of(outcome_of(response, reply))
+    assert headers["X-Ratelimit-Limit"] == [str(response.session.quota_max)] and "X-RateLimit-Limit" not in headers

@@ -13,6 +13,8 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from app.capture.record import Analysis, Capture
+from app.redaction.redact import Redactor
+from app.redaction.secrets import hide
 from app.tyk.diff import diff_objects, has_effect
 from app.tyk.golang import URIError, parse_request_uri
 from app.tyk.lint import lint_reply, undecodable_reply
@@ -68,14 +70,14 @@ def _analyze(capture: Capture, gateway: Gateway) -> Analysis:
         if not capture.hook_type:
             return Analysis(version)
         return Analysis(version, outcome_status=403 if capture.hook_type == "CustomKeyCheck" else 500)
-    if capture.reply is capture.request and _plain_echo(capture):
-        # An echoed request hook is what the gateway sent: nothing in it the gateway would punish,
-        # and the chain goes on. Skipping the parse keeps the live stream cheap in echo mode.
-        return Analysis(version, outcome_status="continue")
     messages = _messages(capture)
     if messages is None:
         return Analysis(version)
     sent, reply = messages
+    if capture.reply is capture.request and _plain_echo(capture, sent):
+        # An echoed request hook is what the gateway sent: nothing in it the gateway would punish,
+        # and the chain goes on. Skipping the lint and diff keeps the live stream cheap in echo mode.
+        return Analysis(version, outcome_status="continue")
     if reply is None:  # the gateway cannot read the reply: to it, the call failed
         outcome = outcome_of(sent, None, gateway)
         return Analysis(version, (undecodable_reply(sent),), True, outcome.status)
@@ -86,8 +88,17 @@ def _analyze(capture: Capture, gateway: Gateway) -> Analysis:
     return Analysis(version, warnings, effect, outcome.status)
 
 
-def _plain_echo(capture: Capture) -> bool:
+def _plain_echo(capture: Capture, sent: pb.Object) -> bool:
+    """An echo the gateway goes on with: a Pre/PostKeyAuth/Post Object as the gateway sends it, no override.
+
+    An Object sent by hand (`send`, an import, a replay) may carry overrides; echoed, they answer the client.
+    """
     if capture.hook_type not in _PLAIN_REQUEST_HOOKS or len(capture.request) > GRPC_DEFAULT_RECV_LIMIT:
+        return False
+    request = sent.request
+    if not sent.HasField("request") or not request.HasField("return_overrides"):
+        return False
+    if request.return_overrides.response_code > 0:
         return False
     try:
         parse_request_uri(capture.path)
@@ -125,13 +136,53 @@ def _outcome(capture: Capture, sent: pb.Object, reply: pb.Object, gateway: Gatew
 
 
 def outcome_view(
-    capture: Capture, sent: pb.Object, reply: pb.Object | None, gateway: Gateway = DEFAULT_GATEWAY
+    capture: Capture,
+    sent: pb.Object,
+    reply: pb.Object | None,
+    gateway: Gateway = DEFAULT_GATEWAY,
+    redactor: Redactor | None = None,
 ) -> dict[str, Any]:
     """The full outcome of a Dispatch capture, JSON-ready (docs/outcome.md).
 
     `sent` and `reply` are the capture's messages as the view shows them (redacted copies);
-    `reply` None: the call failed, or the reply is not an Object.
+    `reply` None: the call failed, or the reply is not an Object. The outcome is computed on the
+    capture's real bytes (a redacted body has another length), then shown with the `redactor`'s
+    hiding: credential header values, query values, and the texts (bodies, auth) of the redacted copies.
     """
+    real = _messages(capture)
+    if real is None or redactor is None or not redactor.enabled:
+        return _outcome_dict(capture, sent, reply, gateway)
+    real_sent, real_reply = real
+    if reply is None:
+        real_reply = None
+    truth = _outcome_dict(capture, real_sent, real_reply, gateway)
+    return _shown(truth, _outcome_dict(capture, sent, reply, gateway), redactor)
+
+
+def _shown(truth: dict[str, Any], shown: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """The real outcome with what the redacted one hides hidden."""
+
+    def headers(pairs: list[list[str]]) -> list[list[str]]:
+        return [[name, hide(value) if value and redactor.hides_header(name) else value] for name, value in pairs]
+
+    # The auth part and the notes quote the token and metadata: the redacted outcome's.
+    out = dict(truth, auth=shown["auth"], notes=shown["notes"])
+    upstream = truth["upstream_request"]
+    if upstream is not None:
+        query = redactor.url("/?" + upstream["query"])[2:] if upstream["query"] else ""
+        url = redactor.url(upstream["url"])
+        out["upstream_request"] = dict(upstream, url=url, query=query, headers=headers(upstream["headers"]))
+        out["summary"] = truth["summary"].replace(upstream["url"], url)
+    response, shown_response = truth["client_response"], shown["client_response"]
+    if response is not None:
+        body = shown_response["body"] if shown_response is not None else None
+        out["client_response"] = dict(response, headers=headers(response["headers"]), body=body)
+        if body != response["body"]:
+            out["summary"] = shown["summary"]  # the error template's summary quotes its body
+    return out
+
+
+def _outcome_dict(capture: Capture, sent: pb.Object, reply: pb.Object | None, gateway: Gateway) -> dict[str, Any]:
     at = _gateway_at(capture, gateway)
     if reply is None:
         outcome = outcome_of(sent, None, at)

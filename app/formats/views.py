@@ -145,9 +145,9 @@ def capture_detail(
     if sent is None:
         return detail
     detail["bodies"].update(_object_bodies("", sent))
-    # The outcome is computed from the redacted messages, so it shows no more than they do.
+    # The outcome is computed on the real bytes and shown no more than the redacted messages show.
     # No reply Object: an echo (the request is the reply), a failed call or an undecodable reply.
-    detail["outcome"] = outcome_view(capture, sent, sent if detail["echo"] else reply, gateway)
+    detail["outcome"] = outcome_view(capture, sent, sent if detail["echo"] else reply, gateway, redactor)
     if reply is not None:
         detail["bodies"].update(_object_bodies("reply.", reply))
         detail["changes"] = diff_objects(sent, reply, gateway.version)

@@ -53,7 +53,7 @@ class Redactor:
         if request.raw_body:
             request.raw_body = rules.body_bytes(request.raw_body, request_type)
         overrides = request.return_overrides
-        if overrides.response_body:
+        if overrides.response_body or overrides.response_error:
             override_type = _header(overrides.headers, "content-type")
             overrides.response_body = rules.body_text(overrides.response_body, override_type)
             overrides.response_error = rules.body_text(overrides.response_error, override_type)

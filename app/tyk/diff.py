@@ -243,10 +243,25 @@ def _response_changes(sent: pb.Object, reply: pb.Object, version: TykVersion) ->
     multi_before = [[h.key, list(h.values)] for h in before.multivalue_headers]
     multi_after = [[h.key, list(h.values)] for h in after.multivalue_headers]
     if multi_before != multi_after:
-        changes.append(
-            _change("response multivalue headers", "multivalue_headers", multi_before, multi_after, header_reason)
-        )
+        back = comes_back(sent, reply, version)
+        reason = header_reason
+        if reason is None and back and _only_removals(multi_before, multi_after, back):
+            reason = f"headers changed, so the gateway keeps every key of headers: {', '.join(back)} come back"
+        changes.append(_change("response multivalue headers", "multivalue_headers", multi_before, multi_after, reason))
     return changes
+
+
+def comes_back(sent: pb.Object, reply: pb.Object, version: TykVersion) -> list[str]:
+    """Keys the reply removed from multivalue_headers only, while headers changed: the header sync puts them back."""
+    before, after = sent.response, reply.response
+    if not version.has_multivalue_headers or dict(before.headers) == dict(after.headers):
+        return []
+    kept = {h.key for h in after.multivalue_headers}
+    return sorted({h.key for h in before.multivalue_headers} - kept & set(after.headers))
+
+
+def _only_removals(before: list[list[Any]], after: list[list[Any]], back: list[str]) -> bool:
+    return [entry for entry in before if entry[0] not in back] == after
 
 
 def _final_headers(sent: pb.Object, reply: pb.Object, version: TykVersion) -> dict[str, list[str]]:

@@ -164,8 +164,57 @@ def encode_query(values: Query) -> str:
 
 
 def html_escape(text: str) -> str:
-    """What html/template does to `{{.Message}}` in text context (Tyk's error templates)."""
+    """What html/template does to `{{.Message}}` in text context."""
     table = {"\x00": "\ufffd", '"': "&#34;", "&": "&amp;", "'": "&#39;", "+": "&#43;", "<": "&lt;", ">": "&gt;"}
+    return "".join(table.get(c, c) for c in text)
+
+
+_JS_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"}
+
+
+def js_escape_string(text: str) -> str:
+    """template.JSEscapeString: quotes and backslash escaped, `<>&=` and control bytes as \\uXXXX, `+` kept.
+
+    Non-ASCII characters stay unless Go's unicode.IsPrint refuses them (Python's isprintable
+    draws the same line: letters, marks, numbers, punctuation, symbols and the ASCII space).
+    """
+    out = []
+    for c in text:
+        code = ord(c)
+        if c in _JS_ESCAPES:
+            out.append(_JS_ESCAPES[c])
+        elif code < 0x20:
+            out.append(f"\\u00{code:02X}")
+        elif code >= 0x80 and not c.isprintable():
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def json_escape_string(text: str) -> str:
+    """Tyk's jsonEscapeString (gateway/util.go, 5.15): `"` and `\\` escaped, control bytes as \\n \\r \\t or \\u00xx."""
+    out = []
+    for c in text:
+        code = ord(c)
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\r":
+            out.append("\\r")
+        elif c == "\t":
+            out.append("\\t")
+        elif code < 0x20:
+            out.append(f"\\u00{code:02x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def html_escape_string(text: str) -> str:
+    """template.HTMLEscapeString: `"'&<>` as entities, NUL as U+FFFD."""
+    table = {"\x00": "\ufffd", '"': "&#34;", "&": "&amp;", "'": "&#39;", "<": "&lt;", ">": "&gt;"}
     return "".join(table.get(c, c) for c in text)
 
 

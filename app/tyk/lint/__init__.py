@@ -26,7 +26,8 @@ RULES = (
     "auth-no-token", "auth-expired", "auth-access-rights", "auth-lowercase-methods", "auth-deadline-ms",
     "auth-lifetime-timestamp", "auth-last-updated", "response-missing", "response-body-ignored",
     "content-encoding-kept", "multivalue-emptied", "multivalue-dropped", "multivalue-collapsed",
-    "response-hook-overrides", "auth-shared-token",
+    "response-hook-overrides", "auth-shared-token", "override-not-applied",
+    "multivalue-removal-ignored",
 )  # fmt: skip
 """Every warning code, each documented in docs/lint.md. `auth-shared-token` judges several captures
 together (app.journeys.tokens), not one reply."""

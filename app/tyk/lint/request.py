@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from app.tyk.golang import URIError, canonical_header_key, html_escape, parse_request_uri, sniff_content_type
+from app.tyk.golang import URIError, canonical_header_key, parse_request_uri, sniff_content_type
 from app.tyk.lint.common import DROPPED, Warning_, warning
 from app.tyk.outcome import Gateway, Outcome
 from protogen import coprocess_common_pb2 as common
@@ -128,6 +128,7 @@ def override_rules(sent: pb.Object, reply: pb.Object, gateway: Gateway, outcome:
     overrides = reply.request.return_overrides
     code = overrides.response_code
     if code <= 0:
+        yield from _override_not_applied(overrides, code)
         return
     if code < 100 or code > 999:
         yield warning(
@@ -144,7 +145,7 @@ def override_rules(sent: pb.Object, reply: pb.Object, gateway: Gateway, outcome:
         )
     message = overrides.response_error or overrides.response_body
     if code >= 400 and not overrides.override_error:
-        yield from _error_template(overrides, message, code)
+        yield from _error_template(overrides, message, code, outcome)
     elif message and not any(canonical_header_key(k) == "Content-Type" for k in overrides.headers):
         sniffed = sniff_content_type(message.encode())
         yield warning(
@@ -155,22 +156,44 @@ def override_rules(sent: pb.Object, reply: pb.Object, gateway: Gateway, outcome:
         )
 
 
-def _error_template(overrides: Any, message: str, code: int) -> Iterator[Warning_]:
-    """Silent when the template shows the message as written; warns when it changes what the plugin meant."""
-    shown = html_escape(message or "Key not authorised")
+def _override_not_applied(overrides: Any, code: int) -> Iterator[Warning_]:
+    """response_code 0 or -1 means no override: a body or headers set beside it are never sent."""
+    parts = [name for name, value in (("response_body", overrides.response_body),
+             ("response_error", overrides.response_error), ("headers", dict(overrides.headers))) if value]  # fmt: skip
+    if parts:
+        yield warning(
+            "override-not-applied",
+            f"return_overrides has {' and '.join(parts)} but response_code {code}: nothing is blocked, the "
+            "request goes on and the client never sees them; set response_code (e.g. 403) to answer the client",
+        )
+
+
+def _error_template(overrides: Any, message: str, code: int, outcome: Outcome) -> Iterator[Warning_]:
+    """Silent when the client reads the message as written; warns when the template changes what the plugin meant."""
+    response = outcome.client_response
+    body = response.body if response is not None and response.body is not None else ""
+    written = message or "Key not authorised"
+    content_type = dict(response.headers).get("Content-Type", "application/json") if response else "application/json"
     reasons = []
     if _is_document(message):
         reasons.append("the body looks like a document of its own, and is wrapped in the template")
-    elif shown != (message or "Key not authorised"):
-        reasons.append("the message is HTML-escaped")
+    elif content_type == "application/json":
+        try:
+            read = json.loads(body).get("error")
+        except (ValueError, AttributeError):
+            version = outcome.tyk_version
+            reasons.append(f"the gateway {version} escapes it for JavaScript, so the body is not valid JSON")
+        else:
+            if read != written:
+                reasons.append("the escaping changes the message")
     content_types = [v for k, v in overrides.headers.items() if canonical_header_key(k) == "Content-Type"]
-    if content_types and content_types[0] != "application/json":
-        reasons.append(f"Content-Type {content_types[0]!r} is replaced by the template's application/json")
+    if content_types and content_types[0] != content_type:
+        reasons.append(f"Content-Type {content_types[0]!r} is replaced by the template's {content_type}")
     if reasons:
         yield warning(
             "error-template",
             f"response_code {code} without override_error goes through Tyk's error "
-            f'template: the client gets {code} with {{"error": "{shown[:80]}"}} ({"; ".join(reasons)}) '
+            f"template: the client gets {code} with {body[:120]!r} ({'; '.join(reasons)}) "
             "and an AuthFailure event fires; set override_error to send response_body as is",
         )
 

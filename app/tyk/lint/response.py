@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from app.tyk.diff import comes_back
 from app.tyk.golang import canonical_header_key
 from app.tyk.lint.common import DROPPED, Warning_, warning
 from app.tyk.outcome import Gateway, Outcome, looks_encoded, response_headers
@@ -76,6 +77,13 @@ def _headers(sent: pb.Object, reply: pb.Object, gateway: Gateway) -> Iterator[Wa
             f"headers was changed, so the gateway keeps only its keys: "
             f"{', '.join(only_multi)} (only in multivalue_headers) are dropped and the client does not get "
             "them; add them to headers too",
+        )
+    back = comes_back(sent, reply, version)
+    if back:
+        yield warning(
+            "multivalue-removal-ignored",
+            f"{', '.join(back)} removed from multivalue_headers only: headers was changed, so the gateway keeps "
+            "every key of headers and they come back with the value from headers; remove them from headers too",
         )
     if not version.keeps_multiple_values:
         multi = sorted({h.key for h in after.multivalue_headers if len(h.values) > 1 and h.key in after.headers})

@@ -52,11 +52,10 @@ def outcome_of(
     """
     hook = sent.hook_type
     name = HOOK_NAMES.get(hook, str(hook))
-    version = str(gateway.version)
     too_large = _too_large(gateway, sent_size, reply_size)
     if reply is None or too_large:
         why = too_large or "the plugin call failed"
-        return _call_failed(sent, name, why, version)
+        return _call_failed(sent, name, why, gateway)
     if hook == common.Response:
         return response_outcome(sent, reply, gateway, name, reply_from)
     return request_outcome(sent, reply, gateway, name, reply_from)
@@ -70,11 +69,11 @@ def _too_large(gateway: Gateway, sent_size: int, reply_size: int) -> str | None:
     return None
 
 
-def _call_failed(sent: pb.Object, name: str, why: str, version: str) -> Outcome:
+def _call_failed(sent: pb.Object, name: str, why: str, gateway: Gateway) -> Outcome:
     if sent.hook_type == common.CustomKeyCheck:
-        response = error_response(sent, 403, KEY_NOT_AUTHORISED, "auth refused")
+        response = error_response(sent, 403, KEY_NOT_AUTHORISED, "auth refused", gateway)
         summary = f"{why}: the client gets 403 Forbidden ({KEY_NOT_AUTHORISED})"
     else:
-        response = error_response(sent, 500, MIDDLEWARE_ERROR, "middleware error")
+        response = error_response(sent, 500, MIDDLEWARE_ERROR, "middleware error", gateway)
         summary = f"{why}: the client gets 500 {MIDDLEWARE_ERROR}"
-    return Outcome(name, "respond", summary, client_response=response, tyk_version=version)
+    return Outcome(name, "respond", summary, client_response=response, tyk_version=str(gateway.version))

@@ -42,7 +42,7 @@ def auth_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: str,
             reason = "the token is under a key other than exactly 'token'"
         else:
             reason = "the reply has no metadata token"
-        response = error_response(sent, 403, "Forbidden", "auth refused", events=("AuthFailure",))
+        response = error_response(sent, 403, "Forbidden", "auth refused", gateway, events=("AuthFailure",))
         auth = Auth(False, reason, token, None, metadata, "none: the request is refused")
         return Outcome(
             name,
@@ -67,8 +67,9 @@ def auth_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: str,
     refusal = _later_refusal(sent, session, gateway)
     if refusal is not None:
         status, message, events = refusal
-        response = error_response(sent, status, message, "key check", events=events)
+        response = error_response(sent, status, message, "key check", gateway, events=events)
         auth = Auth(True, f"allowed by the plugin, then refused: {message}", token, key, metadata, caching, until)
+        notes.append("PostKeyAuth hooks run before this check (and may answer first)")
         return Outcome(
             name,
             "respond",

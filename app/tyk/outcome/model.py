@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.tyk.golang import canonical_header_key, html_escape, status_line
+from app.tyk.golang import (
+    canonical_header_key,
+    html_escape_string,
+    js_escape_string,
+    json_escape_string,
+    status_line,
+)
 from app.tyk.version import LATEST_VERSION, TykVersion
 from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
@@ -19,7 +25,10 @@ GRPC_DEFAULT_RECV_LIMIT = 4 * 1024 * 1024
 MIDDLEWARE_ERROR = "Middleware error"
 KEY_NOT_AUTHORISED = "Key not authorised"
 ERROR_CONTENT_TYPE = "application/json"
-XML_ERROR_CONTENT_TYPE = "application/xml"
+XML_CONTENT_TYPES = frozenset({"application/xml", "text/xml", "application/soap+xml"})
+"""Request Content-Types (before any `;`) that make Tyk render its XML error template, under that type."""
+CHUNKING_SIZE = 2048
+"""Go's net/http writes Content-Length itself for a handler's body up to this size, else chunks it."""
 MILLISECONDS_THRESHOLD = 100_000_000_000
 """A unix time above this (year 5138 in seconds) is a time in milliseconds."""
 
@@ -37,6 +46,8 @@ class Gateway:
     """Whether the API's auth_check has an id_extractor; None: unknown."""
     now: float | None = None
     """Unix seconds of the call, for expiry and caching; None: not judged."""
+    hide_generator_header: bool = False
+    """tyk.conf `hide_generator_header`: no `X-Generator: tyk.io` on error responses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,27 +178,55 @@ def error_response(
     status: int,
     message: str,
     source: str,
+    gateway: Gateway,
     headers: Mapping[str, str] | None = None,
     events: tuple[str, ...] = (),
 ) -> ClientResponse:
-    """Tyk's error handler: `{"error": "<message>"}` with the message HTML-escaped, its Content-Type forced."""
-    xml = wants_xml(sent)
-    out = {canonical_header_key(k): v for k, v in (headers or {}).items()}
-    out["Content-Type"] = XML_ERROR_CONTENT_TYPE if xml else ERROR_CONTENT_TYPE
-    body = None if xml else '{\n    "error": "' + html_escape(message) + '"\n}'
+    """Tyk's error handler (writeTemplateErrorResponse): the default error template for the request's type.
+
+    JSON: `{"error": "<message>"}` with the message JavaScript-escaped up to 5.14 (a `'` becomes
+    `\\'`, which is not JSON) and JSON-escaped from 5.15; XML (application/xml, text/xml,
+    application/soap+xml): `<error>` with the message raw up to 5.14, HTML-escaped from 5.15.
+    The Content-Type is forced to the template's, `X-Generator: tyk.io` added.
+    """
+    content_type = error_content_type(sent)
+    json_escape = gateway.version.at_least("5.15.0")
+    if content_type in XML_CONTENT_TYPES:
+        shown = html_escape_string(message) if json_escape else message
+        body = f'<?xml version = "1.0" encoding = "UTF-8"?>\n<error>{shown}</error>\n'
+    else:
+        shown = json_escape_string(message) if json_escape else js_escape_string(message)
+        body = '{\n    "error": "' + shown + '"\n}'
+    out = {canonical_header_key(k): [v] for k, v in (headers or {}).items()}
+    out["Content-Type"] = [content_type]
+    if not gateway.hide_generator_header:
+        out.setdefault("X-Generator", []).append("tyk.io")
+    out.update(written_length(body.encode()))
     return ClientResponse(
         status=status,
-        headers=tuple(sorted(out.items())),
+        headers=tuple((k, v) for k, values in sorted(out.items()) for v in values),
         body=body,
-        body_size=len(body.encode()) if body is not None else 0,
+        body_size=len(body.encode()),
         source=source,
         events=events,
     )
 
 
+def written_length(body: bytes) -> dict[str, list[str]]:
+    """The length header Go's net/http adds to a body a handler wrote without one."""
+    if len(body) <= CHUNKING_SIZE:
+        return {"Content-Length": [str(len(body))]}
+    return {"Transfer-Encoding": ["chunked"]}
+
+
+def error_content_type(sent: pb.Object) -> str:
+    """The error template's Content-Type: the request's own when it is an XML type, else application/json."""
+    content_type = sent.request.headers.get("Content-Type", "").split(";")[0]
+    return content_type if content_type in XML_CONTENT_TYPES else ERROR_CONTENT_TYPE
+
+
 def wants_xml(sent: pb.Object) -> bool:
-    content_type = sent.request.headers.get("Content-Type", "")
-    return content_type in ("application/xml", "text/xml")
+    return error_content_type(sent) in XML_CONTENT_TYPES
 
 
 def dropped(name: str, why: str, version: str, notes: tuple[str, ...] = ()) -> Outcome:

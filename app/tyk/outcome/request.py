@@ -5,13 +5,13 @@ Follows ObjectPostProcess and ProcessRequest in `gateway/coprocess.go`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from app.tyk.golang import (
     URIError,
     canonical_header_key,
     encode_query,
-    html_escape,
     parse_query,
     parse_request_uri,
     sniff_content_type,
@@ -30,6 +30,7 @@ from app.tyk.outcome.model import (
     dropped,
     error_response,
     wants_xml,
+    written_length,
 )
 from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
@@ -43,7 +44,7 @@ def request_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: s
     try:
         target = parse_request_uri(after.url)
     except URIError as exc:
-        response = error_response(sent, 500, MIDDLEWARE_ERROR, "middleware error")
+        response = error_response(sent, 500, MIDDLEWARE_ERROR, "middleware error", gateway)
         return Outcome(
             name,
             "respond",
@@ -59,23 +60,25 @@ def request_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: s
     body = overrides.response_error or overrides.response_body
     code = overrides.response_code
     if code >= 400 and not overrides.override_error:
+        if status_panics(code):
+            return dropped(name, f"return_overrides.response_code {code} makes Go's WriteHeader panic", version)
         message = body or KEY_NOT_AUTHORISED
-        response = error_response(sent, code, message, "error template", overrides.headers, ("AuthFailure",))
+        response = error_response(sent, code, message, "error template", gateway, overrides.headers, ("AuthFailure",))
         return Outcome(
             name,
             "respond",
-            f"the client gets {status_line(code)} with Tyk's error template "
-            f'{{"error": "{html_escape(message)}"}} and an AuthFailure event fires',
+            f"the client gets {status_line(code)} with Tyk's error template {_one_line(response.body or '')} "
+            "and an AuthFailure event fires",
             client_response=response,
             notes=_template_notes(sent),
             tyk_version=version,
         )
     if code > 0:
         return _override(name, code, overrides, body, version)
-    upstream = _upstream_request(sent, reply, target, reply_from)
+    upstream = _upstream_request(sent, reply, target, reply_from, version)
     if sent.hook_type == common.CustomKeyCheck:
         return auth_outcome(sent, reply, gateway, name, upstream)
-    notes = _session_notes(sent, reply)
+    notes = _session_notes(sent, reply) + _rewrite_notes(sent, reply, upstream)
     return Outcome(
         name, "continue", continue_summary(upstream), upstream_request=upstream, notes=notes, tyk_version=version
     )
@@ -97,18 +100,30 @@ def _override(name: str, code: int, overrides: Any, body: str, version: str) -> 
     status = 200 if code < 200 else code
     if code < 200:
         notes.append(f"{code} is informational: Go sends it, then an implicit 200 with the body")
-    if "Content-Type" not in headers and raw:
+    if status in (204, 304):
+        # Go refuses a body for these statuses (ErrBodyNotAllowed) and writes no length.
+        if raw:
+            notes.append(f"{status} allows no body: Go drops the override body")
+        raw, body = b"", ""
+    if "Content-Type" not in headers and "Content-Encoding" not in headers and raw:
         sniffed = sniff_content_type(raw)
         headers["Content-Type"] = sniffed
         notes.append(f"no Content-Type in return_overrides.headers: Go sniffs {sniffed!r} from the body")
+    out = {k: [v] for k, v in headers.items()}
+    if "Content-Length" not in out and "Transfer-Encoding" not in out and status not in (204, 304):
+        out.update(written_length(raw))
     response = ClientResponse(
-        status=status, headers=tuple(sorted(headers.items())), body=body, body_size=len(raw), source="override"
+        status=status,
+        headers=tuple((k, v) for k, values in sorted(out.items()) for v in values),
+        body=body,
+        body_size=len(raw),
+        source="override",
     )
     summary = f"the chain stops: the client gets {status_line(status)} with the override body ({len(raw)} bytes)"
     return Outcome(name, "respond", summary, client_response=response, notes=tuple(notes), tyk_version=version)
 
 
-def _upstream_request(sent: pb.Object, reply: pb.Object, target: Any, reply_from: str) -> UpstreamRequest:
+def _upstream_request(sent: pb.Object, reply: pb.Object, target: Any, reply_from: str, version: str) -> UpstreamRequest:
     before, after = sent.request, reply.request
     rewrite = _url_rewrite_active(sent)
     if rewrite:
@@ -131,7 +146,7 @@ def _upstream_request(sent: pb.Object, reply: pb.Object, target: Any, reply_from
         method=after.method or "GET",
         url=url,
         query=query,
-        headers=_upstream_headers(before, after),
+        headers=_upstream_headers(before, after, version),
         body_size=len(after.raw_body),
         body_from=f"{reply_from}request.rawBody",
         url_rewrite=rewrite,
@@ -143,11 +158,39 @@ def _query_of(url: str) -> str:
 
 
 def _url_rewrite_active(sent: pb.Object) -> bool:
-    """A URL rewrite target is in play: Tyk sends it (an absolute URL) as the url of later hooks."""
-    return "://" in sent.request.url.split("?", 1)[0] and not sent.request.url.startswith("/")
+    """A URL rewrite target is in play: Tyk sends it as the url of the Post hooks (BuildObject's caller).
+
+    An absolute target shows itself. A relative one shows when the url's query is not the one
+    `params` was read from (params always come from the request's own URL): e.g. a target
+    without the client's query. Otherwise the Object cannot tell (see _rewrite_notes).
+    """
+    url = sent.request.url
+    if "://" in url.split("?", 1)[0] and not url.startswith("/"):
+        return True
+    if sent.hook_type != common.Post:
+        return False  # Pre, CustomKeyCheck and PostKeyAuth run before the URL rewrite middleware
+    in_url = {key: values[0] for key, values in parse_query(_query_of(url)) if values}
+    return in_url != dict(sent.request.params)
 
 
-def _upstream_headers(before: Any, after: Any) -> tuple[tuple[str, str], ...]:
+def _rewrite_notes(sent: pb.Object, reply: pb.Object, upstream: UpstreamRequest) -> tuple[str, ...]:
+    after = reply.request
+    if upstream.url_rewrite or sent.hook_type != common.Post or not (after.add_params or after.delete_params):
+        return ()
+    return (
+        "if the API rewrites this URL (url_rewrites) to a relative target that keeps the query, the Object "
+        "cannot show it: then add_params/delete_params are lost and the upstream gets request.url as returned",
+    )
+
+
+HOP_BY_HOP = (
+    "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
+    "Transfer-Encoding", "Upgrade",
+)  # fmt: skip
+"""What the gateway's reverse proxy removes from the request it sends upstream (hopHeaders; `Te: trailers` stays)."""
+
+
+def _upstream_headers(before: Any, after: Any, version: str) -> tuple[tuple[str, str], ...]:
     headers = {canonical_header_key(k): v for k, v in before.headers.items()}
     host = headers.pop("Host", None)
     headers.pop("Content-Length", None)
@@ -157,9 +200,20 @@ def _upstream_headers(before: Any, after: Any) -> tuple[tuple[str, str], ...]:
         key = canonical_header_key(name)
         if key not in ("Host", "Content-Length"):  # Go writes these from the request's own fields
             headers[key] = value
+    # The reverse proxy, after the chain: hop-by-hop headers go, a missing User-Agent becomes Tyk's own
+    # (so the upstream never sees Go's), and Go's transport asks for gzip when nothing else was asked.
+    listed = headers.get("Connection", "")
+    for name in [*(n.strip() for n in listed.split(",") if n.strip()), *HOP_BY_HOP]:
+        key = canonical_header_key(name)
+        if key in headers and not (key == "Te" and headers[key] == "trailers"):
+            del headers[key]
+    headers.setdefault("User-Agent", f"Tyk/{version}")
+    if "Accept-Encoding" not in headers and "Range" not in headers and after.method != "HEAD":
+        headers["Accept-Encoding"] = "gzip"
     if host is not None:
         headers["Host"] = host
-    if after.raw_body:
+    if after.raw_body or (after.method or "GET") in ("POST", "PUT", "PATCH"):
+        # Go's transport states a zero length for the methods that expect a body.
         headers["Content-Length"] = str(len(after.raw_body))
     return tuple(sorted(headers.items()))
 
@@ -176,3 +230,12 @@ def _session_changed(sent: pb.Object, reply: pb.Object) -> bool:
         or sent.session != reply.session
         or dict(sent.metadata) != dict(reply.metadata)
     )
+
+
+def _one_line(body: str) -> str:
+    """A template's body on one line for a sentence, in its own quotes: compact JSON when it is JSON
+    (up to 5.14 a `'` in the message makes it invalid JSON: then the text as sent, spaces folded)."""
+    try:
+        return json.dumps(json.loads(body), ensure_ascii=False)
+    except ValueError:
+        return " ".join(body.split())

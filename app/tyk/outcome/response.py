@@ -6,7 +6,7 @@ Follows CustomMiddlewareResponseHook.HandleResponse and syncHeadersAndMultiValue
 
 from __future__ import annotations
 
-from app.tyk.golang import canonical_header_key, status_line, status_panics
+from app.tyk.golang import canonical_header_key, sniff_content_type, status_line, status_panics
 from app.tyk.outcome.model import MIDDLEWARE_ERROR, ClientResponse, Gateway, Outcome, dropped, error_response
 from app.tyk.version import TykVersion
 from protogen import coprocess_object_pb2 as pb
@@ -37,7 +37,7 @@ def response_headers(sent: pb.Object, reply: pb.Object, version: TykVersion) -> 
 def response_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: str, reply_from: str) -> Outcome:
     version = str(gateway.version)
     if not reply.HasField("response"):
-        response = error_response(sent, 500, MIDDLEWARE_ERROR, "middleware error")
+        response = error_response(sent, 500, MIDDLEWARE_ERROR, "middleware error", gateway)
         return Outcome(
             name,
             "respond",
@@ -53,7 +53,11 @@ def response_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: 
     for key, values in response_headers(sent, reply, gateway.version):
         final.setdefault(canonical_header_key(key), []).extend(values)
     final["Content-Length"] = [str(len(after.raw_body))]
-    notes = []
+    notes = list(_after_the_hooks(sent, final))
+    if "Content-Type" not in final and "Content-Encoding" not in final and after.raw_body and code not in (204, 304):
+        sniffed = sniff_content_type(after.raw_body)
+        final["Content-Type"] = [sniffed]
+        notes.append(f"no Content-Type left: Go sniffs {sniffed!r} from the body")
     if code < 200:
         notes.append(f"{code} is informational: Go sends it, then an implicit 200")
     encoding = final.get("Content-Encoding", [""])[0]
@@ -73,6 +77,37 @@ def response_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: 
         f"the client gets {status_line(status)} with {len(headers)} header lines and a {len(after.raw_body)}-byte body"
     )
     return Outcome(name, "respond", summary, client_response=response, notes=tuple(notes), tyk_version=version)
+
+
+HOP_BY_HOP = (
+    "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer",
+    "Transfer-Encoding", "Upgrade",
+)  # fmt: skip
+"""Headers the gateway's reverse proxy deletes from the response after the Response hooks (hopHeaders)."""
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def _after_the_hooks(sent: pb.Object, final: dict[str, list[str]]) -> list[str]:
+    """ReverseProxy.HandleResponse, after the Response hooks: hop-by-hop headers go, the quota headers are set.
+
+    The quota headers come from the request's session (keyless: an empty one, so all 0), with
+    tyk.conf's default `rate_limit_response_headers` (quotas).
+    """
+    notes = []
+    listed = final.get("Connection", [""])[0]
+    for name in [*(n.strip() for n in listed.split(",") if n.strip()), *HOP_BY_HOP]:
+        final.pop(canonical_header_key(name), None)
+    session = sent.session
+    values = (session.quota_max, session.quota_remaining, session.quota_renews)
+    for name, value in zip(RATE_LIMIT_HEADERS, values, strict=True):
+        final[canonical_header_key(name)] = [str(value)]
+    api_id = sent.spec.get("APIID", "")
+    if api_id and api_id in session.access_rights:
+        notes.append(
+            "X-RateLimit-* come from the session's quota, or from its access rights' per-API limit for this API, "
+            "which the Object does not carry"
+        )
+    return notes
 
 
 def looks_encoded(body: bytes, encoding: str) -> bool:
