@@ -38,6 +38,7 @@ from typing import Any, Literal
 from google.protobuf.message import DecodeError
 
 from app.capture.indexing import BufferIndex
+from app.capture.loop_share import LoopShare
 from app.capture.record import Capture
 from app.capture.redact import REDACTED, Redactor
 from app.capture.store import CaptureStore
@@ -134,8 +135,8 @@ def _base_path(path: str) -> str:
 class JourneyIndex(BufferIndex):
     """Journeys of the buffered captures, brought up to date on demand."""
 
-    def __init__(self, store: CaptureStore) -> None:
-        super().__init__(store)
+    def __init__(self, store: CaptureStore, share: LoopShare | None = None) -> None:
+        super().__init__(store, share)
         self._journeys: dict[int, Journey] = {}
         """By id, oldest first (insertion order)."""
         self._by_capture: dict[int, Journey] = {}

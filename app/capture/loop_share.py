@@ -126,6 +126,11 @@ class Slices:
             await self.share.turn()
         self.began = time.perf_counter()
 
+    @property
+    def due(self) -> bool:
+        """Whether this slice has run long enough to give the loop a turn."""
+        return time.perf_counter() - self.began >= SLICE_SECONDS
+
     async def tick(self) -> None:
         """Give the loop a turn when this slice has run long enough."""
         now = time.perf_counter()

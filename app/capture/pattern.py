@@ -196,10 +196,9 @@ def _compile_error(pattern: str, exc: Exception) -> PatternError:
     if "pattern too large" in message:
         return PatternError("regex too complex (over its memory cap)", 0, "a smaller regex")
     what, sep, fragment = message.partition(": ")
-    if what.startswith("missing "):  # an unclosed group or class is wrong where the pattern ends
-        offset = len(pattern)
-    else:
-        offset = pattern.find(fragment) if sep and fragment else -1
+    # An unclosed group or class is wrong where the pattern ends; else where RE2 quotes it.
+    missing = what.startswith("missing ")
+    offset = len(pattern) if missing else pattern.find(fragment) if sep and fragment else -1
     return PatternError(f"invalid regex: {message}", max(offset, 0), "a valid regular expression")
 
 

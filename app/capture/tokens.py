@@ -23,6 +23,7 @@ from collections import OrderedDict
 from google.protobuf.message import DecodeError
 
 from app.capture.indexing import BufferIndex
+from app.capture.loop_share import LoopShare
 from app.capture.record import Capture
 from app.capture.secrets import NameRules, name_words
 from app.capture.store import CaptureStore
@@ -45,8 +46,8 @@ _PER_REQUEST_WORDS = frozenset({"cookie", "signature", "sig", "hmac", "otp", "no
 class SharedTokens(BufferIndex):
     """For each token an allowed CustomKeyCheck reply returned, the distinct credentials it was returned for."""
 
-    def __init__(self, store: CaptureStore, rules: NameRules | None = None) -> None:
-        super().__init__(store)
+    def __init__(self, store: CaptureStore, rules: NameRules | None = None, share: LoopShare | None = None) -> None:
+        super().__init__(store, share)
         self.rules = rules or NameRules()
         self._salt = os.urandom(16)
         self._tokens: OrderedDict[bytes, dict[bytes, int]] = OrderedDict()

@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
 from app.capture.document import snapshot
+from app.capture.loop_share import Slices
 from app.capture.matcher import Matcher
 from app.capture.record import Capture
 from app.capture.redact import Redactor
@@ -75,12 +76,14 @@ async def encoded_summaries(context: WebContext, captures: list[Capture]) -> byt
     """The summaries joined as a JSON array's items; each is encoded once and shared with the stream."""
     parts: list[bytes] = []
     fresh = 0
+    slices = Slices(context.share)
     for capture in captures:
         if capture.summary_json is None:
             fresh += 1
             if fresh % ENCODE_BATCH == 0:
-                await asyncio.sleep(0)
+                await slices.pause()  # paid from the loop time every request shares
         parts.append(summary_json(capture, context.redactor, context.gateway))
+    slices.close()
     return b",".join(parts)
 
 

@@ -13,6 +13,7 @@ from prometheus_client.registry import CollectorRegistry
 from app.capture.broadcast import Broadcaster
 from app.capture.document import snapshot
 from app.capture.journey import JourneyIndex
+from app.capture.loop_share import LoopShare
 from app.capture.offload import Offloader
 from app.capture.record import Analysis, Capture
 from app.capture.redact import Redactor
@@ -45,6 +46,8 @@ class WebContext:
     """CustomKeyCheck tokens returned for several credentials (the `auth-shared-token` warning)."""
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
+    share: LoopShare = field(default_factory=LoopShare)
+    """The loop time every request's work (queries, journeys, details, exports) shares."""
     offloader: Offloader = field(default_factory=Offloader)
     """Where large details are built: a worker process, so the loop keeps its turns."""
     _building: dict[int, asyncio.Future[tuple[list[bytes], Analysis | None]]] = field(init=False, default_factory=dict)
@@ -56,8 +59,8 @@ class WebContext:
         self.gateway = Gateway(version=TykVersion.parse(s.tyk_version))
         self.details = DetailCache(s.detail_cache_bytes)
         self.search_views = SearchViews(self.redactor)
-        self.journeys = JourneyIndex(self.store)
-        self.tokens = SharedTokens(self.store, self.redactor.rules)
+        self.journeys = JourneyIndex(self.store, self.share)
+        self.tokens = SharedTokens(self.store, self.redactor.rules, self.share)
 
     async def detail(self, capture: Capture) -> list[bytes]:
         """A capture's detail document (JSON, in chunks of about a megabyte): cached, or built off the loop.
@@ -66,6 +69,7 @@ class WebContext:
         snapshot is taken on the loop (the build runs in a thread, or a process when large).
         Browsers asking for the same capture share one build.
         """
+        await self.share.turn()  # queued with the other requests' work, not ahead of it
         await self.tokens.catch_up()
         shared = self.tokens.warnings(capture, self.gateway)  # a later capture can add one
         cached = self.details.get(capture.id, shared)

@@ -23,7 +23,11 @@ Q = Annotated[str | None, Query(description="a filter query (docs/filters.md), e
 def searcher_of(context: WebContext) -> Searcher:
     """Redacted views from the shared cache; the outcome for the gateway --tyk-version names."""
     return Searcher(
-        redactor=context.redactor, views=context.search_views, gateway=context.gateway, journeys=context.journeys
+        redactor=context.redactor,
+        views=context.search_views,
+        gateway=context.gateway,
+        journeys=context.journeys,
+        share=context.share,
     )
 
 
