@@ -147,6 +147,14 @@ class Slices:
             await self.share.turn()
         self.began = time.perf_counter()
 
+    def pay(self) -> None:
+        """Pay for the slice so far before awaiting work off the loop (the wait is not loop time)."""
+        self.close()
+
+    async def resume(self) -> None:
+        """Back on the loop after off-loop work: wait for a turn, then a fresh slice."""
+        await self.start()
+
     def close(self) -> None:
         """Pay for the last slice (call when the walk ends)."""
         if self.share is not None:

@@ -232,7 +232,7 @@ class Matcher:
             return True
         return self._predicate(_Subject(capture, self.searcher, budget or Budget(), view))
 
-    async def view_for(self, capture: Capture, budget: Budget) -> SearchView | None:
+    async def view_for(self, capture: Capture, budget: Budget, slices: Slices | None = None) -> SearchView | None:
         """Prepare `matches` for one capture without stalling the loop: a large capture's view is
         built, and costly regex searches are run (their results kept in `budget`), in worker threads.
 
@@ -246,9 +246,15 @@ class Matcher:
                 self._predicate(_Subject(capture, self.searcher, budget, view, defer=True))
                 return view
             except _ViewNeeded:
+                if slices is not None:
+                    slices.pay()  # waiting for the thread is not loop time
                 view = await self.searcher.view_in_thread(capture)
             except _SearchNeeded as need:
+                if slices is not None:
+                    slices.pay()
                 await budget.search_in_thread(need, self.searcher.share)
+            if slices is not None:
+                await slices.resume()
 
     @property
     def needs_journeys(self) -> bool:
@@ -278,10 +284,12 @@ class Matcher:
             try:
                 return self._predicate(_Subject(capture, self.searcher, budget, view, defer=True))
             except _ViewNeeded:
+                slices.pay()  # waiting for the thread is not loop time
                 view = await self.searcher.view_in_thread(capture)
             except _SearchNeeded as need:
+                slices.pay()
                 await budget.search_in_thread(need, self.searcher.share)
-            await slices.pause()  # the loop may have waited for the thread: a fresh slice
+            await slices.resume()
 
 
 def compile_query(text: str | Query, searcher: Searcher | None = None, fields: frozenset[str] | None = None) -> Matcher:

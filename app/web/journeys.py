@@ -103,7 +103,7 @@ async def list_journeys(
     try:
         for journey in context.journeys.newest_first():
             await slices.tick()  # paid from the loop time every request shares
-            if not matcher.everything and not await _any_matches(context, matcher, budget, journey):
+            if not matcher.everything and not await _any_matches(context, matcher, budget, journey, slices):
                 continue
             items.append(journey_json(context, journey, steps))
             if len(items) >= limit:
@@ -113,10 +113,12 @@ async def list_journeys(
     return {"items": items, "count": len(context.journeys)}
 
 
-async def _any_matches(context: WebContext, matcher: Matcher, budget: Budget, journey: Journey) -> bool:
+async def _any_matches(
+    context: WebContext, matcher: Matcher, budget: Budget, journey: Journey, slices: Slices
+) -> bool:
     for capture_id in (*journey.captures, *journey.events):
         capture = context.store.get(capture_id)
         # A large view or a costly search is prepared in a worker thread first.
-        if capture is not None and matcher.matches(capture, budget, await matcher.view_for(capture, budget)):
+        if capture is not None and matcher.matches(capture, budget, await matcher.view_for(capture, budget, slices)):
             return True
     return False
