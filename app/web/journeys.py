@@ -113,9 +113,7 @@ async def list_journeys(
     return {"items": items, "count": len(context.journeys)}
 
 
-async def _any_matches(
-    context: WebContext, matcher: Matcher, budget: Budget, journey: Journey, slices: Slices
-) -> bool:
+async def _any_matches(context: WebContext, matcher: Matcher, budget: Budget, journey: Journey, slices: Slices) -> bool:
     for capture_id in (*journey.captures, *journey.events):
         capture = context.store.get(capture_id)
         # A large view or a costly search is prepared in a worker thread first.
