@@ -84,7 +84,19 @@ class Capture:
     def size(self) -> int:
         """Bytes this capture holds; an echoed reply shares the request's bytes."""
         reply = 0 if self.reply is None or self.reply is self.request else len(self.reply)
-        return len(self.request) + reply + RECORD_OVERHEAD_BYTES
+        return len(self.request) + reply + RECORD_OVERHEAD_BYTES + self._summary_bytes()
+
+    def _summary_bytes(self) -> int:
+        """What the summary fields hold: each string, and its copy in the cached summary JSON.
+
+        A field of control characters is escaped to six bytes each (`\u0001`) in that JSON, and a
+        non-ASCII one takes up to four bytes a character in memory: counting only the wire bytes
+        undercounted a 1 MB field of control characters twelve times. Only fields set before the
+        capture is stored count, so the figure does not change while the store holds it.
+        """
+        fields = [self.peer, self.hook_type, self.hook_name, self.api_id, self.org_id, self.method, self.path]
+        fields += [part for pair in self.metadata for part in pair if isinstance(part, str)]
+        return sum(_held_bytes(text) for text in fields)
 
     @property
     def warnings(self) -> tuple[dict[str, str], ...] | None:
@@ -175,6 +187,15 @@ def summarize_event(capture: Capture, event: coprocess_object_pb2.Event) -> None
     capture.api_id = _str(spec.get("APIID"))
     capture.org_id = _str(spec.get("OrgID"))
     capture.path = _str(_dict(message.get("Meta")).get("Path"))
+
+
+def _held_bytes(text: str) -> int:
+    """Bytes a summary string may hold in memory and in the summary JSON together (worst case)."""
+    if not text:
+        return 0
+    if text.isascii() and text.isprintable():
+        return 2 * len(text)  # the string, and the same again in the JSON
+    return 10 * len(text)  # up to 4 bytes a character in memory, 6 for an escape in the JSON
 
 
 def _dict(value: Any) -> dict[str, Any]:
