@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 GRPC ?= localhost:50051
 ARGS ?=
 
-.PHONY: install install-dev run serve build clean test lint format dispatch dispatch_event bench bench-quick chromium redis screenshot
+.PHONY: install install-dev run serve build clean test bench-smoke lint format dispatch dispatch_event bench bench-quick chromium redis screenshot
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,15 @@ chromium:  ## Debian's chromium for the browser tests, installed when missing
 redis:  ## Debian's redis-server for the Redis store's tests, installed when missing
 	@scripts/ensure-redis.sh
 
-test: install-dev chromium redis  ## every test, browser tests included
-	$(PY) -m pytest $(ARGS)
+# Tests run in parallel workers; those marked `serial` (latency and load measurements) run alone afterwards,
+# so another worker's browser cannot skew what they measure. The benchmark smoke run is `make bench-smoke`.
+TEST_WORKERS ?= 2
+test: install-dev chromium redis  ## every test but the benchmark smoke run, browser tests included
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not bench and not serial" $(ARGS)
+	$(PY) -m pytest -m "serial and not bench" $(ARGS) || [ $$? -eq 5 ]
+
+bench-smoke: install-dev  ## the benchmark smoke test (.ci/run runs it after make test)
+	$(PY) -m pytest -m bench $(ARGS)
 
 lint: install-dev
 	$(PY) -m ruff check .

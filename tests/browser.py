@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import grpc
 import httpx
 import pytest
 import pytest_asyncio
@@ -19,7 +18,7 @@ from playwright.async_api import Dialog, Page, async_playwright
 
 from app.config import Settings
 from app.server import Inspector
-from tests.conftest import Client
+from tests.conftest import Client, grpc_client, http_client, running_inspector
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -140,18 +139,14 @@ async def chromium() -> AsyncIterator[Chromium]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def inspector(settings: Settings) -> AsyncIterator[Inspector]:
-    server = Inspector(settings)
-    await server.start()
-    try:
+    async with running_inspector(settings) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def client(inspector: Inspector) -> AsyncIterator[Client]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
-        yield Client(channel)
+    async with grpc_client(inspector) as session:
+        yield session
 
 
 def tiny_png(width: int = 2, height: int = 2) -> bytes:
@@ -167,5 +162,5 @@ def tiny_png(width: int = 2, height: int = 2) -> bytes:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def http(inspector: Inspector) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=inspector.http_url, timeout=10) as session:
+    async with http_client(inspector) as session:
         yield session

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,8 +109,9 @@ def settings() -> Settings:
     return TEST_SETTINGS
 
 
-@pytest.fixture
-async def inspector(settings: Settings) -> AsyncIterator[Inspector]:
+@asynccontextmanager
+async def running_inspector(settings: Settings) -> AsyncIterator[Inspector]:
+    """An inspector started on free loopback ports, stopped on the way out."""
     server = Inspector(settings)
     await server.start()
     try:
@@ -117,16 +120,53 @@ async def inspector(settings: Settings) -> AsyncIterator[Inspector]:
         await server.stop()
 
 
-@pytest.fixture
-async def client(inspector: Inspector) -> AsyncIterator[Client]:
+@asynccontextmanager
+async def grpc_client(inspector: Inspector) -> AsyncIterator[Client]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
         yield Client(channel)
 
 
+def http_client(inspector: Inspector) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=inspector.http_url, timeout=10)
+
+
+@pytest.fixture
+async def inspector(settings: Settings) -> AsyncIterator[Inspector]:
+    async with running_inspector(settings) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(inspector: Inspector) -> AsyncIterator[Client]:
+    async with grpc_client(inspector) as session:
+        yield session
+
+
 @pytest.fixture
 async def http(inspector: Inspector) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=inspector.http_url, timeout=10) as session:
+    async with http_client(inspector) as session:
         yield session
+
+
+@contextmanager
+def stalled_stream_reader(port: int) -> Iterator[socket.socket]:
+    """A raw socket with a tiny receive buffer that asks for the stream from the start and never reads a byte."""
+    stalled = socket.socket()
+    try:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(b"GET /api/stream?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        yield stalled
+    finally:
+        stalled.close()
+
+
+async def import_copies(http: httpx.AsyncClient, copies: int) -> None:
+    """Import the buffer's captures `copies` times over (20,000 copies of an event: ~10 MB, past any socket buffer)."""
+    export = (await http.get("/api/export")).json()
+    export["captures"] *= copies
+    # Parsed off the loop, so this client's own timeout runs while the import does.
+    assert (await http.post("/api/import", json=export, timeout=120)).status_code == 201
 
 
 def with_settings(**changes: Any) -> Callable[[], Settings]:

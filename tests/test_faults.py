@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 
 import grpc
 import httpx
@@ -12,7 +11,7 @@ import pytest
 
 from app.config import Settings
 from app.server import Inspector
-from tests.conftest import Client, load_object, wait_until, with_settings
+from tests.conftest import Client, import_copies, load_object, stalled_stream_reader, wait_until, with_settings
 
 
 async def test_sse_clients_connecting_and_leaving_hundreds_of_times_leak_nothing(
@@ -41,6 +40,7 @@ async def test_sse_clients_connecting_and_leaving_hundreds_of_times_leak_nothing
     assert stats["subscribers"] == 0 and stats["count"] == 200
 
 
+@pytest.mark.serial  # measures Dispatch latency while a client stalls
 class TestStalledClient:
     @pytest.fixture
     def settings(self) -> Settings:
@@ -50,24 +50,15 @@ class TestStalledClient:
         self, inspector: Inspector, client: Client, http: httpx.AsyncClient
     ) -> None:
         await client.dispatch(load_object("response-petstore-301.json"))
-        export = (await http.get("/api/export")).json()
-        export["captures"] *= 20_000  # ~10 MB of events: more than any socket buffer holds
-        # Parsed off the loop, so this client's own timeout runs while the import does.
-        assert (await http.post("/api/import", json=export, timeout=120)).status_code == 201
-        stalled = socket.socket()
-        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.connect(("127.0.0.1", inspector.http_port))
+        await import_copies(http, 20_000)
         # Catching up from the start, it is sent every capture, and reads none of them.
-        stalled.sendall(b"GET /api/stream?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        try:
+        with stalled_stream_reader(inspector.http_port):
             await wait_until(lambda: inspector.broadcaster.subscriber_count == 1, what="the stalled subscriber")
             await wait_until(
                 lambda: inspector.broadcaster.subscriber_count == 0, within=20, what="the stalled client to be dropped"
             )
             # ...and the inspector serves on as before.
             assert await client.dispatch(load_object("pre.json")) == load_object("pre.json")
-        finally:
-            stalled.close()
 
 
 async def test_cancelled_and_timed_out_calls_leave_the_server_serving(

@@ -16,6 +16,9 @@ from app.server import Inspector
 from benchmarks.heavy_work import Sizes, _helper, fill, import_document
 from tests.conftest import TEST_SETTINGS
 
+# Measures how long the loop goes without a turn: alone, so no other worker skews it.
+pytestmark = pytest.mark.serial
+
 SIZES = Sizes(import_mb=6, export_mb=40, detail_mb=15)
 # On the loop, the parse of this import or the serialization of this export was one stall of
 # well over a second; in threads the loop only waits for the interpreter lock between short

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 
 from app.config import Settings
 from app.server import Inspector
-from tests.conftest import Client, load_object, wait_until, with_settings
+from tests.conftest import Client, import_copies, load_object, stalled_stream_reader, wait_until, with_settings
 
 
 class Stream:
@@ -200,6 +199,7 @@ async def test_client_from_an_earlier_run_starts_afresh(client: Client, http: ht
         assert stream.named("clear") and stream.capture_ids() == [1, 2]
 
 
+@pytest.mark.serial  # measures Dispatch latency while a client stalls
 class TestStalledClient:
     @pytest.fixture
     def settings(self) -> Settings:
@@ -210,18 +210,10 @@ class TestStalledClient:
     async def test_stalled_client_does_not_slow_dispatch_or_others(
         self, inspector: Inspector, client: Client, http: httpx.AsyncClient
     ) -> None:
-        # A raw socket with a tiny receive buffer that asks for the stream and never reads a byte.
-        stalled = socket.socket()
-        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.connect(("127.0.0.1", inspector.http_port))
-        stalled.sendall(b"GET /api/stream?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        try:
+        with stalled_stream_reader(inspector.http_port):
             await wait_until(lambda: inspector.broadcaster.subscriber_count == 1, what="the stalled subscriber")
             await client.dispatch(load_object("pre.json"))
-            export = (await http.get("/api/export")).json()
-            export["captures"] *= 20_000  # ~10 MB of events: more than any socket buffer holds
-            # Parsed off the loop, so this client's own timeout runs while the import does.
-            assert (await http.post("/api/import", json=export, timeout=120)).status_code == 201
+            await import_copies(http, 20_000)
             await wait_until(lambda: inspector.broadcaster.lag_count >= 1, within=20, what="the stalled client to lag")
 
             obj = load_object("pre.json")
@@ -241,8 +233,6 @@ class TestStalledClient:
             # the bound is generous for a loaded machine and still far below that.
             latencies.sort()
             assert latencies[-1] < 5.0, f"slowest Dispatch took {latencies[-1]:.2f}s"
-        finally:
-            stalled.close()
 
 
 async def test_a_batch_is_one_event(inspector: Inspector, client: Client, http: httpx.AsyncClient) -> None:
