@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 from collections import deque
 from collections.abc import Iterator
@@ -142,6 +143,9 @@ class JourneyIndex(BufferIndex):
         self._by_capture: dict[int, Journey] = {}
         self._by_key: dict[tuple[By, str], Journey] = {}
         self._candidates: dict[tuple[str, str, str], deque[Journey]] = {}
+        self._newest_on: dict[tuple[str, str], Journey] = {}
+        """The newest journey on each (API ID, base path): where an event without a key goes, found
+        in one lookup (a walk over every journey in the window made indexing quadratic)."""
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -190,6 +194,7 @@ class JourneyIndex(BufferIndex):
             peer=capture.peer, first_us=capture.received_us, last_us=capture.received_us,
         )  # fmt: skip
         self._journeys[journey.id] = journey
+        self._newest_on[(journey.api_id, _base_path(journey.path))] = journey
         return journey
 
     def _join(self, journey: Journey, capture: Capture, rank: int, confidence: Confidence) -> None:
@@ -255,20 +260,20 @@ class JourneyIndex(BufferIndex):
         self._by_capture[capture.id] = journey
 
     def _recent(self, capture: Capture, path: str) -> Journey | None:
-        """The newest journey on the event's API and path still within the window."""
-        for journey in reversed(self._journeys.values()):
-            if capture.received_us - journey.last_us > WINDOW_US:
-                return None
-            if journey.api_id == capture.api_id and _base_path(journey.path) == path:
-                return journey
-        return None
+        """The newest journey on the event's API and path, if it is still within the window."""
+        journey = self._newest_on.get((capture.api_id, path))
+        if journey is None or journey.id not in self._journeys or capture.received_us - journey.last_us > WINDOW_US:
+            return None
+        return journey
 
     def _prune(self) -> None:
-        """Forget captures the store no longer has (evicted or cleared)."""
+        """Forget captures the store no longer has (evicted or cleared).
+
+        Runs between every slice of indexing, so it looks only at journeys that begin before the
+        oldest buffered capture, never at the whole index.
+        """
         first = self.store.first_id
-        for journey in list(self._journeys.values()):
-            if journey.id >= first:
-                break  # journeys are in order of their first capture
+        for journey in list(itertools.takewhile(lambda j: j.id < first, self._journeys.values())):
             for capture_id in (*journey.captures, *journey.events):
                 if capture_id < first:
                     self._by_capture.pop(capture_id, None)
@@ -279,8 +284,12 @@ class JourneyIndex(BufferIndex):
             del self._journeys[journey.id]
             if journey.key is not None and self._by_key.get((journey.by, journey.key)) is journey:
                 del self._by_key[(journey.by, journey.key)]
-        for slot, candidates in list(self._candidates.items()):
-            if all(j.id not in self._journeys for j in candidates):
+            place = (journey.api_id, _base_path(journey.path))
+            if self._newest_on.get(place) is journey:
+                del self._newest_on[place]
+            slot = (journey.peer, journey.api_id, journey.method)
+            candidates = self._candidates.get(slot)
+            if candidates is not None and all(j.id not in self._journeys for j in candidates):
                 del self._candidates[slot]
 
 
