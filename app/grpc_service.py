@@ -20,6 +20,8 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from app.capture.offload import Offloader
+from app.capture.reading import read_off_loop
 from app.capture.record import Capture, Recorder, summarize_event, summarize_object
 from app.config import Settings
 from app.proxy.mock import mock_reply
@@ -75,8 +77,11 @@ class DispatcherService:
         upstreams: UpstreamPool | None = None,
         max_inflight_bytes: int | None = None,
         tag_requests: bool = False,
+        offloader: Offloader | None = None,
     ) -> None:
         self._record = record
+        self.offloader = offloader or Offloader()
+        """Where a large message is parsed (app.capture.reading): the other calls keep the loop."""
         self.tag_requests = tag_requests
         """Add the correlation header to Pre hooks the inspector answers (app.proxy.tagging)."""
         self.rules = rules
@@ -126,7 +131,10 @@ class DispatcherService:
         self._idle.clear()
         try:
             try:
-                read(capture)
+                if capture.large:
+                    await read_off_loop(capture, self.offloader)
+                else:
+                    read(capture)
             except DecodeError as exc:
                 message = "Object" if method == "Dispatch" else "Event"
                 await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")

@@ -126,6 +126,7 @@ class Inspector:
                 grpc_port=self.grpc.port,
                 replayer=self.replayer,
                 metrics=self.metrics,
+                offloader=self.service.offloader,  # one pool for large Dispatch reads and the page's work
             )
             self.connections = ConnectionGuard(settings.http_header_timeout_seconds, _connection_cap(settings))
             config = uvicorn.Config(

@@ -112,7 +112,7 @@ class Correlation:
 
 def correlation_of(capture: Capture, obj: Object | None, reply: Object | None) -> Correlation | None:
     """What ties a Dispatch capture to the other calls of its request, best first."""
-    headers = {k.lower(): v for k, v in obj.request.headers.items()} if obj is not None else {}
+    headers = {k.lower(): v for k, v in obj.request.headers.items()} if obj is not None else dict(capture.noted_headers)
     added = {k.lower(): v for k, v in reply.request.set_headers.items()} if reply is not None else {}
     tag = headers.get(TAG_HEADER.lower()) or added.get(TAG_HEADER.lower())
     if tag:
@@ -181,7 +181,8 @@ class JourneyIndex(BufferIndex):
         rank = HOOK_ORDER.get(capture.hook_type)
         if rank is None:
             return  # undecodable, or not a hook call
-        obj, reply = _objects(capture)
+        # A large message is never parsed on the loop: its key headers were noted when it was read.
+        obj, reply = (None, None) if capture.large else _objects(capture)
         correlation = correlation_of(capture, obj, reply)
         if correlation is not None:
             self._add_keyed(capture, rank, correlation)
@@ -307,6 +308,8 @@ def _objects(capture: Capture) -> tuple[Object | None, Object | None]:
 
 
 def _event_meta(capture: Capture) -> tuple[dict[str, Any], str]:
+    if capture.large:
+        return {}, ""  # never parsed on the loop: joined by its API and path only
     try:
         doc = json.loads(Event.FromString(capture.request).payload)
         meta = doc["message"]["Meta"]

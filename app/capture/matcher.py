@@ -10,6 +10,7 @@ walk over the buffer waits for it; all of one evaluation's searches share a time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Protocol
 from app.capture.analysis import has_effect_of, outcome_status_of, warnings_of
 from app.capture.document import snapshot
 from app.capture.loop_share import SLICE_SECONDS, LoopShare, Slices
+from app.capture.offload import Offloader
 from app.capture.pattern import Regex as CompiledRegex
 from app.capture.pattern import Wildcards
 from app.capture.query import (
@@ -38,7 +40,7 @@ from app.capture.query import (
 )
 from app.capture.record import Capture
 from app.capture.redact import Redactor
-from app.capture.search import MAX_SEARCH_BODY_BYTES, SearchView, SearchViews, build_view, metadata_view
+from app.capture.search import MAX_SEARCH_BODY_BYTES, SearchView, SearchViews, build_view, metadata_view, summary_view
 from app.tyk.outcome import Gateway
 
 __all__ = ["SLICE_SECONDS", "Budget", "Matcher", "QueryTooSlow", "Searcher", "compile_query"]
@@ -133,6 +135,8 @@ class Searcher:
     """Routing rules: only what the request says (`status:` is the status a Response hook carries)."""
     share: LoopShare | None = None
     """The loop time all user-driven work shares (None: a plain turn every slice)."""
+    offloader: Offloader | None = None
+    """Where a large capture's view is built (None: a worker thread)."""
 
     def view(self, capture: Capture) -> SearchView:
         return self.views.get(capture) if self.views is not None else build_view(capture, self.redactor)
@@ -141,11 +145,15 @@ class Searcher:
         return self.views.cached(capture) if self.views is not None else None
 
     async def view_in_thread(self, capture: Capture) -> SearchView:
-        """The view built in a worker thread from a snapshot, then kept in the cache (on the loop)."""
-        if self.share is None:
-            view = await asyncio.to_thread(build_view, snapshot(capture), self.redactor)
-        else:
-            async with self.share.worker():
+        """The view built in a worker thread from a snapshot, then kept in the cache (on the loop).
+
+        A large capture's view is built in a worker process: a thread would hold the interpreter
+        lock the gateway's calls need for as long as its parse takes.
+        """
+        async with self.share.worker() if self.share is not None else contextlib.nullcontext():
+            if capture.large and self.offloader is not None:
+                view = await self.offloader.in_process(build_view, snapshot(capture), self.redactor)
+            else:
                 view = await asyncio.to_thread(build_view, snapshot(capture), self.redactor)
         if self.views is not None:
             self.views.put(capture, view)
@@ -199,6 +207,10 @@ class _Subject:
                 self._view = self.searcher.cached_view(self.capture)
                 if self._view is None:
                     raise _ViewNeeded
+            elif self.searcher.request_only and self.capture.large:
+                # A rule runs on the call path: a large message is never parsed there, so a rule's
+                # header and body terms see nothing of it (docs/proxy.md).
+                self._view = summary_view(self.capture, self.searcher.redactor)
             else:
                 self._view = self.searcher.view(self.capture)
         return self._view

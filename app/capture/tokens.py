@@ -78,6 +78,8 @@ class SharedTokens(BufferIndex):
         self._indexed = max(self._indexed, capture.id)
         if capture.kind != "dispatch" or capture.hook_type != "CustomKeyCheck" or not capture.reply:
             return
+        if capture.large:
+            return  # never parsed on the loop; a credential is not sent in a message of this size
         try:
             sent = pb.Object.FromString(capture.request)
             reply = sent if capture.reply is capture.request else pb.Object.FromString(capture.reply)

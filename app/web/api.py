@@ -74,6 +74,7 @@ ENCODE_BATCH = 200
 
 async def encoded_summaries(context: WebContext, captures: list[Capture]) -> bytes:
     """The summaries joined as a JSON array's items; each is encoded once and shared with the stream."""
+    await context.verdicts(captures)  # a large capture's, in a worker process
     parts: list[bytes] = []
     fresh = 0
     slices = Slices(context.share)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from prometheus_client.registry import CollectorRegistry
 
+from app.capture.analysis import analyze_in_worker
 from app.capture.broadcast import Broadcaster
 from app.capture.document import snapshot
 from app.capture.journey import JourneyIndex
@@ -80,18 +81,35 @@ class WebContext:
             return (await asyncio.shield(building))[0]
         reply = capture.reply
         size = len(capture.request) + (0 if reply is None or reply is capture.request else len(reply))
+        # A large message is parsed in a process: a thread would hold the interpreter lock the
+        # gateway's calls need for as long as the parse of a million headers takes.
+        args = (build_detail, snapshot(capture), self.redactor, self.gateway, shared)
         future = asyncio.ensure_future(
-            self.offloader.run(size, build_detail, snapshot(capture), self.redactor, self.gateway, shared)
+            self.offloader.in_process(*args) if capture.large else self.offloader.run(size, *args)
         )
         self._building[capture.id] = future
         try:
             document, analysis = await asyncio.shield(future)
         finally:
             self._building.pop(capture.id, None)
-        if capture.analysis is None:
+        if capture.analysis is None or (analysis is not None and capture.analysis.version != analysis.version):
             capture.analysis = analysis  # the verdict the worker computed, kept for the list
+            capture.summary_json = None  # a large capture's summary had only the provisional verdict
         self.details.put(capture.id, document, shared)
         return document
+
+    async def verdicts(self, captures: list[Capture]) -> None:
+        """Compute the verdict of each large capture not judged yet, in a worker process, before its summary is sent.
+
+        On the loop a large capture only has a provisional verdict (app.capture.analysis.analyze).
+        """
+        for capture in captures:
+            analysis = capture.analysis
+            if not capture.large or (analysis is not None and analysis.version == str(self.gateway.version)):
+                continue
+            async with self.share.worker():
+                capture.analysis = await self.offloader.in_process(analyze_in_worker, snapshot(capture), self.gateway)
+            capture.summary_json = None
 
     async def add(self, captures: list[Capture]) -> list[Capture]:
         """Store captures (e.g. imported ones) and tell live subscribers.

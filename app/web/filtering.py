@@ -28,6 +28,7 @@ def searcher_of(context: WebContext) -> Searcher:
         gateway=context.gateway,
         journeys=context.journeys,
         share=context.share,
+        offloader=context.offloader,
     )
 
 
