@@ -45,8 +45,8 @@ def million_headers() -> bytes:
 
 
 def large_event() -> bytes:
-    payload = {"event": "AuthFailure", "message": {"Type": "AuthFailure", "Key": "k" * EVENT_BYTES,
-                                                   "Meta": {"Path": "/orders"}}, "spec": {"APIID": "api-1"}}  # fmt: skip
+    message = {"Type": "AuthFailure", "Key": "k" * EVENT_BYTES, "Meta": {"Path": "/orders"}}
+    payload = {"event": "AuthFailure", "message": message, "spec": {"APIID": "api-1"}}
     return pb.Event(payload=json.dumps(payload)).SerializeToString()
 
 
