@@ -10,8 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.capture.matcher import RULE_TEXT_CHARS, compile_query
 from app.capture.pattern import MAX_PROGRAM_SIZE, MAX_REPEAT, PatternError, Wildcards, compile_regex
 from app.capture.query import QueryError, parse
+from app.capture.record import INLINE_READ_BYTES, Capture
+from app.proxy.rules import rule_query
+from protogen import coprocess_common_pb2 as common
+from protogen import coprocess_object_pb2 as pb
 
 BOMBS = [
     "((a{255}){255}){255}",  # 11 s and 4.3 GB with the backtracking engine
@@ -126,3 +131,31 @@ def test_a_rules_file_regex_re2_cannot_run_is_a_rules_error(tmp_path: Path) -> N
     path.write_text("rules:\n  - match: {query: 'path:/((a{255}){255}){255}/'}\n    action: echo\n")
     with pytest.raises(RulesError, match=r"repetition \{255\} counts above 100"):
         load_rules(path)
+
+
+def _with_path(path: str, request: bytes = b"") -> Capture:
+    capture = Capture(kind="dispatch", request=request, reply=request)
+    capture.path = path
+    return capture
+
+
+def test_a_rule_matches_the_first_characters_of_each_text_only() -> None:
+    # A rule runs inline on the gateway's call: whatever the path's size, it looks at a bounded prefix.
+    near, far = "/a" + "x" * 100 + "needle", "/a" + "x" * RULE_TEXT_CHARS + "needle"
+    for text in ("path:/needle/", "path:*needle*", "path:needle"):
+        rule = rule_query(text)
+        assert rule.matches(_with_path(near)) and not rule.matches(_with_path(far)), text
+        assert compile_query(text).matches(_with_path(far)), text  # a query reads the whole path
+
+
+def test_a_rule_sees_only_the_summary_of_a_message_too_large_to_parse_on_the_call_path() -> None:
+    obj = pb.Object(hook_type=common.Pre)
+    obj.request.url = "/orders"
+    obj.request.headers["X-Tenant"] = "blue"
+    small = obj.SerializeToString()
+    obj.request.raw_body = b"x" * INLINE_READ_BYTES
+    large = obj.SerializeToString()
+    rule = rule_query("h:x-tenant=blue path:/orders")
+    assert rule.matches(_with_path("/orders", small))
+    assert not rule.matches(_with_path("/orders", large))
+    assert rule_query("path:/orders").matches(_with_path("/orders", large))

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.capture.offload import Offloader
 from app.config import Settings
 from tests.conftest import Client, load_object, wait_until, with_settings
 from tests.test_api import send_all_hooks
@@ -191,9 +192,16 @@ def test_rules_with_bad_queries_are_refused(tmp_path: Path, query: str, message:
     assert message in str(caught.value)
 
 
+def _build_view_in_worker(*args: Any) -> Any:
+    """The real build_view, found by name in the worker process (where nothing is patched)."""
+    import app.capture.search as search
+
+    return search.build_view(*args)
+
+
 @pytest.fixture
 def view_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The thread each search view is built on. The spy only notes it; the real build runs."""
+    """The thread each search view is built on (-1: a worker process). The spy only notes it; the real build runs."""
     import app.capture.matcher as matcher
     import app.capture.search as search
 
@@ -204,8 +212,17 @@ def view_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         threads.append(threading.get_ident())
         return real_build(*args, **kwargs)
 
+    real_in_process = Offloader.in_process
+
+    async def in_process(self: Offloader, function: Any, *args: Any) -> Any:
+        if function is spy:  # a large capture's view, built in a worker process (-1 here)
+            threads.append(-1)
+            function = _build_view_in_worker
+        return await real_in_process(self, function, *args)
+
     monkeypatch.setattr(search, "build_view", spy)
     monkeypatch.setattr(matcher, "build_view", spy)
+    monkeypatch.setattr(Offloader, "in_process", in_process)
     return threads
 
 

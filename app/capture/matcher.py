@@ -53,6 +53,10 @@ INLINE_SEARCH_COST = 200_000
 # A capture this large has its search view built in a worker thread when a walk needs it:
 # decoding and lower-casing tens of megabytes on the loop would stall the gateway's calls.
 THREAD_VIEW_BYTES = 256 * 1024
+RULE_TEXT_CHARS = 64 * 1024
+"""A routing rule matches each text (path, header value, body) on this many first characters: it
+runs inline on the gateway's call, so its cost is bounded by construction, whatever the message's
+size (RE2 is linear: about a millisecond for the longest such text). Queries look at the whole text."""
 # Search results kept for a walk's next look at the same capture (after a search in a thread).
 MAX_REMEMBERED_SEARCHES = 4096
 
@@ -395,7 +399,21 @@ def _string_test(
     term: Term, value: StringValue, whole: bool, aliases: dict[str, str] | None = None, lowered: bool = False
 ) -> StringTest:
     """How a string value compares: whole (identifiers) or anywhere (text), ignoring case;
-    `lowered`: the texts it is given are lower-case already (search views)."""
+    `lowered`: the texts it is given are lower-case already (search views).
+
+    A routing rule runs on the call path, so it looks at the first RULE_TEXT_CHARS of each text only.
+    """
+    test = _unbounded_string_test(term, value, whole, aliases, lowered)
+
+    def bounded(s: _Subject, text: str) -> bool:
+        return test(s, text[:RULE_TEXT_CHARS] if s.searcher.request_only else text)
+
+    return bounded
+
+
+def _unbounded_string_test(
+    term: Term, value: StringValue, whole: bool, aliases: dict[str, str] | None, lowered: bool
+) -> StringTest:
     if isinstance(value, Regex):
         pattern = value.compiled
         return lambda s, text: s.search(pattern, text, term)
