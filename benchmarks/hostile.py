@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import random
 import time
 from collections import Counter
@@ -92,13 +93,42 @@ async def fill(grpc_target: str, sizes: Sizes) -> None:
             await asyncio.gather(*batch)
 
 
-async def _sample(grpc_target: str, stop: asyncio.Event, minimum: int = 20) -> list[float]:
-    """Sequential Dispatch calls until `stop`: each one's latency in milliseconds."""
+class Sampler:
+    """Sequential Dispatch calls from a process of their own, each one's latency in milliseconds.
+
+    Not from the attacker's process: its own pauses (building an HTTP client, reading a large
+    response) would be measured as if the inspector had made the calls wait.
+    """
+
+    def __init__(self, grpc_target: str, minimum: int = 20) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._out: multiprocessing.Queue[Any] = context.Queue()
+        self._process = context.Process(target=_sample_in_process, args=(grpc_target, minimum, self._stop, self._out))
+        self._process.start()
+
+    async def ready(self) -> None:
+        """Wait until the sampler is connected and calling."""
+        assert await asyncio.to_thread(self._out.get, True, 60) == "ready"
+
+    async def finish(self) -> list[float]:
+        self._stop.set()
+        latencies: list[float] = await asyncio.to_thread(self._out.get, True, 120)
+        await asyncio.to_thread(self._process.join, 30)
+        return latencies
+
+
+def _sample_in_process(grpc_target: str, minimum: int, stop: Any, out: Any) -> None:
+    out.put(asyncio.run(_sample(grpc_target, stop, out, minimum)))
+
+
+async def _sample(grpc_target: str, stop: Any, out: Any, minimum: int) -> list[float]:
     data = _pre().SerializeToString()
     latencies: list[float] = []
     async with grpc.aio.insecure_channel(grpc_target) as channel:
         call = channel.unary_unary(DISPATCH)
         await call(data, timeout=60)  # the connection is set up before the first measured call
+        out.put("ready")
         while not stop.is_set() or len(latencies) < minimum:
             began = time.perf_counter()
             assert await call(data, timeout=60) == data
@@ -211,21 +241,19 @@ async def measure(
 ) -> dict[str, Any]:
     """Fill the buffer, then Dispatch latency idle and during the attack."""
     await fill(grpc_target, sizes)
-    stop = asyncio.Event()
-    idle = asyncio.ensure_future(_sample(grpc_target, stop, minimum=200))
+    idle = Sampler(grpc_target, minimum=200)
+    await idle.ready()
     await asyncio.sleep(1)  # a fixed window of idle calls to compare with, not a synchronisation
-    stop.set()
-    idle_latencies = await idle
+    idle_latencies = await idle.finish()
 
     tally = Tally()
-    stop = asyncio.Event()
-    sampler = asyncio.ensure_future(_sample(grpc_target, stop))
+    sampler = Sampler(grpc_target)
+    await sampler.ready()
     began = time.perf_counter()
     try:
         await attack(grpc_target, http_url, sizes, generated, tally, surfaces)
     finally:
-        stop.set()
-        busy_latencies = await sampler
+        busy_latencies = await sampler.finish()
     idle_stats, busy_stats = _stats(idle_latencies), _stats(busy_latencies)
     return {
         "sizes": {

@@ -12,10 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.hostile import TARGET_P99_RATIO
+
+# Measures latency: alone, so no other worker skews it.
+pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parent.parent
 RSS_BOUND_MIB = 600
