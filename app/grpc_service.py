@@ -140,7 +140,9 @@ class DispatcherService:
                 await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
             if self.rules is not None:
                 await self._answer(capture, method, context)
-            if self.tag_requests and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
+            # A large message is not parsed again on the call path to add the tag (README.md, request journeys).
+            tag = self.tag_requests and not capture.large
+            if tag and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
                 capture.reply = tagged_reply(capture.reply)  # type: ignore[arg-type]  # set for Dispatch
         except asyncio.CancelledError:
             # The gateway went away, its deadline passed, or the server stopped: the call still happened.
