@@ -119,12 +119,14 @@ async def test_large_messages_leave_the_other_calls_their_latency(inspector: Ser
 
     idle_latencies, _ = await _while_measuring(target, idle)
     busy_latencies, took = await _while_measuring(target, large)
-    idle_worst, busy_worst, longest = max(idle_latencies), max(busy_latencies), max(took.values())
+    idle_worst, busy_worst = max(idle_latencies), max(busy_latencies)
+    reading = max(took["object"], took["event"])  # each message read and summarised (0.7 s of parse at least)
     figures = f"other calls: idle max {idle_worst:.3f}s, max {busy_worst:.3f}s while {took}"
-    # On the loop, each step held every other call for about as long as the step took (the
-    # Object's parse 0.7 s, its lint seconds). Off it, the other calls wait a small fraction of
-    # that, or no longer than the idle ones did in this run.
-    assert busy_worst < max(longest / 4, 3 * idle_worst), figures
+    # On the loop, reading a message held every other call for as long as the reading took (the
+    # Object's parse 0.7 s), and listing it held them for its lint (39 s). Off it, the other calls
+    # wait a small fraction of the reading, or no longer than the idle ones did in this run.
+    print(figures)  # shown with -s, for docs/benchmarks.md
+    assert busy_worst < max(reading / 4, 3 * idle_worst), figures
 
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         large_object = (await http.get("/api/captures", params={"q": "name:LargeHook"})).json()["items"]

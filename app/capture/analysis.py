@@ -33,12 +33,18 @@ def analyze(capture: Capture, gateway: Gateway | None = None) -> Analysis:
     """
     analysis = capture.analysis
     if analysis is None or (gateway is not None and analysis.version != str(gateway.version)):
-        if capture.large:
+        if needs_worker(capture):
             # Never parsed on the loop: the verdict is computed in a worker (`analyze_in_worker`, by
             # the list and the detail); until then only what the bytes say, and nothing is cached.
             return analysis or _provisional(capture, gateway or DEFAULT_GATEWAY)
         analysis = capture.analysis = _analyze(capture, gateway or DEFAULT_GATEWAY)
     return analysis
+
+
+def needs_worker(capture: Capture) -> bool:
+    """Whether a capture's verdict means parsing a message too large to parse on the loop
+    (an event's or a failed call's verdict parses nothing)."""
+    return capture.large and capture.kind == "dispatch" and capture.reply is not None
 
 
 def analyze_in_worker(capture: Capture, gateway: Gateway) -> Analysis:

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from prometheus_client.registry import CollectorRegistry
 
-from app.capture.analysis import analyze_in_worker
+from app.capture.analysis import analyze_in_worker, needs_worker
 from app.capture.broadcast import Broadcaster
 from app.capture.document import snapshot
 from app.capture.journey import JourneyIndex
@@ -105,7 +105,7 @@ class WebContext:
         """
         for capture in captures:
             analysis = capture.analysis
-            if not capture.large or (analysis is not None and analysis.version == str(self.gateway.version)):
+            if not needs_worker(capture) or (analysis is not None and analysis.version == str(self.gateway.version)):
                 continue
             async with self.share.worker():
                 capture.analysis = await self.offloader.in_process(analyze_in_worker, snapshot(capture), self.gateway)
