@@ -19,7 +19,7 @@ import pytest
 
 from app.capture.record import INLINE_READ_BYTES, Capture
 from app.capture.redact import Redactor
-from app.capture.search import MAX_VIEW_HEADERS, build_view
+from app.capture.search import MAX_VIEW_HEADERS, MAX_VIEW_TEXT_CHARS, build_view
 from benchmarks.heavy_work import _options, _pre
 from benchmarks.procs import Server
 from protogen import coprocess_object_pb2 as pb
@@ -154,3 +154,10 @@ def test_a_search_view_keeps_a_bounded_number_of_headers() -> None:
     view = build_view(Capture(kind="dispatch", request=data, reply=data), Redactor(enabled=False))
     assert len(view.headers) == MAX_VIEW_HEADERS
     assert "x-h19999" in view.text  # every header is still in the free text
+
+
+def test_a_search_view_keeps_a_bounded_text() -> None:
+    payload = json.dumps({"message": {"Type": "AuthFailure", "Key": "k" * (MAX_VIEW_TEXT_CHARS + 10)}})
+    data = pb.Event(payload=payload).SerializeToString()
+    view = build_view(Capture(kind="event", request=data, reply=b""), Redactor(enabled=False))
+    assert len(view.text) <= MAX_VIEW_TEXT_CHARS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -28,6 +29,9 @@ from app.tyk.outcome import Gateway
 from app.tyk.version import TykVersion
 from app.web.auth import Authenticator
 
+VERDICT_WAIT_SECONDS = 1.0
+"""How long a list waits for the verdicts of its large captures before it shows them provisional."""
+
 
 @dataclass
 class WebContext:
@@ -52,6 +56,8 @@ class WebContext:
     offloader: Offloader = field(default_factory=Offloader)
     """Where large details are built: a worker process, so the loop keeps its turns."""
     _building: dict[int, asyncio.Future[tuple[list[bytes], Analysis | None]]] = field(init=False, default_factory=dict)
+    _judging: dict[int, asyncio.Future[Analysis]] = field(init=False, default_factory=dict)
+    """Verdicts of large captures being computed in a worker process, by capture id (one each)."""
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -99,17 +105,34 @@ class WebContext:
         return document
 
     async def verdicts(self, captures: list[Capture]) -> None:
-        """Compute the verdict of each large capture not judged yet, in a worker process, before its summary is sent.
+        """Judge each large capture not judged yet in a worker process, waiting at most VERDICT_WAIT_SECONDS.
 
-        On the loop a large capture only has a provisional verdict (app.capture.analysis.analyze).
+        On the loop a large capture has only a provisional verdict (app.capture.analysis.analyze).
+        A verdict that takes longer (the lint of a million headers) is kept when it arrives, and
+        the list shows it from then on: a request does not wait for it, nor start it again.
         """
+        waiting: list[asyncio.Future[Analysis]] = []
         for capture in captures:
             analysis = capture.analysis
             if not needs_worker(capture) or (analysis is not None and analysis.version == str(self.gateway.version)):
                 continue
-            async with self.share.worker():
-                capture.analysis = await self.offloader.in_process(analyze_in_worker, snapshot(capture), self.gateway)
-            capture.summary_json = None
+            judging = self._judging.get(capture.id)
+            if judging is None:
+                judging = asyncio.ensure_future(
+                    self.offloader.in_process(analyze_in_worker, snapshot(capture), self.gateway)
+                )
+                self._judging[capture.id] = judging
+                judging.add_done_callback(functools.partial(self._judged, capture))
+            waiting.append(judging)
+        if waiting:
+            await asyncio.wait(waiting, timeout=VERDICT_WAIT_SECONDS)
+
+    def _judged(self, capture: Capture, judging: asyncio.Future[Analysis]) -> None:
+        self._judging.pop(capture.id, None)
+        if judging.cancelled() or judging.exception() is not None:
+            return  # the worker pool stopped: the next list asks again
+        capture.analysis = judging.result()
+        capture.summary_json = None  # it was encoded with the provisional verdict
 
     async def add(self, captures: list[Capture]) -> list[Capture]:
         """Store captures (e.g. imported ones) and tell live subscribers.
