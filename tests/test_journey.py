@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from app.capture.journey import TAG_HEADER, WINDOW_US, JourneyIndex
-from app.capture.record import Capture, summarize_event, summarize_object
+from app.capture.record import INLINE_READ_BYTES, Capture, summarize_event, summarize_object
 from app.capture.redact import REDACTED, Redactor
 from app.capture.store import RingBuffer
 from app.cli import build_parser, settings_from_args
@@ -241,6 +241,17 @@ class TestTagRequests:
         assert (journey["by"], journey["key"], journey["capture_ids"]) == ("tag", tag, [1, 2])
         summary = (await http.get("/api/captures", params={"q": "id:1"})).json()["items"][0]
         assert summary["modified"]  # the traffic changed, and the list says so
+
+    async def test_a_large_pre_hook_is_echoed_untagged_and_joins_by_its_request_id(
+        self, client: Client, http: httpx.AsyncClient
+    ) -> None:
+        # Tagging parses the reply on the call path: a message too large to parse there is echoed as it is.
+        pre = hook_object(common.Pre, request_id="large-1")
+        pre.request.raw_body = b"x" * INLINE_READ_BYTES
+        assert await client.dispatch(pre) == pre
+        await client.dispatch(hook_object(common.Post, request_id="large-1"))
+        journey = (await http.get("/api/captures/2/journey")).json()
+        assert (journey["by"], journey["key"], journey["capture_ids"]) == ("request-id", "large-1", [1, 2])
 
     async def test_a_second_pre_hook_keeps_the_first_tag(self, client: Client) -> None:
         pre = hook_object(common.Pre)
