@@ -11,6 +11,7 @@ import resource
 import signal
 import socket
 import ssl
+import sys
 from collections.abc import Generator
 
 import uvicorn
@@ -33,6 +34,9 @@ from app.tyk.protocol import SERVICE_NAME
 from app.web import create_app
 from app.web.connections import ConnectionGuard
 from app.web.context import WebContext
+
+SWITCH_INTERVAL_SECONDS = 0.001
+"""How long a worker thread may keep the interpreter lock while the loop waits for it."""
 
 log = logging.getLogger("tyk_inspector")
 
@@ -321,6 +325,9 @@ async def serve(settings: Settings) -> int:
     # later collections, so a full collection, which runs on whatever thread allocates (the loop
     # too), costs what the captures hold, not what the libraries do.
     gc.freeze()
+    # Worker threads (searches, views, exports) hold the interpreter lock until they are asked to
+    # let go: every 5 ms by default, which a gateway call waiting for the loop pays each time.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
