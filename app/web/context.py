@@ -31,6 +31,8 @@ from app.web.auth import Authenticator
 
 VERDICT_WAIT_SECONDS = 1.0
 """How long a list waits for the verdicts of its large captures before it shows them provisional."""
+MAX_JUDGING = 8
+"""Verdicts of large captures queued for the worker processes at once (a list of many shows the rest provisional)."""
 
 
 @dataclass
@@ -117,6 +119,8 @@ class WebContext:
             if not needs_worker(capture) or (analysis is not None and analysis.version == str(self.gateway.version)):
                 continue
             judging = self._judging.get(capture.id)
+            if judging is None and len(self._judging) >= MAX_JUDGING:
+                continue  # shown provisional this time: the workers' queue stays short
             if judging is None:
                 judging = asyncio.ensure_future(
                     self.offloader.in_process(analyze_in_worker, snapshot(capture), self.gateway)
