@@ -11,8 +11,10 @@ loop only hands bytes over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +39,9 @@ IDLE_SECONDS = 60.0
 """Worker processes left without work this long are let go (each holds tens of MB); the next job starts them again."""
 
 WORKERS = 2
+
+WORKER_NICENESS = 10
+"""How much lower the worker processes' CPU priority is than the inspector's."""
 """Worker processes: a large detail need not wait for a long export's batches."""
 
 
@@ -44,6 +49,10 @@ def _leave_signals_to_parent() -> None:
     """In a worker: Ctrl+C reaches the whole process group, but stopping is the inspector's to do
     (it finishes or cancels the work, then closes the pool)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Bulk work yields the CPU to the inspector's event loop: on a busy machine the gateway's
+    # calls would otherwise wait for a CPU while a worker parses a message of a million headers.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
 
 
 class Sized(Protocol):
