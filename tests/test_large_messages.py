@@ -103,7 +103,7 @@ async def test_large_messages_leave_the_other_calls_their_latency(inspector: Ser
         await http.get("/api/stats")
 
         async def large() -> dict[str, float]:
-            """Each step's duration: the large messages sent, then listed (with their verdicts), grouped and searched."""
+            """Each step's duration: the messages sent, then listed (with their verdicts), grouped and searched."""
             took: dict[str, float] = {}
 
             async def step(name: str, run: Callable[[], Awaitable[Any]]) -> None:
