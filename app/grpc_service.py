@@ -22,12 +22,14 @@ from grpc_reflection.v1alpha import reflection
 
 from app.capture.record import Capture, Recorder, summarize_event, summarize_object
 from app.config import Settings
+from app.formats.offload import Offloader
 from app.proxy.faults import UNDECODABLE_REPLY, Fault, oversize
 from app.proxy.mock import mock_reply
 from app.proxy.rules import Rule, Rules
 from app.proxy.shadow import Shadow
 from app.proxy.tagging import tagged_reply
 from app.proxy.upstream import UpstreamPool
+from app.reading import read_off_loop
 from app.tyk.protocol import EMPTY_EVENT_REPLY, SERVICE_NAME
 from protogen import coprocess_object_pb2 as pb
 
@@ -80,8 +82,11 @@ class DispatcherService:
         upstreams: UpstreamPool | None = None,
         max_inflight_bytes: int | None = None,
         tag_requests: bool = False,
+        offloader: Offloader | None = None,
     ) -> None:
         self._record = record
+        self.offloader = offloader or Offloader()
+        """Where a large message is parsed (app.reading): the other calls keep the loop."""
         self.tag_requests = tag_requests
         """Add the correlation header to Pre hooks the inspector answers (app.proxy.tagging)."""
         self.rules = rules
@@ -136,14 +141,19 @@ class DispatcherService:
         self._idle.clear()
         try:
             try:
-                read(capture)
+                if capture.large:
+                    await read_off_loop(capture, self.offloader)
+                else:
+                    read(capture)
             except DecodeError as exc:
                 message = "Object" if method == "Dispatch" else "Event"
                 await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
             rule = None
             if self.rules is not None:
                 rule = await self._answer(capture, method, context, started)
-            if self.tag_requests and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
+            # A large message is not parsed again on the call path to add the tag (README.md, request journeys).
+            tag = self.tag_requests and not capture.large
+            if tag and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
                 capture.reply = tagged_reply(capture.reply)  # type: ignore[arg-type]  # set for Dispatch
         except asyncio.CancelledError:
             # The gateway went away, its deadline passed, or the server stopped: the call still happened.

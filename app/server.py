@@ -11,6 +11,7 @@ import resource
 import signal
 import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,8 @@ from app.web.context import WebContext
 
 if TYPE_CHECKING:
     from app.telemetry import Telemetry
+SWITCH_INTERVAL_SECONDS = 0.001
+"""How long a worker thread may keep the interpreter lock while the loop waits for it."""
 
 log = logging.getLogger("tyk_inspector")
 
@@ -156,6 +159,7 @@ class Inspector:
                 replayer=self.replayer,
                 metrics=self.metrics,
                 health=self.health,
+                offloader=self.service.offloader,  # one pool for large Dispatch reads and the page's work
             )
             if self.shadow is not None:
                 self.shadow.offload = context.offloader.run
@@ -432,6 +436,9 @@ async def serve(settings: Settings) -> int:
     # later collections, so a full collection, which runs on whatever thread allocates (the loop
     # too), costs what the captures hold, not what the libraries do.
     gc.freeze()
+    # Worker threads (searches, views, exports) hold the interpreter lock until they are asked to
+    # let go: every 5 ms by default, which a gateway call waiting for the loop pays each time.
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -31,8 +31,8 @@ from google.protobuf.message import DecodeError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.capture.analysis import analyze
 from app.capture.record import Capture
+from app.formats.analysis import analyze
 from app.journeys.journey import correlation_of
 from app.tyk.outcome import Gateway
 from protogen import coprocess_object_pb2 as pb

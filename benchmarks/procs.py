@@ -44,7 +44,8 @@ class Server:
         else:
             raise RuntimeError(f"{name} was not ready within 30 s")
         # Keep reading its output so a chatty server never blocks on a full pipe.
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+        self._reader = threading.Thread(target=self.process.stdout.read, daemon=True)
+        self._reader.start()
 
     @classmethod
     def inspector(cls, *extra: str, capture_log: str | None = "off") -> Server:
@@ -76,6 +77,9 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._reader.join(5)  # the output ends with the process
+        if self.process.stdout is not None and not self._reader.is_alive():
+            self.process.stdout.close()
 
 
 def pin_process(pid: int, cpu: int) -> None:

@@ -15,6 +15,7 @@ import httpx
 from benchmarks import redis
 from benchmarks.browser import browser
 from benchmarks.heavy_work import heavy_work
+from benchmarks.hostile import hostile
 from benchmarks.procs import Server, SseClients, loadgen
 
 KiB, MiB = 1024, 1024 * 1024
@@ -494,4 +495,5 @@ ALL: dict[str, Callable[[bool], dict[str, Any]]] = {
     "redis-sse": redis.sse_across,
     "metrics-counting": redis.counting,
     "heavy_work": heavy_work,
+    "hostile": hostile,
 }

@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass
 from functools import partial
 
-from app.capture.analysis import DEFAULT_GATEWAY
 from app.capture.record import Capture, summarize_object
+from app.formats.analysis import DEFAULT_GATEWAY
 from app.formats.har import JourneyCaptures
 from app.formats.offload import BATCH_BYTES, DOWNLOAD_IN_THREADS_ITEMS, Offloader
 from app.formats.views import build_detail

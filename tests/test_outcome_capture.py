@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from app.capture.analysis import outcome_status_of
 from app.capture.record import Capture
+from app.formats.analysis import outcome_status_of
 from app.formats.views import capture_detail, summary_of
 from app.redaction.redact import Redactor
 from protogen import coprocess_common_pb2 as common

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from typing import Any
 
 import pytest
@@ -337,16 +336,13 @@ def test_redacted_values_are_never_found(captures: dict[str, Capture]) -> None:
     assert matching("bad-token", captures, redactor) == []  # the event's Key and its request's header
 
 
-def test_catastrophic_regex_is_refused_not_hung() -> None:
+def test_a_backtracking_regex_is_answered_in_linear_time() -> None:
+    # (a|aa)+$ against a's and a '!' took Python's re exponential time; RE2 answers at once.
     obj = load_object("post-json-body.json")
     obj.request.raw_body = b"a" * 5000 + b"!"
     capture = Capture(kind="dispatch", request=obj.SerializeToString(), reply=b"")
-    matcher = compile_query("body:/(a|aa)+$/")
-    began = time.monotonic()
-    with pytest.raises(QueryTooSlow) as caught:
-        matcher.matches(capture)
-    assert time.monotonic() - began < 2
-    assert caught.value.position == 0 and "simpler pattern" in (caught.value.expected or "")
+    assert compile_query("body:/(a|aa)+$/").matches(capture) is False
+    assert compile_query("body:/(a|aa)+!$/").matches(capture) is True
 
 
 def test_regex_budget_is_shared_by_one_evaluation() -> None:

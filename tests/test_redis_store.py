@@ -172,7 +172,11 @@ async def test_bounds_hold_in_redis_and_in_every_replica(redis_server: RedisServ
 
     body = load_object("pre.json")
     body.request.raw_body = b"x" * 3000
-    size = len(body.SerializeToString()) + 1024  # each capture also counts its record
+    # What one such capture counts: its bytes, its record and its summary fields (as a replica stores it).
+    async with replica(store_settings(redis_server, store_prefix="probe")) as probe:
+        await probe.client.dispatch(body)
+        await wait_until(lambda: probe.inspector.store.last_id == 1, what="the probe capture")
+        size = (await probe.stats())["bytes"]
     settings = store_settings(redis_server, buffer_bytes=3 * size + 100, store_prefix="bytes")
     async with replica(settings) as a, replica(settings) as b:
         for _ in range(7):

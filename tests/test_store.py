@@ -81,3 +81,18 @@ def test_newest_first_pages_with_before() -> None:
     assert [c.id for c in store.newest_first(before=4)] == [3, 2, 1]
     assert [c.id for c in store.oldest_first(after=8)] == [9, 10]
     assert [c.id for c in store.newest_first(before=100)][:2] == [10, 9]
+
+
+def test_the_byte_bound_counts_summary_fields_as_they_are_held() -> None:
+    # A 1 MB path of control characters: 1 MB on the wire, but 1 MB in memory and 6 MB escaped
+    # in the summary JSON; counted as wire bytes it was 12 times too low.
+    from app.capture.record import summarize_object
+    from protogen import coprocess_object_pb2 as pb
+
+    obj = pb.Object(hook_name="MyPreHook")
+    obj.request.url = "\x01" * 1_000_000
+    capture = Capture(kind="dispatch", request=obj.SerializeToString(), reply=None)
+    summarize_object(capture, obj)
+    assert capture.size >= 7_000_000
+    plain = Capture(kind="dispatch", request=b"x" * 1000, reply=None, path="/orders")
+    assert plain.size < 1000 + 1024 + 100  # ordinary fields cost what they hold

@@ -21,6 +21,12 @@ Kind = Literal["dispatch", "event"]
 # floods of tiny messages too.
 RECORD_OVERHEAD_BYTES = 1024
 
+INLINE_READ_BYTES = 256 * 1024
+"""Messages up to this size are parsed on the event loop; a larger one is `large`: it is parsed and
+summarised in a worker process (app.reading), and nothing on the loop parses it again.
+Parsing costs up to ~40 ns a byte (a message of nothing but tiny headers), so a parse on the loop
+stays within a few milliseconds; a 14 MB Object of a million headers took 0.7 s to parse."""
+
 
 OutcomeStatus = int | str | None
 """What the client gets from this hook: an HTTP status, "continue", "dropped"; None for events (docs/outcome.md)."""
@@ -79,9 +85,12 @@ class Capture:
     shadow_detail: str | None = None
     """The shadow's first difference in one line, or why it failed or was dropped."""
     analysis: Analysis | None = None
-    """What the gateway model says of the reply, filled on first use by app.capture.analysis."""
+    """What the gateway model says of the reply, filled on first use by app.formats.analysis."""
     id: int = 0
     """Assigned by the store: increasing, never reused, also after a clear."""
+    noted_headers: tuple[tuple[str, str], ...] = ()
+    """A large Dispatch call's request headers that tie it to the other calls of its API request
+    (lower-cased names), read off the loop with its summary (app.reading)."""
     summary_json: bytes | None = None
     """The summary as compact JSON, encoded on first use and shared by the list API, the stream and
     every browser (app.formats.views.summary_json)."""
@@ -90,7 +99,27 @@ class Capture:
     def size(self) -> int:
         """Bytes this capture holds; an echoed reply shares the request's bytes."""
         reply = 0 if self.reply is None or self.reply is self.request else len(self.reply)
-        return len(self.request) + reply + RECORD_OVERHEAD_BYTES
+        return len(self.request) + reply + RECORD_OVERHEAD_BYTES + self._summary_bytes()
+
+    @property
+    def large(self) -> bool:
+        """Whether a message is too large to parse on the event loop (INLINE_READ_BYTES)."""
+        reply = self.reply
+        return len(self.request) > INLINE_READ_BYTES or (
+            reply is not None and reply is not self.request and len(reply) > INLINE_READ_BYTES
+        )
+
+    def _summary_bytes(self) -> int:
+        """What the summary fields hold: each string, and its copy in the cached summary JSON.
+
+        A field of control characters is escaped to six bytes each (`\u0001`) in that JSON, and a
+        non-ASCII one takes up to four bytes a character in memory: counting only the wire bytes
+        undercounted a 1 MB field of control characters twelve times. Only fields set before the
+        capture is stored count, so the figure does not change while the store holds it.
+        """
+        fields = [self.peer, self.hook_type, self.hook_name, self.api_id, self.org_id, self.method, self.path]
+        fields += [part for pair in self.metadata for part in pair if isinstance(part, str)]
+        return sum(_held_bytes(text) for text in fields)
 
     @property
     def warnings(self) -> tuple[dict[str, str], ...] | None:
@@ -101,7 +130,7 @@ class Capture:
     def modified(self) -> bool:
         """Whether the reply has an effect on the gateway (an echo never has).
 
-        Exact once analysed (app.capture.analysis, which summary_of runs); before that, whether
+        Exact once analysed (app.formats.analysis, which summary_of runs); before that, whether
         the reply's bytes differ at all.
         """
         if self.analysis is not None:
@@ -184,6 +213,15 @@ def summarize_event(capture: Capture, event: coprocess_object_pb2.Event) -> None
     capture.api_id = _str(spec.get("APIID"))
     capture.org_id = _str(spec.get("OrgID"))
     capture.path = _str(_dict(message.get("Meta")).get("Path"))
+
+
+def _held_bytes(text: str) -> int:
+    """Bytes a summary string may hold in memory and in the summary JSON together (worst case)."""
+    if not text:
+        return 0
+    if text.isascii() and text.isprintable():
+        return 2 * len(text)  # the string, and the same again in the JSON
+    return 10 * len(text)  # up to 4 bytes a character in memory, 6 for an escape in the JSON
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -13,9 +13,9 @@ import hashlib
 import json
 from typing import Any
 
-from app.capture.analysis import outcome_view
 from app.capture.inflate import gunzip
 from app.capture.record import Capture
+from app.formats.analysis import outcome_view
 from app.formats.document import decode
 from app.redaction.redact import Redactor
 from app.tyk.diff import diff_objects

@@ -11,6 +11,7 @@ loop only hands bytes over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -40,6 +41,9 @@ IDLE_SECONDS = 60.0
 """Worker processes left without work this long are let go (each holds tens of MB); the next job starts them again."""
 
 WORKERS = 2
+
+WORKER_NICENESS = 10
+"""How much lower the worker processes' CPU priority is than the inspector's."""
 """Worker processes: a large detail need not wait for a long export's batches."""
 
 
@@ -52,6 +56,10 @@ def _worker_started() -> None:
     sentinel (a pipe the parent holds open) tells a worker when that happened.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Bulk work yields the CPU to the inspector's event loop: on a busy machine the gateway's
+    # calls would otherwise wait for a CPU while a worker parses a message of a million headers.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), name="exit-with-parent", daemon=True).start()

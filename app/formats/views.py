@@ -13,9 +13,9 @@ import json
 from collections import OrderedDict
 from typing import Any
 
-from app.capture.analysis import DEFAULT_GATEWAY, analyze, outcome_view
 from app.capture.inflate import gunzip
 from app.capture.record import Analysis, Capture
+from app.formats.analysis import DEFAULT_GATEWAY, analyze, analyze_in_worker, outcome_view
 from app.formats.document import NO_REDACTION, decode, iso_time, json_chunks, metadata_pairs
 from app.redaction.redact import Redactor
 from app.redaction.secrets import collecting_hidden, scrub
@@ -171,6 +171,8 @@ def build_detail(
     shared: tuple[dict[str, str], ...] = (),
 ) -> tuple[list[bytes], Analysis | None]:
     """The detail document of a `snapshot` and the verdict computed on the way, for a worker thread or process."""
+    if capture.analysis is None or capture.analysis.version != str(gateway.version):
+        capture.analysis = analyze_in_worker(capture, gateway)  # a large one's too: this is off the loop
     return detail_json(capture, redactor, gateway, shared), capture.analysis
 
 

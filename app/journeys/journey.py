@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 from collections import deque
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from google.protobuf.message import DecodeError
 
 from app.capture.record import Capture
 from app.query.indexing import BufferIndex
+from app.query.loop_share import LoopShare
 from app.redaction.redact import REDACTED, Redactor
 from app.store.buffer import CaptureStore
 from app.tyk.protocol import Event, Object
@@ -110,7 +112,7 @@ class Correlation:
 
 def correlation_of(capture: Capture, obj: Object | None, reply: Object | None) -> Correlation | None:
     """What ties a Dispatch capture to the other calls of its request, best first."""
-    headers = {k.lower(): v for k, v in obj.request.headers.items()} if obj is not None else {}
+    headers = {k.lower(): v for k, v in obj.request.headers.items()} if obj is not None else dict(capture.noted_headers)
     added = {k.lower(): v for k, v in reply.request.set_headers.items()} if reply is not None else {}
     tag = headers.get(TAG_HEADER.lower()) or added.get(TAG_HEADER.lower())
     if tag:
@@ -134,13 +136,16 @@ def _base_path(path: str) -> str:
 class JourneyIndex(BufferIndex):
     """Journeys of the buffered captures, brought up to date on demand."""
 
-    def __init__(self, store: CaptureStore) -> None:
-        super().__init__(store)
+    def __init__(self, store: CaptureStore, share: LoopShare | None = None) -> None:
+        super().__init__(store, share)
         self._journeys: dict[int, Journey] = {}
         """By id, oldest first (insertion order)."""
         self._by_capture: dict[int, Journey] = {}
         self._by_key: dict[tuple[By, str], Journey] = {}
         self._candidates: dict[tuple[str, str, str], deque[Journey]] = {}
+        self._newest_on: dict[tuple[str, str], Journey] = {}
+        """The newest journey on each (API ID, base path): where an event without a key goes, found
+        in one lookup (a walk over every journey in the window made indexing quadratic)."""
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -176,7 +181,8 @@ class JourneyIndex(BufferIndex):
         rank = HOOK_ORDER.get(capture.hook_type)
         if rank is None:
             return  # undecodable, or not a hook call
-        obj, reply = _objects(capture)
+        # A large message is never parsed on the loop: its key headers were noted when it was read.
+        obj, reply = (None, None) if capture.large else _objects(capture)
         correlation = correlation_of(capture, obj, reply)
         if correlation is not None:
             self._add_keyed(capture, rank, correlation)
@@ -189,6 +195,7 @@ class JourneyIndex(BufferIndex):
             peer=capture.peer, first_us=capture.received_us, last_us=capture.received_us,
         )  # fmt: skip
         self._journeys[journey.id] = journey
+        self._newest_on[(journey.api_id, _base_path(journey.path))] = journey
         return journey
 
     def _join(self, journey: Journey, capture: Capture, rank: int, confidence: Confidence) -> None:
@@ -254,20 +261,20 @@ class JourneyIndex(BufferIndex):
         self._by_capture[capture.id] = journey
 
     def _recent(self, capture: Capture, path: str) -> Journey | None:
-        """The newest journey on the event's API and path still within the window."""
-        for journey in reversed(self._journeys.values()):
-            if capture.received_us - journey.last_us > WINDOW_US:
-                return None
-            if journey.api_id == capture.api_id and _base_path(journey.path) == path:
-                return journey
-        return None
+        """The newest journey on the event's API and path, if it is still within the window."""
+        journey = self._newest_on.get((capture.api_id, path))
+        if journey is None or journey.id not in self._journeys or capture.received_us - journey.last_us > WINDOW_US:
+            return None
+        return journey
 
     def _prune(self) -> None:
-        """Forget captures the store no longer has (evicted or cleared)."""
+        """Forget captures the store no longer has (evicted or cleared).
+
+        Runs between every slice of indexing, so it looks only at journeys that begin before the
+        oldest buffered capture, never at the whole index.
+        """
         first = self.store.first_id
-        for journey in list(self._journeys.values()):
-            if journey.id >= first:
-                break  # journeys are in order of their first capture
+        for journey in list(itertools.takewhile(lambda j: j.id < first, self._journeys.values())):
             for capture_id in (*journey.captures, *journey.events):
                 if capture_id < first:
                     self._by_capture.pop(capture_id, None)
@@ -278,8 +285,12 @@ class JourneyIndex(BufferIndex):
             del self._journeys[journey.id]
             if journey.key is not None and self._by_key.get((journey.by, journey.key)) is journey:
                 del self._by_key[(journey.by, journey.key)]
-        for slot, candidates in list(self._candidates.items()):
-            if all(j.id not in self._journeys for j in candidates):
+            place = (journey.api_id, _base_path(journey.path))
+            if self._newest_on.get(place) is journey:
+                del self._newest_on[place]
+            slot = (journey.peer, journey.api_id, journey.method)
+            candidates = self._candidates.get(slot)
+            if candidates is not None and all(j.id not in self._journeys for j in candidates):
                 del self._candidates[slot]
 
 
@@ -297,6 +308,8 @@ def _objects(capture: Capture) -> tuple[Object | None, Object | None]:
 
 
 def _event_meta(capture: Capture) -> tuple[dict[str, Any], str]:
+    if capture.large:
+        return {}, ""  # never parsed on the loop: joined by its API and path only
     try:
         doc = json.loads(Event.FromString(capture.request).payload)
         meta = doc["message"]["Meta"]

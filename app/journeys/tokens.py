@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 
 from app.capture.record import Capture
 from app.query.indexing import BufferIndex
+from app.query.loop_share import LoopShare
 from app.redaction.secrets import NameRules, name_words
 from app.store.buffer import CaptureStore
 from app.tyk.lint.auth import granted_token, shared_token
@@ -45,8 +46,8 @@ _PER_REQUEST_WORDS = frozenset({"cookie", "signature", "sig", "hmac", "otp", "no
 class SharedTokens(BufferIndex):
     """For each token an allowed CustomKeyCheck reply returned, the distinct credentials it was returned for."""
 
-    def __init__(self, store: CaptureStore, rules: NameRules | None = None) -> None:
-        super().__init__(store)
+    def __init__(self, store: CaptureStore, rules: NameRules | None = None, share: LoopShare | None = None) -> None:
+        super().__init__(store, share)
         self.rules = rules or NameRules()
         self._salt = os.urandom(16)
         self._tokens: OrderedDict[bytes, dict[bytes, int]] = OrderedDict()
@@ -77,6 +78,8 @@ class SharedTokens(BufferIndex):
         self._indexed = max(self._indexed, capture.id)
         if capture.kind != "dispatch" or capture.hook_type != "CustomKeyCheck" or not capture.reply:
             return
+        if capture.large:
+            return  # never parsed on the loop; a credential is not sent in a message of this size
         try:
             sent = pb.Object.FromString(capture.request)
             reply = sent if capture.reply is capture.request else pb.Object.FromString(capture.reply)

@@ -7,18 +7,19 @@ turn every few milliseconds, and forgets what the store evicted.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from app.capture.record import Capture
-from app.query.matcher import SLICE_SECONDS
+from app.query.loop_share import LoopShare, Slices
 from app.store.buffer import CaptureStore
 
 
 class BufferIndex:
     """What every index over the buffer shares: where it stands, and the sliced catch-up."""
 
-    def __init__(self, store: CaptureStore) -> None:
+    def __init__(self, store: CaptureStore, share: LoopShare | None = None) -> None:
         self.store = store
+        self.share = share
+        """The loop time shared with every other request's work (None: a plain turn each slice)."""
         self._indexed = 0
         """The newest capture id indexed."""
         self._lock = asyncio.Lock()
@@ -26,14 +27,20 @@ class BufferIndex:
     async def catch_up(self) -> None:
         """Index the captures added since the last call, dropping what the store evicted."""
         async with self._lock:
-            self._prune()
-            slice_end = time.perf_counter() + SLICE_SECONDS
-            for capture in self.store.oldest_first(self._indexed):
-                self.add(capture)
-                if time.perf_counter() > slice_end:
-                    await asyncio.sleep(0)
-                    slice_end = time.perf_counter() + SLICE_SECONDS
-                    self._prune()
+            if self.store.last_id <= self._indexed:
+                self._prune()
+                return
+            slices = Slices(self.share)
+            await slices.start()
+            try:
+                self._prune()
+                for capture in self.store.oldest_first(self._indexed):
+                    self.add(capture)
+                    if slices.due:
+                        await slices.pause()
+                        self._prune()
+            finally:
+                slices.close()
 
     def add(self, capture: Capture) -> None:
         """Index one capture (in id order)."""

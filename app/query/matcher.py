@@ -1,24 +1,26 @@
 """What a parsed query (app.query.parser) means for a capture: one predicate for the list, the
 live stream, exports and routing rules, so each shows exactly the same captures.
 
-Regexes run with a time limit per match and per query (Python's `re` has none; the `regex`
-module does), so a pathological pattern costs a bounded moment of the event loop and then fails
-with a clear error instead of hanging the inspector.
+Regexes run on RE2 (app.query.pattern): linear in the text, so their cost is bounded by the
+pattern's caps and the text's size. A search that may still cost more than a moment (a large
+text, a complex pattern) runs in a worker thread, where RE2 releases the interpreter lock, while a
+walk over the buffer waits for it; all of one evaluation's searches share a time budget.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import regex
-
-from app.capture.analysis import has_effect_of, outcome_status_of, warnings_of
 from app.capture.record import Capture
+from app.formats.analysis import has_effect_of, outcome_status_of, warnings_of
 from app.formats.document import snapshot
+from app.formats.offload import Offloader
+from app.query.loop_share import SLICE_SECONDS, LoopShare, Slices
 from app.query.parser import (
     And,
     Glob,
@@ -33,22 +35,30 @@ from app.query.parser import (
     StringValue,
     Term,
     Text,
-    glob_regex,
     parse,
 )
-from app.query.search import MAX_SEARCH_BODY_BYTES, SearchView, SearchViews, build_view, metadata_view
+from app.query.pattern import Regex as CompiledRegex
+from app.query.pattern import Wildcards
+from app.query.search import MAX_SEARCH_BODY_BYTES, SearchView, SearchViews, build_view, metadata_view, summary_view
 from app.redaction.redact import Redactor
 from app.tyk.outcome import Gateway
 
-# One regex search may take this long on one field before the query is refused...
-REGEX_MATCH_SECONDS = 0.05
-# ... and all the regex searches of one evaluation (a list page, an export) this long together.
+__all__ = ["SLICE_SECONDS", "Budget", "Matcher", "QueryTooSlow", "Searcher", "compile_query"]
+
+# All the regex searches of one evaluation (a list page, an export) may take this long together.
 REGEX_BUDGET_SECONDS = 2.0
-# The loop gets a turn this often while a filter walks a large buffer.
-SLICE_SECONDS = 0.005
+# A search whose worst case (program size x text length) is above this runs in a worker thread
+# when a walk can wait for it: about a millisecond at RE2's slowest per byte and instruction.
+INLINE_SEARCH_COST = 200_000
 # A capture this large has its search view built in a worker thread when a walk needs it:
 # decoding and lower-casing tens of megabytes on the loop would stall the gateway's calls.
 THREAD_VIEW_BYTES = 256 * 1024
+RULE_TEXT_CHARS = 64 * 1024
+"""A routing rule matches each text (path, header value, body) on this many first characters: it
+runs inline on the gateway's call, so its cost is bounded by construction, whatever the message's
+size (RE2 is linear: about a millisecond for the longest such text). Queries look at the whole text."""
+# Search results kept for a walk's next look at the same capture (after a search in a thread).
+MAX_REMEMBERED_SEARCHES = 4096
 
 HOOK_ALIASES = {"auth": "customkeycheck", "postauth": "postkeyauth"}
 # Fields a routing rule can use: what is known about a call before it is answered.
@@ -57,7 +67,56 @@ REQUEST_FIELDS = frozenset({"kind", "hook", "name", "api", "org", "method", "pat
 
 
 class QueryTooSlow(QueryError):
-    """A regex went over its time limit; the query is refused rather than left running."""
+    """The query's regex searches went over their time budget; the query is refused rather than left running."""
+
+
+SearchKey = tuple[int, int, int, int]
+
+
+@dataclass
+class Budget:
+    """Regex time left for one evaluation, and the results of searches already run in a thread."""
+
+    seconds: float = REGEX_BUDGET_SECONDS
+    spent: float = 0.0
+    found: dict[SearchKey, bool] = field(default_factory=dict)
+
+    def check(self, term: Term) -> None:
+        if self.spent >= self.seconds:
+            raise QueryTooSlow(
+                f"the pattern took too long (limit {self.seconds:.0f} s of matching per query)",
+                term.start,
+                "a simpler pattern or a narrower query (e.g. add hook: or api:)",
+            )
+
+    def search(self, pattern: CompiledRegex, text: str, term: Term) -> bool:
+        """Search on the loop (a search small enough, or a single capture outside a walk)."""
+        self.check(term)
+        began = time.perf_counter()
+        try:
+            return pattern.search(text[:MAX_SEARCH_BODY_BYTES])
+        finally:
+            self.spent += time.perf_counter() - began
+
+    async def search_in_thread(self, need: _SearchNeeded, share: LoopShare | None) -> None:
+        """Run a costly search in a worker thread (RE2 releases the interpreter lock) and remember it."""
+        self.check(need.term)
+        text = need.text[:MAX_SEARCH_BODY_BYTES]
+        if share is None:
+            found = await self._timed(need.pattern, text)
+        else:
+            async with share.worker():
+                found = await self._timed(need.pattern, text)
+        if len(self.found) >= MAX_REMEMBERED_SEARCHES:
+            self.found.clear()
+        self.found[need.key] = found
+
+    async def _timed(self, pattern: CompiledRegex, text: str) -> bool:
+        began = time.perf_counter()
+        try:
+            return await asyncio.to_thread(pattern.search, text)
+        finally:
+            self.spent += time.perf_counter() - began
 
 
 class NamedApi(Protocol):
@@ -83,32 +142,6 @@ class JourneyLookup(Protocol):
 
 
 @dataclass
-class Budget:
-    """Regex time left for one evaluation."""
-
-    seconds: float = REGEX_BUDGET_SECONDS
-    spent: float = 0.0
-
-    def search(self, pattern: regex.Pattern[str], text: str, term: Term) -> bool:
-        left = self.seconds - self.spent
-        began = time.perf_counter()
-        try:
-            if left <= 0:
-                raise TimeoutError
-            found = pattern.search(text[:MAX_SEARCH_BODY_BYTES], timeout=min(REGEX_MATCH_SECONDS, left))
-        except TimeoutError:
-            raise QueryTooSlow(
-                f"the pattern took too long (limit {REGEX_MATCH_SECONDS * 1000:.0f} ms per field, "
-                f"{self.seconds:.0f} s per query)",
-                term.start,
-                "a simpler pattern (avoid nested repetition like (a+)+)",
-            ) from None
-        finally:
-            self.spent += time.perf_counter() - began
-        return found is not None
-
-
-@dataclass
 class Searcher:
     """What evaluating a query needs besides the capture: redaction, the view cache, journeys."""
 
@@ -121,6 +154,10 @@ class Searcher:
     """API names and listen paths for `api:`."""
     request_only: bool = False
     """Routing rules: only what the request says (`status:` is the status a Response hook carries)."""
+    share: LoopShare | None = None
+    """The loop time all user-driven work shares (None: a plain turn every slice)."""
+    offloader: Offloader | None = None
+    """Where a large capture's view is built (None: a worker thread)."""
 
     def view(self, capture: Capture) -> SearchView:
         return self.views.get(capture) if self.views is not None else build_view(capture, self.redactor)
@@ -129,8 +166,16 @@ class Searcher:
         return self.views.cached(capture) if self.views is not None else None
 
     async def view_in_thread(self, capture: Capture) -> SearchView:
-        """The view built in a worker thread from a snapshot, then kept in the cache (on the loop)."""
-        view = await asyncio.to_thread(build_view, snapshot(capture), self.redactor)
+        """The view built in a worker thread from a snapshot, then kept in the cache (on the loop).
+
+        A large capture's view is built in a worker process: a thread would hold the interpreter
+        lock the gateway's calls need for as long as its parse takes.
+        """
+        async with self.share.worker() if self.share is not None else contextlib.nullcontext():
+            if capture.large and self.offloader is not None:
+                view = await self.offloader.in_process(build_view, snapshot(capture), self.redactor)
+            else:
+                view = await asyncio.to_thread(build_view, snapshot(capture), self.redactor)
         if self.views is not None:
             self.views.put(capture, view)
         return view
@@ -147,8 +192,23 @@ class _ViewNeeded(Exception):
     """A term needs the view of a large capture that is not built yet: the walk builds it in a thread."""
 
 
+class _SearchNeeded(Exception):
+    """A term needs a costly regex search: the walk runs it in a thread, then looks at the capture again."""
+
+    def __init__(self, pattern: CompiledRegex, text: str, term: Term, key: SearchKey) -> None:
+        super().__init__()
+        self.pattern = pattern
+        self.text = text
+        self.term = term
+        self.key = key
+
+
 class _Subject:
-    """One capture being matched; its search view is built only if a term needs it."""
+    """One capture being matched; its search view is built only if a term needs it.
+
+    `defer`: in a walk that can wait, a large view or a costly search is not done on the loop:
+    _ViewNeeded or _SearchNeeded says what to do in a thread before looking again.
+    """
 
     __slots__ = ("_view", "budget", "capture", "defer", "searcher")
 
@@ -168,9 +228,25 @@ class _Subject:
                 self._view = self.searcher.cached_view(self.capture)
                 if self._view is None:
                     raise _ViewNeeded
+            elif self.searcher.request_only and self.capture.large:
+                # A rule runs on the call path: a large message is never parsed there, so a rule's
+                # header and body terms see nothing of it (docs/proxy.md).
+                self._view = summary_view(self.capture, self.searcher.redactor)
             else:
                 self._view = self.searcher.view(self.capture)
         return self._view
+
+    def search(self, pattern: CompiledRegex, text: str, term: Term) -> bool:
+        if len(text) * pattern.program_size <= INLINE_SEARCH_COST:
+            return self.budget.search(pattern, text, term)
+        # Hashing a str is done once (Python keeps it), and the key holds no reference to the text.
+        key = (self.capture.id, id(pattern), len(text), hash(text))
+        found = self.budget.found.get(key)
+        if found is not None:
+            return found
+        if self.defer:
+            raise _SearchNeeded(pattern, text, term, key)
+        return self.budget.search(pattern, text, term)
 
 
 Predicate = Callable[[_Subject], bool]
@@ -189,18 +265,29 @@ class Matcher:
             return True
         return self._predicate(_Subject(capture, self.searcher, budget or Budget(), view))
 
-    async def view_for(self, capture: Capture, budget: Budget) -> SearchView | None:
-        """A large capture's view built in a worker thread, when this query needs it and it is not cached.
+    async def view_for(self, capture: Capture, budget: Budget, slices: Slices | None = None) -> SearchView | None:
+        """Prepare `matches` for one capture without stalling the loop: a large capture's view is
+        built, and costly regex searches are run (their results kept in `budget`), in worker threads.
 
-        Pass it to `matches` so the check on the loop does not build it again.
+        Pass the view (and the budget) to `matches` so the check on the loop does neither again.
         """
-        if self._predicate is None or capture.size <= THREAD_VIEW_BYTES:
+        if self._predicate is None:
             return None
-        try:
-            self._predicate(_Subject(capture, self.searcher, budget, defer=True))
-        except _ViewNeeded:
-            return await self.searcher.view_in_thread(capture)
-        return None
+        view = None
+        while True:
+            try:
+                self._predicate(_Subject(capture, self.searcher, budget, view, defer=True))
+                return view
+            except _ViewNeeded:
+                if slices is not None:
+                    slices.pay()  # waiting for the thread is not loop time
+                view = await self.searcher.view_in_thread(capture)
+            except _SearchNeeded as need:
+                if slices is not None:
+                    slices.pay()
+                await budget.search_in_thread(need, self.searcher.share)
+            if slices is not None:
+                await slices.resume()
 
     @property
     def needs_journeys(self) -> bool:
@@ -211,23 +298,31 @@ class Matcher:
         return self._predicate is None
 
     async def filter(self, captures: Iterable[Capture], budget: Budget | None = None) -> AsyncGenerator[Capture, None]:
-        """The matching captures, giving the event loop a turn every few milliseconds."""
+        """The matching captures, the walk paying for its slices of the loop from the shared budget."""
         budget = budget or Budget()
-        slice_end = time.perf_counter() + SLICE_SECONDS
-        for capture in captures:
-            if self._predicate is None or await self._matches_off_loop(capture, budget):
-                yield capture
-            if time.perf_counter() > slice_end:
-                await asyncio.sleep(0)
-                slice_end = time.perf_counter() + SLICE_SECONDS
-
-    async def _matches_off_loop(self, capture: Capture, budget: Budget) -> bool:
-        assert self._predicate is not None
+        slices = Slices(self.searcher.share)
+        await slices.start()
         try:
-            return self._predicate(_Subject(capture, self.searcher, budget, defer=True))
-        except _ViewNeeded:
-            view = await self.searcher.view_in_thread(capture)
-            return self._predicate(_Subject(capture, self.searcher, budget, view))
+            for capture in captures:
+                if self._predicate is None or await self._matches_off_loop(capture, budget, slices):
+                    yield capture
+                await slices.tick()
+        finally:
+            slices.close()
+
+    async def _matches_off_loop(self, capture: Capture, budget: Budget, slices: Slices) -> bool:
+        assert self._predicate is not None
+        view = None
+        while True:
+            try:
+                return self._predicate(_Subject(capture, self.searcher, budget, view, defer=True))
+            except _ViewNeeded:
+                slices.pay()  # waiting for the thread is not loop time
+                view = await self.searcher.view_in_thread(capture)
+            except _SearchNeeded as need:
+                slices.pay()
+                await budget.search_in_thread(need, self.searcher.share)
+            await slices.resume()
 
 
 def compile_query(text: str | Query, searcher: Searcher | None = None, fields: frozenset[str] | None = None) -> Matcher:
@@ -342,16 +437,32 @@ def _string_test(
     term: Term, value: StringValue, whole: bool, aliases: dict[str, str] | None = None, lowered: bool = False
 ) -> StringTest:
     """How a string value compares: whole (identifiers) or anywhere (text), ignoring case;
-    `lowered`: the texts it is given are lower-case already (search views)."""
+    `lowered`: the texts it is given are lower-case already (search views).
+
+    A routing rule runs on the call path, so it looks at the first RULE_TEXT_CHARS of each text only.
+    """
+    test = _unbounded_string_test(term, value, whole, aliases, lowered)
+
+    def bounded(s: _Subject, text: str) -> bool:
+        return test(s, text[:RULE_TEXT_CHARS] if s.searcher.request_only else text)
+
+    return bounded
+
+
+def _unbounded_string_test(
+    term: Term, value: StringValue, whole: bool, aliases: dict[str, str] | None, lowered: bool
+) -> StringTest:
     if isinstance(value, Regex):
         pattern = value.compiled
-        return lambda s, text: s.budget.search(pattern, text, term)
+        return lambda s, text: s.search(pattern, text, term)
     if isinstance(value, Glob):
         simple = _simple_glob(value.pattern.lower(), lowered)
         if simple is not None:
             return simple
-        glob = glob_regex(value.pattern)
-        return lambda s, text: s.budget.search(glob, text, term)
+        wildcards = Wildcards.of(value.pattern)
+        if lowered:
+            return lambda s, text: wildcards.whole(text)
+        return lambda s, text: wildcards.whole(text.lower())
     needle = value.text.lower()
     if aliases:
         needle = aliases.get(needle, needle)
@@ -401,10 +512,9 @@ def _free_text(term: Term, value: Text | Glob | Regex) -> Predicate:
         return contains
     test = _string_test(term, value, whole=False, lowered=True)
     if isinstance(value, Glob):
-        # A free-word glob means "a word like this somewhere", not "the whole text".
-        pattern = glob_regex(value.pattern).pattern.removeprefix("^").removesuffix("$")
-        compiled = regex.compile(pattern, regex.IGNORECASE)
-        return lambda s: s.budget.search(compiled, s.view.text, term)
+        # A free-word glob means "a word like this somewhere" (on one line), not "the whole text".
+        wildcards = Wildcards.of(value.pattern)
+        return lambda s: wildcards.within_a_line(s.view.text)
     return lambda s: test(s, s.view.text)
 
 

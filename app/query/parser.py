@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import regex
+from app.query import pattern as patterns
 
 MAX_QUERY_LENGTH = 1000
-MAX_REGEX_LENGTH = 256
+MAX_REGEX_LENGTH = patterns.MAX_PATTERN_LENGTH
 MAX_TERMS = 64
 MAX_DEPTH = 32
 
@@ -119,10 +119,10 @@ class Glob:
 
 @dataclass(frozen=True, slots=True)
 class Regex:
-    """A /regex/, searched anywhere in the field, ignoring case."""
+    """A /regex/ (RE2 syntax), searched anywhere in the field, ignoring case."""
 
     pattern: str
-    compiled: regex.Pattern[str] = field(compare=False, repr=False)
+    compiled: patterns.Regex = field(compare=False, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {"type": "regex", "pattern": self.pattern}
@@ -414,23 +414,12 @@ def _text_value(word: str, start: int) -> StringValue:
 
 
 def compile_regex(pattern: str, position: int = 0) -> Regex:
-    """A /regex/ term; the pattern is bounded in length and, when matched, in time (see matcher)."""
-    if len(pattern) > MAX_REGEX_LENGTH:
-        raise QueryError(f"regex longer than {MAX_REGEX_LENGTH} characters", position, "a shorter regex")
+    """A /regex/ term, compiled on RE2 within the caps of app.query.pattern (a linear-time match)."""
     try:
-        compiled = regex.compile(pattern, regex.IGNORECASE | regex.VERSION0)
-    except regex.error as exc:
-        offset = getattr(exc, "pos", None)
-        offset = offset if isinstance(offset, int) else 0
-        message = getattr(exc, "msg", str(exc))
-        raise QueryError(f"invalid regex: {message}", position + 1 + offset, "a valid regular expression") from None
+        compiled = patterns.compile_regex(pattern)
+    except patterns.PatternError as exc:
+        raise QueryError(exc.message, position + 1 + exc.offset, exc.expected) from None
     return Regex(pattern, compiled)
-
-
-def glob_regex(pattern: str) -> regex.Pattern[str]:
-    """A `*` glob as an anchored, case-insensitive regex."""
-    parts = (regex.escape(part) for part in pattern.split("*"))
-    return regex.compile("^" + ".*".join(parts) + "$", regex.IGNORECASE | regex.DOTALL)
 
 
 def _number(name: str, word: str, start: int) -> Range | Text:

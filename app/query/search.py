@@ -25,6 +25,11 @@ from app.tyk.protocol import Event, Object
 # a search never holds more than this per body, and a regex never runs on more.
 MAX_SEARCH_BODY_BYTES = 1024 * 1024
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+MAX_VIEW_TEXT_CHARS = 4 * 1024 * 1024
+"""Free text is searched in a capture's first this many characters (its summary fields come first)."""
+MAX_VIEW_HEADERS = 10_000
+"""Headers a view keeps for `h:` terms (the first ones of a capture; all of them are in its free
+text): a view of a million headers would cost most of a second to hand back from its worker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +88,12 @@ def build_view(capture: Capture, redactor: Redactor) -> SearchView:
         strings.extend(_strings(obj))
     strings.extend(bodies)
     strings.extend(value for _, value in _metadata_strings(capture, redactor))
-    return _view(headers, bodies, _text(capture, strings, redactor))
+    return _view(headers[:MAX_VIEW_HEADERS], bodies, _text(capture, strings, redactor))
+
+
+def summary_view(capture: Capture, redactor: Redactor) -> SearchView:
+    """A large capture as a routing rule sees it on the call path: its summary fields only (never parsed there)."""
+    return SearchView((), (), _text(capture, [], redactor))
 
 
 def _event_view(capture: Capture, redactor: Redactor) -> SearchView:
@@ -135,7 +145,14 @@ def metadata_view(capture: Capture, redactor: Redactor) -> tuple[tuple[str, str]
 def _text(capture: Capture, strings: list[str], redactor: Redactor) -> str:
     path = redactor.url(capture.path)
     summary = (capture.hook_type, capture.hook_name, capture.api_id, capture.org_id, capture.method, path)
-    return "\n".join((*summary, *strings)).lower()
+    text: list[str] = []
+    room = MAX_VIEW_TEXT_CHARS
+    for part in (*summary, *strings):
+        if room <= 0:
+            break  # bounded before joining: a message of a million strings is not copied whole
+        text.append(part[:room])
+        room -= len(text[-1]) + 1
+    return "\n".join(text).lower()
 
 
 def _strings(message: Message) -> Iterator[str]:

@@ -47,10 +47,13 @@ def _field_check(annotation: str) -> Callable[[Any], bool]:
     return lambda value: any(check(value) for check in checks)
 
 
+# Lists of [name, value] pairs in JSON, tuples of pairs on a Capture: decoded by their own functions.
+_PAIR_FIELDS = frozenset({"metadata", "noted_headers"})
+
 _FIELD_CHECKS = {
     f.name: _field_check(str(f.type))
     for f in dataclasses.fields(Capture)
-    if f.name in META_FIELDS and f.name != "metadata"
+    if f.name in META_FIELDS and f.name not in _PAIR_FIELDS
 }
 
 ECHO, NO_REPLY, OWN_REPLY = "e", "n", "r"
@@ -103,6 +106,7 @@ def decode(capture_id: int, fields: dict[bytes, bytes], schemas: dict[str, tuple
         elif kind != NO_REPLY:
             raise ValueError(f"reply kind {kind!r} is none of {ECHO!r}, {NO_REPLY!r}, {OWN_REPLY!r}")
         meta["metadata"] = _metadata(meta.get("metadata"))
+        meta["noted_headers"] = _string_pairs(meta.get("noted_headers"), "noted_headers")
         known = {name: value for name, value in meta.items() if name in _CAPTURE_FIELDS}
         for name, value in known.items():
             check = _FIELD_CHECKS.get(name)
@@ -113,6 +117,17 @@ def decode(capture_id: int, fields: dict[bytes, bytes], schemas: dict[str, tuple
         raise ValueError(f"stream entry {capture_id} is not a capture this build can read: {exc}") from None
     capture.id = capture_id
     return capture
+
+
+def _string_pairs(value: Any, field: str) -> tuple[tuple[str, str], ...]:
+    """A list of [name, value] string pairs as stored (JSON has no tuples)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair) for pair in value
+    ):
+        raise ValueError(f"field {field!r} holds something else than [name, value] string pairs")
+    return tuple((name, text) for name, text in value)
 
 
 def _metadata(value: Any) -> tuple[tuple[str, str], ...]:

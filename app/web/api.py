@@ -18,6 +18,7 @@ from app.capture.record import Capture
 from app.formats.document import snapshot
 from app.formats.views import summary_json
 from app.proxy.replay import ReplayError, ReplayRefused
+from app.query.loop_share import Slices
 from app.query.matcher import Matcher
 from app.redaction.redact import Redactor
 from app.store.buffer import StoreUnavailable
@@ -73,14 +74,17 @@ ENCODE_BATCH = 200
 
 async def encoded_summaries(context: WebContext, captures: list[Capture]) -> bytes:
     """The summaries joined as a JSON array's items; each is encoded once and shared with the stream."""
+    await context.verdicts(captures)  # a large capture's, in a worker process
     parts: list[bytes] = []
     fresh = 0
+    slices = Slices(context.share)
     for capture in captures:
         if capture.summary_json is None:
             fresh += 1
             if fresh % ENCODE_BATCH == 0:
-                await asyncio.sleep(0)
+                await slices.pause()  # paid from the loop time every request shares
         parts.append(summary_json(capture, context.redactor, context.gateway))
+    slices.close()
     return b",".join(parts)
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.query.loop_share import LoopBusy
 from app.query.parser import QueryError
 from app.web import api, copy, filtering, gateway, journeys, metrics, pages, stream, transfer
 from app.web.context import WebContext
@@ -51,6 +52,12 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def _loop_busy(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the loop time requests share is taken for longer than a request may wait."""
+    assert isinstance(exc, LoopBusy)
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -111,6 +118,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.state.inspector = context
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(QueryError, filtering.query_error)
+    app.add_exception_handler(LoopBusy, _loop_busy)
     app.include_router(api.router)
     app.include_router(filtering.router)
     app.include_router(gateway.router)

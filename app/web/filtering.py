@@ -31,6 +31,8 @@ def searcher_of(context: WebContext) -> Searcher:
         gateway=context.gateway,
         journeys=context.journeys,
         apis=context.catalog,
+        share=context.share,
+        offloader=context.offloader,
     )
 
 

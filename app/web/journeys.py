@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from app.capture.analysis import has_effect_of, outcome_status_of, warnings_of
+from app.formats.analysis import has_effect_of, outcome_status_of, warnings_of
 from app.formats.document import iso_time
 from app.journeys.journey import HOOK_ORDER, Journey
-from app.query.matcher import SLICE_SECONDS, Budget
+from app.query.loop_share import Slices
+from app.query.matcher import Budget, Matcher
 from app.web.api import get_capture
 from app.web.context import Context, WebContext
 from app.web.filtering import CaptureQuery
@@ -99,17 +98,25 @@ async def list_journeys(
     await context.journeys.catch_up()
     budget = Budget()
     items: list[dict[str, Any]] = []
-    slice_end = time.perf_counter() + SLICE_SECONDS
-    for journey in context.journeys.newest_first():
-        if time.perf_counter() > slice_end:
-            await asyncio.sleep(0)  # the gateway's calls get the loop between slices
-            slice_end = time.perf_counter() + SLICE_SECONDS
-        if not matcher.everything and not any(
-            (c := context.store.get(i)) is not None and matcher.matches(c, budget)
-            for i in (*journey.captures, *journey.events)
-        ):
-            continue
-        items.append(journey_json(context, journey, steps))
-        if len(items) >= limit:
-            break
+    slices = Slices(context.share)
+    await slices.start()
+    try:
+        for journey in context.journeys.newest_first():
+            await slices.tick()  # paid from the loop time every request shares
+            if not matcher.everything and not await _any_matches(context, matcher, budget, journey, slices):
+                continue
+            items.append(journey_json(context, journey, steps))
+            if len(items) >= limit:
+                break
+    finally:
+        slices.close()
     return {"items": items, "count": len(context.journeys)}
+
+
+async def _any_matches(context: WebContext, matcher: Matcher, budget: Budget, journey: Journey, slices: Slices) -> bool:
+    for capture_id in (*journey.captures, *journey.events):
+        capture = context.store.get(capture_id)
+        # A large view or a costly search is prepared in a worker thread first.
+        if capture is not None and matcher.matches(capture, budget, await matcher.view_for(capture, budget, slices)):
+            return True
+    return False

@@ -3,7 +3,7 @@
 Each rule (docs/lint.md) is what the gateway does with the reply (`gateway/coprocess.go`,
 `gateway/handler_error.go`, the key checks after auth); each warning says what the client or
 the upstream will get and how to fix the reply. A warning on a reply the gateway handles fine
-is a bug. Pure: it judges the messages it is given; app.capture.analysis runs it on captures.
+is a bug. Pure: it judges the messages it is given; app.formats.analysis runs it on captures.
 """
 
 from __future__ import annotations

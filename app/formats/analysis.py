@@ -35,8 +35,31 @@ def analyze(capture: Capture, gateway: Gateway | None = None) -> Analysis:
     """
     analysis = capture.analysis
     if analysis is None or (gateway is not None and analysis.version != str(gateway.version)):
+        if needs_worker(capture):
+            # Never parsed on the loop: the verdict is computed in a worker (`analyze_in_worker`, by
+            # the list and the detail); until then only what the bytes say, and nothing is cached.
+            return analysis or _provisional(capture, gateway or DEFAULT_GATEWAY)
         analysis = capture.analysis = _analyze(capture, gateway or DEFAULT_GATEWAY)
     return analysis
+
+
+def needs_worker(capture: Capture) -> bool:
+    """Whether a capture's verdict means parsing a message too large to parse on the loop
+    (an event's or a failed call's verdict parses nothing)."""
+    return capture.large and capture.kind == "dispatch" and capture.reply is not None
+
+
+def analyze_in_worker(capture: Capture, gateway: Gateway) -> Analysis:
+    """The verdict of a capture (a `snapshot`), computed in a worker thread or process."""
+    return _analyze(capture, gateway)
+
+
+def _provisional(capture: Capture, gateway: Gateway) -> Analysis:
+    """A large capture's verdict before its messages are parsed: whether the reply's bytes changed."""
+    reply = capture.reply
+    changed = reply is not None and reply is not capture.request and reply != capture.request
+    changed = changed and capture.kind == "dispatch"
+    return Analysis(str(gateway.version), effect=changed)
 
 
 def warnings_of(capture: Capture, gateway: Gateway | None = None) -> tuple[dict[str, str], ...]:
