@@ -29,6 +29,7 @@ from app.config import Settings
 from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
 from app.health import HealthCollector
 from app.metrics import CallMetrics, create_registry
+from app.proxy.intercept import Interceptor
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.proxy.shadow import Shadow, ShadowCollector, ShadowConfig
@@ -87,6 +88,7 @@ class Inspector:
             max_inflight_bytes=settings.max_inflight_bytes,
             tag_requests=settings.tag_requests,
         )
+        self.interceptor = create_interceptor(settings, self.broadcaster, self.service)
         self.telemetry = create_telemetry(settings)
         if self.telemetry is not None:
             from app.telemetry import TelemetryCollector
@@ -156,7 +158,10 @@ class Inspector:
                 replayer=self.replayer,
                 metrics=self.metrics,
                 health=self.health,
+                interceptor=self.interceptor,
             )
+            self.interceptor.searcher.apis = context.catalog  # `api:` by name, as in the search
+            self.interceptor.configure(self.interceptor.query, self.interceptor.points)
             if self.shadow is not None:
                 self.shadow.offload = context.offloader.run
             self.connections = ConnectionGuard(settings.http_header_timeout_seconds, _connection_cap(settings))
@@ -263,6 +268,9 @@ class Inspector:
     async def stop(self) -> None:
         """Stop taking calls, let in-flight ones finish, end SSE streams, close both servers."""
         self.service.stopping = True
+        # Held calls go on before the grace period starts: it is for finishing calls, not for waiting on people.
+        self.interceptor.configure("", self.interceptor.points)
+        self.interceptor.release_all("continued: the inspector is stopping")
         if self.grpc is not None:
             await self.grpc.health.enter_graceful_shutdown()
             # New calls are refused from here; calls already in a handler finish and are captured.
@@ -293,6 +301,27 @@ class Inspector:
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)
+
+
+class InterceptSettingError(ValueError):
+    """--intercept is not a query the intercept can use."""
+
+
+def create_interceptor(settings: Settings, broadcaster: Broadcaster, service: DispatcherService) -> Interceptor:
+    """The intercept (app.proxy.intercept): its events go to live pages, its query switches the Dispatcher's hold."""
+    interceptor = Interceptor(
+        settings.intercept_timeout_seconds, settings.intercept_max, notify=broadcaster.publish_notice
+    )
+
+    def switch(active: Interceptor | None) -> None:
+        service.intercept = active
+
+    interceptor.on_change = switch
+    try:
+        interceptor.configure(settings.intercept, settings.intercept_points)
+    except ValueError as exc:  # QueryError too
+        raise InterceptSettingError(f"--intercept / TYK_INSPECTOR_INTERCEPT: {exc}") from None
+    return interceptor
 
 
 def create_redis_store(settings: Settings) -> RedisStore | None:
@@ -419,6 +448,9 @@ async def serve(settings: Settings) -> int:
         inspector = Inspector(settings)
     except RulesError as exc:
         log.error("%s (fix it or change --rules / TYK_INSPECTOR_RULES)", exc)
+        return 2
+    except InterceptSettingError as exc:
+        log.error("%s", exc)
         return 2
     try:
         await inspector.start()

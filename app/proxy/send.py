@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import json_format
 
 from app.capture.export import FORMAT, ImportFormatError, parse_document
+from app.proxy.intercept import SEND_MARK
 from app.tyk.protocol import SERVICE_NAME, Event, EventReply, Object
 
 
@@ -49,7 +50,7 @@ def send_file(path: str, target: str, *, event: bool, dispatch: bool, timeout: f
                 response_deserializer=reply_type.FromString,
             )
             try:
-                reply = call(request, timeout=timeout)
+                reply = call(request, timeout=timeout, metadata=((SEND_MARK, "1"),))  # never held
             except grpc.RpcError as exc:
                 print(f"{method} failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
                 failed = True

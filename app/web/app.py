@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.capture.query import QueryError
-from app.web import api, copy, filtering, gateway, journeys, metrics, pages, stream, transfer
+from app.web import api, copy, filtering, gateway, intercept, journeys, metrics, pages, stream, transfer
 from app.web.context import WebContext
 from app.web.security import AccessGuard
 
@@ -115,6 +115,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(journeys.router)
     app.include_router(copy.router)
+    app.include_router(intercept.router)
     app.include_router(stream.router)
     app.include_router(transfer.router)
     app.include_router(pages.router)

@@ -24,6 +24,7 @@ from app.capture.tokens import SharedTokens
 from app.capture.views import DetailCache, build_detail
 from app.config import Settings
 from app.gateway.catalog import GatewayCatalog, VersionChoice
+from app.proxy.intercept import Interceptor
 from app.proxy.replay import Replayer
 from app.tyk.outcome import Gateway
 from app.tyk.version import LATEST_VERSION, TykVersion
@@ -40,6 +41,8 @@ class WebContext:
     metrics: CollectorRegistry | None = None
     health: Callable[[], dict[str, Any]] = lambda: {"degraded": False, "tasks": [], "rules": None, "rule_errors": 0}
     """The process's health (app.supervisor): degraded or not, each background task, the rules file."""
+    interceptor: Interceptor | None = None
+    """The intercept query and the held calls (app.proxy.intercept)."""
     started_at: float = field(default_factory=time.time)
     auth: Authenticator = field(init=False)
     redactor: Redactor = field(init=False)
