@@ -308,7 +308,11 @@ class DispatcherService:
         began = time.perf_counter()
         try:
             capture.reply = await self._upstreams.call(
-                rule.upstream, method, capture.request if request is None else request, upstream_deadline(rule, context), forwardable(capture.metadata)
+                rule.upstream,
+                method,
+                capture.request if request is None else request,
+                upstream_deadline(rule, context),
+                forwardable(capture.metadata),
             )
             capture.upstream_status = "OK"
             capture.answered_by = "upstream"

@@ -79,9 +79,7 @@ async def test_a_pre_call_is_held_edited_and_the_client_gets_the_edit_byte_for_b
 
 
 async def test_calls_the_query_does_not_match_events_and_send_are_never_held() -> None:
-    async with intercepting(intercept="hook:Pre") as (inspector, client, http):
-        obj = load_object("pre.json")
-        obj.hook_type = pb.Object().hook_type  # not Pre
+    async with intercepting(intercept="hook:Pre") as (inspector, client, _):
         await asyncio.wait_for(client.dispatch(load_object("post-key-auth.json")), 5)
         assert await asyncio.wait_for(client.event("{}"), 5) is not None
         marked = load_object("pre.json").SerializeToString()
@@ -91,7 +89,7 @@ async def test_calls_the_query_does_not_match_events_and_send_are_never_held() -
 
 
 async def test_api_sets_the_query_and_refuses_a_bad_one() -> None:
-    async with intercepting() as (inspector, client, http):
+    async with intercepting() as (inspector, _, http):
         assert inspector.service.intercept is None, "no query: the Dispatcher checks nothing else"
         assert (await http.get("/api/intercept")).json()["active"] is False
         bad = await http.put("/api/intercept", json={"q": "hook:(", "points": ["after"]})
@@ -160,7 +158,8 @@ async def test_respond_allow_gives_a_session_the_lint_accepts() -> None:
         reply = pb.Object.FromString(await asyncio.wait_for(call, 5))
         assert reply.HasField("session") and reply.metadata["token"]
         sent = json_format.MessageToDict(load_object("custom-key-check.json"))
-        preview = await http.post("/api/outcome/preview", json={"sent": sent, "reply": json_format.MessageToDict(reply)})
+        candidate = json_format.MessageToDict(reply)
+        preview = await http.post("/api/outcome/preview", json={"sent": sent, "reply": candidate})
         assert preview.status_code == 200
         assert preview.json()["outcome"]["status"] == "continue", preview.json()
 
@@ -269,31 +268,33 @@ async def test_shutdown_continues_held_calls_before_the_grace_period() -> None:
 
 
 async def test_proxy_mode_holds_before_and_after_the_plugin() -> None:
-    async with plugin_server(header_plugin) as plugin:
-        async with intercepting(intercept="hook:Pre", upstream=plugin.target) as (_, client, http):
-            call = dispatch_in_background(client, load_object("pre.json"))
-            [before] = await held_items(http)
-            assert before["point"] == "before"
-            edit = (await http.get(f"/api/held/{before['id']}")).json()["object"]
-            edit["request"]["method"] = "POST"
-            assert (await http.post(f"/api/held/{before['id']}/continue", json={"object": edit})).status_code == 200
-            [after] = await held_items(http)
-            assert after["point"] == "after" and after["id"] != before["id"]
-            assert plugin.received[0].request.method == "POST", "the plugin server got the edited Object"
-            await http.post(f"/api/held/{after['id']}/continue")
-            reply = pb.Object.FromString(await asyncio.wait_for(call, 5))
-            assert reply.request.set_headers["X-Plugin"] == "headers"
-            capture = await last_capture(http)
-            assert "before the plugin: continued as edited" in capture["intercepted"]
-            assert "after the plugin: continued" in capture["intercepted"]
+    async with (
+        plugin_server(header_plugin) as plugin,
+        intercepting(intercept="hook:Pre", upstream=plugin.target) as (_, client, http),
+    ):
+        call = dispatch_in_background(client, load_object("pre.json"))
+        [before] = await held_items(http)
+        assert before["point"] == "before"
+        edit = (await http.get(f"/api/held/{before['id']}")).json()["object"]
+        edit["request"]["method"] = "POST"
+        assert (await http.post(f"/api/held/{before['id']}/continue", json={"object": edit})).status_code == 200
+        [after] = await held_items(http)
+        assert after["point"] == "after" and after["id"] != before["id"]
+        assert plugin.received[0].request.method == "POST", "the plugin server got the edited Object"
+        await http.post(f"/api/held/{after['id']}/continue")
+        reply = pb.Object.FromString(await asyncio.wait_for(call, 5))
+        assert reply.request.set_headers["X-Plugin"] == "headers"
+        capture = await last_capture(http)
+        assert "before the plugin: continued as edited" in capture["intercepted"]
+        assert "after the plugin: continued" in capture["intercepted"]
 
-            # Answered before the plugin: it never sees the call.
-            call = dispatch_in_background(client, load_object("pre.json"))
-            [before] = await held_items(http)
-            await http.post(f"/api/held/{before['id']}/respond", json={"preset": "override-503"})
-            reply = pb.Object.FromString(await asyncio.wait_for(call, 5))
-            assert reply.request.return_overrides.response_code == 503
-            assert len(plugin.received) == 1
+        # Answered before the plugin: it never sees the call.
+        call = dispatch_in_background(client, load_object("pre.json"))
+        [before] = await held_items(http)
+        await http.post(f"/api/held/{before['id']}/respond", json={"preset": "override-503"})
+        reply = pb.Object.FromString(await asyncio.wait_for(call, 5))
+        assert reply.request.return_overrides.response_code == 503
+        assert len(plugin.received) == 1
 
 
 async def test_outcome_preview_follows_the_candidate_reply() -> None:
