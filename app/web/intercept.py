@@ -182,16 +182,20 @@ async def fail_held(context: Context, held_id: int, body: Fail, request: Request
 @router.post("/outcome/preview")
 async def outcome_preview(context: Context, body: Preview) -> dict[str, Any]:
     """The outcome and lint of a candidate reply to a sent Object, by the model the detail view uses."""
+    candidate = body.reply
     if body.held is not None:
+        held = _held(context, body.held)
         try:
-            sent = pb.Object.FromString(_held(context, body.held).capture.request)
+            sent = pb.Object.FromString(held.capture.request)
         except DecodeError:
             raise HTTPException(400, "held: the call's Object cannot be read") from None
+        if candidate is not None:
+            candidate = _restored(context, held, candidate)  # the page edits the redacted view
     elif body.sent is not None:
         sent = _parsed(body.sent, "sent")
     else:
         raise HTTPException(400, "give sent (an Object) or held (a held call's id)")
-    reply = None if body.reply is None else _parsed(body.reply, "reply")
+    reply = None if candidate is None else _parsed(candidate, "reply")
     return await asyncio.to_thread(_judge, sent, reply, context)
 
 
