@@ -161,6 +161,7 @@ class Inspector:
                 interceptor=self.interceptor,
             )
             self.interceptor.searcher.apis = context.catalog  # `api:` by name, as in the search
+            self.interceptor.shown_path = context.redactor.url
             self.interceptor.configure(self.interceptor.query, self.interceptor.points)
             if self.shadow is not None:
                 self.shadow.offload = context.offloader.run

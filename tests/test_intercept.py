@@ -310,3 +310,23 @@ async def test_outcome_preview_follows_the_candidate_reply() -> None:
         assert failed["outcome"]["status"] == 500
         bad = await http.post("/api/outcome/preview", json={"sent": sent, "reply": {"request": {"url": 3}}})
         assert bad.status_code == 400 and bad.json()["detail"].startswith("reply")
+
+
+async def test_with_redaction_the_page_edits_the_redacted_view_and_the_gateway_gets_the_real_values() -> None:
+    async with intercepting(intercept="hook:Pre", redact=True) as (inspector, client, http):
+        sent = load_object("pre.json")
+        sent.request.headers["Authorization"] = "Bearer real-secret"
+        sent.request.url = sent.request.request_uri = "/orders-api/v1/orders?api_key=k-secret"
+        call = dispatch_in_background(client, sent)
+        [held] = await held_items(http)
+        assert "k-secret" not in json.dumps(held)
+        detail = (await http.get(f"/api/held/{held['id']}")).json()
+        assert "real-secret" not in json.dumps(detail) and "k-secret" not in json.dumps(detail)
+        edit = detail["object"]
+        edit["request"]["setHeaders"] = {"X-Debug": "1"}
+        assert (await http.post(f"/api/held/{held['id']}/continue", json={"object": edit})).status_code == 200
+        reply = pb.Object.FromString(await asyncio.wait_for(call, 5))
+        assert reply.request.headers["Authorization"] == "Bearer real-secret", "a value left as shown is the real one"
+        assert reply.request.set_headers["X-Debug"] == "1"
+        detail_doc = (await http.get(f"/api/captures/{inspector.store.last_id}")).json()
+        assert "X-Debug" in detail_doc["intercept_edit"] and "real-secret" not in detail_doc["intercept_edit"]

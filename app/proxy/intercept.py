@@ -79,7 +79,7 @@ class Held:
     since: float = field(default_factory=time.time)
     future: asyncio.Future[Decision] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, shown_path: Callable[[str], str] = str) -> dict[str, Any]:
         c = self.capture
         return {
             "id": self.id,
@@ -91,7 +91,7 @@ class Held:
             "hook_name": c.hook_name,
             "api_id": c.api_id,
             "method": c.method,
-            "path": c.path,
+            "path": shown_path(c.path),
             "answered_by": c.answered_by,
             "size": len(self.message),
         }
@@ -123,6 +123,8 @@ class Interceptor:
         """Matching calls not held: the cap was reached, or holding them would pass --max-inflight-bytes."""
         self.match_errors = 0
         self.held_total = 0
+        self.shown_path: Callable[[str], str] = str
+        """How a path is shown to pages (credentials in its query redacted)."""
         self.pages = 0
         """Live streams open (pages watching); when the last closes, every held call continues."""
 
@@ -173,7 +175,7 @@ class Interceptor:
         self.held_total += 1
         held = Held(self._next_id, capture, point, message, time.time() + self.timeout)
         self.held[held.id] = held
-        self.notify("held", held.as_dict())
+        self.notify("held", held.as_dict(self.shown_path))
         began = time.monotonic()
         try:
             try:
@@ -228,11 +230,17 @@ def _seconds(began: float) -> str:
 # -- what an action makes of a held call -------------------------------------------------------------
 
 
-def edited(held: Held, edit: dict[str, Any]) -> tuple[bytes, str]:
-    """The edited Object's bytes and the edit as a diff; InterceptError naming the field when it is wrong."""
+def edited(held: Held, edit: dict[str, Any], hide: Callable[[pb.Object], object]) -> tuple[bytes, str]:
+    """The edited Object's bytes and the edit as a diff; InterceptError naming the field when it is wrong.
+
+    `hide` redacts a message in place: the diff is kept and shown, so it is made of what may be shown.
+    """
     message = parse_object(edit)
+    data = message.SerializeToString()
     before = pb.Object.FromString(held.message)
-    return message.SerializeToString(), diff_text(before, message)
+    hide(before)
+    hide(message)
+    return data, diff_text(before, message)
 
 
 def parse_object(edit: Any, where: str = "object") -> pb.Object:

@@ -105,7 +105,8 @@ async def put_intercept(context: Context, body: InterceptQuery) -> dict[str, Any
 @router.get("/held")
 async def list_held(context: Context) -> dict[str, Any]:
     """The held calls, oldest first."""
-    return {"items": [held.as_dict() for held in _interceptor(context).held.values()]}
+    intercept = _interceptor(context)
+    return {"items": [held.as_dict(intercept.shown_path) for held in intercept.held.values()]}
 
 
 @router.get("/held/{held_id}")
@@ -118,7 +119,7 @@ async def held_detail(context: Context, held_id: int) -> dict[str, Any]:
         message = pb.Object.FromString(data)
         redactor.object(message)
         shown.append(json_format.MessageToDict(message))
-    return {**held.as_dict(), "object": shown[0], "sent": shown[1]}
+    return {**held.as_dict(redactor.url), "object": shown[0], "sent": shown[1]}
 
 
 def _restored(context: WebContext, held: Held, edit: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +143,7 @@ async def continue_held(context: Context, held_id: int, request: Request, body: 
     if body is None or body.object is None:
         return _resolve(context, held, Decision("continue", by=_who(request)))
     try:
-        data, diff = edited(held, _restored(context, held, body.object))
+        data, diff = edited(held, _restored(context, held, body.object), context.redactor.object)
     except InterceptError as exc:
         raise HTTPException(400, str(exc)) from None
     how = "continued as edited" if data != held.message else "continued"
