@@ -221,6 +221,7 @@ export function installIntercept() {
         const h = JSON.parse(e.data);
         held.set(h.id, h);
         render();
+        loadQuery(); // the counts beside the box
       });
       source.addEventListener("released", (e) => {
         const r = JSON.parse(e.data);
