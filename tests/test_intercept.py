@@ -14,7 +14,8 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
-from app.server import Inspector
+from app.cli import build_parser, settings_from_args
+from app.server import Inspector, serve
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import TEST_SETTINGS, Client, load_object, wait_until
 from tests.plugins import header_plugin, plugin_server
@@ -330,3 +331,18 @@ async def test_with_redaction_the_page_edits_the_redacted_view_and_the_gateway_g
         assert reply.request.set_headers["X-Debug"] == "1"
         detail_doc = (await http.get(f"/api/captures/{inspector.store.last_id}")).json()
         assert "X-Debug" in detail_doc["intercept_edit"] and "real-secret" not in detail_doc["intercept_edit"]
+
+
+def test_the_command_line_and_environment_set_the_intercept() -> None:
+    parser, env = build_parser({"TYK_INSPECTOR_INTERCEPT": "hook:auth"})
+    settings = settings_from_args(parser.parse_args(["serve", "--intercept-timeout", "5", "--intercept-max", "3"]))
+    assert not env.errors
+    assert (settings.intercept, settings.intercept_timeout_seconds, settings.intercept_max) == ("hook:auth", 5, 3)
+    flag = settings_from_args(parser.parse_args(["serve", "--intercept", "api:orders"]))
+    assert flag.intercept == "api:orders"
+
+
+async def test_a_bad_intercept_query_at_start_is_one_clear_line(caplog: pytest.LogCaptureFixture) -> None:
+    assert await serve(replace(TEST_SETTINGS, intercept="hook:(")) == 2
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("--intercept / TYK_INSPECTOR_INTERCEPT: ")
