@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from grpc_health.v1 import health_pb2
+from redis.exceptions import RedisError
 
 from app.capture.broadcast import Broadcaster
 from app.capture.capture_log import run_capture_log
@@ -30,6 +31,7 @@ from app.grpc_service import BindError, DispatcherService, GrpcListener, create_
 from app.health import HealthCollector
 from app.metrics import CallMetrics, create_registry
 from app.proxy.intercept import Interceptor
+from app.proxy.intercept_shared import SharedQuery
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.proxy.shadow import Shadow, ShadowCollector, ShadowConfig
@@ -89,6 +91,12 @@ class Inspector:
             tag_requests=settings.tag_requests,
         )
         self.interceptor = create_interceptor(settings, self.broadcaster, self.service)
+        self.shared_intercept: SharedQuery | None = None
+        """With --store redis://: the intercept query every replica applies."""
+        if self.redis_store is not None:
+            key = self.redis_store.config.key("intercept")
+            self.shared_intercept = SharedQuery(self.redis_store.config.url, key, self.interceptor)
+            self.interceptor.share = self.shared_intercept.publish
         self.telemetry = create_telemetry(settings)
         if self.telemetry is not None:
             from app.telemetry import TelemetryCollector
@@ -140,6 +148,8 @@ class Inspector:
         _check_tls(settings)  # before anything listens or says where the dashboard is
         if self.redis_store is not None:
             await self.redis_store.start(self.supervisor)
+        if self.shared_intercept is not None:
+            await self._share_intercept(self.shared_intercept)
         http_socket = _listen_http(settings.http_host, settings.http_port)
         self.http_port = http_socket.getsockname()[1]
         try:
@@ -227,6 +237,16 @@ class Inspector:
                 "SECURITY: the access token and the captures cross the network in clear text (no --tls-cert): "
                 "serve over HTTPS (--tls-cert/--tls-key) or behind a TLS-terminating proxy."
             )
+
+    async def _share_intercept(self, shared: SharedQuery) -> None:
+        """--intercept given: every replica takes it; else this one takes what the others share."""
+        if self.settings.intercept:
+            try:
+                await shared.publish(self.interceptor.query, sorted(self.interceptor.points))
+            except (RedisError, OSError) as exc:
+                log.warning("--intercept applies to this replica only for now: Redis is not answering (%s)", exc)
+        self.supervisor.start("intercept-sync", shared.run, stop=shared.stop)
+        self.supervisor.on_stop("intercept-redis", shared.close)
 
     async def _watch_rules(self, path: str) -> None:
         """Reload the rules when the file changes; a bad edit is logged (and shown) and the old rules stay.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -123,6 +123,8 @@ class Interceptor:
         """Matching calls not held: the cap was reached, or holding them would pass --max-inflight-bytes."""
         self.match_errors = 0
         self.held_total = 0
+        self.share: Callable[[str, list[str]], Awaitable[None]] | None = None
+        """With a shared store: hands a query set here to every replica (app.proxy.intercept_shared)."""
         self.shown_path: Callable[[str], str] = str
         """How a path is shown to pages (credentials in its query redacted)."""
         self.pages = 0

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from app.proxy.intercept import (
     POINTS,
@@ -99,6 +100,11 @@ async def put_intercept(context: Context, body: InterceptQuery) -> dict[str, Any
         intercept.configure(body.q, body.points)
     except InterceptError as exc:
         raise HTTPException(400, str(exc)) from None
+    if intercept.share is not None:
+        try:
+            await intercept.share(intercept.query, sorted(intercept.points))
+        except (RedisError, OSError) as exc:
+            raise HTTPException(503, f"set on this replica only: the shared store is not answering ({exc})") from None
     return intercept.as_dict()
 
 
