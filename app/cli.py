@@ -135,6 +135,10 @@ def build_parser(environ: dict[str, str]) -> tuple[argparse.ArgumentParser, _Env
     kind.add_argument("--event", action="store_true", help="send as DispatchEvent (default: guessed from the file)")
     kind.add_argument("--dispatch", action="store_true", help="send as Dispatch (default: guessed from the file)")
     send.add_argument("--timeout", type=seconds, default=10.0, help="seconds per call (default: %(default)s)")
+    send.add_argument(
+        "--meta", action="append", default=[], metavar="KEY=VALUE",
+        help="gRPC call metadata, e.g. traceparent=00-…; repeatable (an export's own is sent too)",
+    )  # fmt: skip
 
     replay = commands.add_parser("replay", help="re-send a captured Object through a running inspector")
     replay.add_argument("capture_id", type=positive_int, metavar="ID")
@@ -245,8 +249,12 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
     o.switch(
         "--no-redact", "show credentials (Authorization/Cookie headers, session secrets) in the page, API and exports"
     )
+    o.switch(
+        "--redact-strict",
+        "no reveal of a redacted value and no copy with secrets from the page or API (for shared deployments)",
+    )
     o.names("--redact-header", "REDACT_HEADERS", "NAME", "another header whose value to redact")
-    o.names("--redact-metadata", "REDACT_METADATA", "KEY", "an Object/session metadata key whose value to redact")
+    o.names("--redact-metadata", "REDACT_METADATA", "KEY", "a metadata key (Object, session, gRPC call) to redact")
     o.names("--redact-query", "REDACT_QUERY", "KEY", "a query key whose value to redact (url, request_uri, params)")
     o.names("--redact-body", "REDACT_BODY", "KEY|PATH",
             "a JSON key (anywhere) or dotted path (user.card, items.*.pin) to redact in bodies")  # fmt: skip
@@ -375,6 +383,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         allow_no_auth=args.no_auth,
         allowed_hosts=tuple(args.allowed_host),
         redact=not args.no_redact,
+        redact_strict=args.redact_strict,
         redact_headers=tuple(args.redact_header),
         redact_metadata=tuple(args.redact_metadata),
         redact_query=tuple(args.redact_query),
@@ -413,7 +422,9 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     if args.command == "send":
         from app.proxy.send import send_file
 
-        return send_file(args.file, args.to, event=args.event, dispatch=args.dispatch, timeout=args.timeout)
+        return send_file(
+            args.file, args.to, event=args.event, dispatch=args.dispatch, timeout=args.timeout, meta=args.meta
+        )
     if args.command == "verify":
         from app.verify.run import Options
         from app.verify.run import main as verify

@@ -91,10 +91,12 @@ class Settings:
     """Host header values accepted besides localhost and the bind address; '*' accepts any."""
     redact: bool = True
     """Hide credentials in the page, the API and exports (never in what the gateway gets back)."""
+    redact_strict: bool = False
+    """No way around redaction from the page or API: no reveal of one value, no copy with secrets."""
     redact_headers: tuple[str, ...] = ()
     """Header names to redact besides Authorization, Cookie and Proxy-Authorization."""
     redact_metadata: tuple[str, ...] = ()
-    """Object and session metadata keys to redact."""
+    """Object, session and gRPC call metadata keys to redact."""
     redact_query: tuple[str, ...] = ()
     """Query keys to redact (in url, request_uri and params) besides the built-in credential names."""
     redact_body: tuple[str, ...] = ()

@@ -149,7 +149,7 @@ class DispatcherService:
                 intercept = None
             rule = None
             if self.rules is not None:
-                rule = await self._answer(capture, method, context, intercept)
+                rule = await self._answer(capture, method, context, started, intercept)
             if self.tag_requests and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
                 capture.reply = tagged_reply(capture.reply)  # type: ignore[arg-type]  # set for Dispatch
             if (
@@ -160,7 +160,7 @@ class DispatcherService:
             ):
                 decision = await self._hold(intercept, capture, "after", capture.reply)
                 if decision is not None:
-                    await self._apply(capture, decision, context)
+                    await self._apply(capture, decision, context, started)
         except asyncio.CancelledError:
             # The gateway went away, its deadline passed, or the server stopped: the call still happened.
             if capture.grpc_status is None:
@@ -225,7 +225,9 @@ class DispatcherService:
         finally:
             self.inflight_bytes -= extra
 
-    async def _apply(self, capture: Capture, decision: Decision, context: grpc.aio.ServicerContext) -> None:
+    async def _apply(
+        self, capture: Capture, decision: Decision, context: grpc.aio.ServicerContext, started: int
+    ) -> None:
         """What a held call's decision makes of its reply: the edited or preset Object, or a gRPC error."""
         if decision.action == "fail":
             assert decision.code is not None
@@ -234,7 +236,7 @@ class DispatcherService:
             capture.grpc_status = decision.code.name
             note = f"failed while held: {decision.code.name}: {decision.details}"
             capture.error = f"{capture.error}; {note}" if capture.error else note
-            capture.duration_ns = time.time_ns() - capture.received_us * 1000  # the hold included
+            capture.duration_ns = time.perf_counter_ns() - started  # the hold included
             self._record(capture)
             await context.abort(decision.code, decision.details)
         if decision.message is not None:
@@ -243,7 +245,12 @@ class DispatcherService:
                 capture.answered_by = "intercept"
 
     async def _answer(
-        self, capture: Capture, method: str, context: grpc.aio.ServicerContext, intercept: Interceptor | None = None
+        self,
+        capture: Capture,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        started: int,
+        intercept: Interceptor | None = None,
     ) -> Rule:
         """Set the capture's reply as the matching rule says: echo, mock or upstream; the rule."""
         assert self.rules is not None
@@ -260,7 +267,7 @@ class DispatcherService:
                 log.warning("%s (%d such calls so far)", routing.error, self.rule_errors)
         # A fault is the rules file's own request to fail or delay a call, so it is not a rule error.
         fault = rule.fault if rule.fault is not None and rule.fault.strikes() else None
-        if fault is not None and await self._fault(capture, fault, context):
+        if fault is not None and await self._fault(capture, fault, context, started):
             return rule
         if rule.action == "mock" and rule.mock is not None:
             if capture.kind == "dispatch":
@@ -272,16 +279,16 @@ class DispatcherService:
                 decision = await self._hold(intercept, capture, "before", request)
                 if decision is not None and decision.action != "continue":
                     # Answered without the plugin server: a preset or an Object of the viewer's, or an error.
-                    await self._apply(capture, decision, context)
+                    await self._apply(capture, decision, context, started)
                     return rule
                 if decision is not None and decision.message is not None:
                     request = decision.message  # the edited Object goes to the plugin server
-            await self._forward(capture, rule, method, context, request)
+            await self._forward(capture, rule, method, context, started, request)
         if fault is not None and fault.oversize and capture.reply is not None:
             capture.reply = oversize(capture.reply)
         return rule
 
-    async def _fault(self, capture: Capture, fault: Fault, context: grpc.aio.ServicerContext) -> bool:
+    async def _fault(self, capture: Capture, fault: Fault, context: grpc.aio.ServicerContext, started: int) -> bool:
         """Delay, then fail or drop the call as the rule's fault says; True when the fault is the answer."""
         capture.fault = fault.label
         if fault.delay_seconds:
@@ -295,13 +302,19 @@ class DispatcherService:
             capture.reply = None
             capture.grpc_status = fault.fail.name
             capture.error = f"fault injected: {fault.fail.name}: {fault.details}"
-            capture.duration_ns = time.time_ns() - capture.received_us * 1000  # the delay included
+            capture.duration_ns = time.perf_counter_ns() - started  # the delay included
             self._record(capture)
             await context.abort(fault.fail, fault.details)
         return False
 
     async def _forward(
-        self, capture: Capture, rule: Rule, method: str, context: grpc.aio.ServicerContext, request: bytes | None = None
+        self,
+        capture: Capture,
+        rule: Rule,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        started: int,
+        request: bytes | None = None,
     ) -> None:
         assert rule.upstream is not None and self._upstreams is not None
         capture.upstream = rule.upstream
@@ -328,10 +341,13 @@ class DispatcherService:
                 capture.reply = None
                 capture.grpc_status = exc.code().name
                 capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
+                # Recorded here, before the abort: the call lasted as long as the failing upstream took.
+                capture.duration_ns = time.perf_counter_ns() - started
                 self._record(capture)
                 await context.abort(exc.code(), exc.details() or capture.error)
         finally:
-            capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
+            if capture.upstream_ms is None:  # a failure passed on was recorded (and timed) already
+                capture.upstream_ms = round((time.perf_counter() - began) * 1000, 3)
 
     async def _reject(self, capture: Capture, context: grpc.aio.ServicerContext, started: int, details: str) -> None:
         """Keep the undecodable bytes for the user to look at, then fail the call."""

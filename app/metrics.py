@@ -16,13 +16,20 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from app.capture.record import Capture
-from app.capture.store import CaptureStore
+from app.store.buffer import CaptureStore
 
 # Seconds; Dispatch handling is usually tens of microseconds, an upstream call milliseconds.
 DISPATCH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 UPSTREAM_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# API ids come from the gateway's traffic; past this many label sets new ones are counted as "other".
+# Hook types, event types and API ids come from whoever can call the Dispatcher: each label keeps
+# at most so many values (later ones are counted as "other"), each value at most MAX_LABEL_CHARS,
+# and past MAX_SERIES label sets a new one is counted with both as "other". A scrape stays small
+# whatever the callers send.
 MAX_SERIES = 2000
+MAX_LABEL_VALUES = {"hook_type": 64, "api_id": 1000}
+"""Distinct values per label (Tyk has 5 hook types and about 30 event types; API ids are many)."""
+MAX_LABEL_CHARS = 100
+"""Longer values are cut to this many characters and end with '…'."""
 OTHER = "other"
 
 CallKey = tuple[str, str, str, str, str]
@@ -73,21 +80,44 @@ class CallMetrics:
         self.dispatch = _Histogram(DISPATCH_BUCKETS)
         self.upstream = _Histogram(UPSTREAM_BUCKETS)
 
+        self._hook_types: set[str] = set()
+        self._api_ids: set[str] = set()
+
     def observe(self, capture: Capture) -> None:
         """Count one call the gateway made. Called on the Dispatch path."""
-        key = (capture.kind, capture.hook_type, capture.api_id, capture.answered_by, grpc_status(capture))
+        key: CallKey = (capture.kind, capture.hook_type, capture.api_id, capture.answered_by, grpc_status(capture))
         calls = self.calls
         count = calls.get(key)
-        if count is None:
-            if len(calls) >= self.max_series:
-                key = (capture.kind, capture.hook_type, OTHER, capture.answered_by, key[4])
-                count = calls.get(key, 0)
-            else:
-                count = 0
+        if count is None:  # a label set not seen before: bounded first (kind, answered_by, status are)
+            key = self._bounded(key)
+            count = calls.get(key, 0)
         calls[key] = count + 1
         self.dispatch.observe(capture.duration_ns / 1e9)
         if capture.upstream_ms is not None:
             self.upstream.observe(capture.upstream_ms / 1000)
+
+    def _bounded(self, key: CallKey) -> CallKey:
+        kind, hook_type, api_id, answered_by, status = key
+        hook_type = _admit(self._hook_types, _cut(hook_type), MAX_LABEL_VALUES["hook_type"])
+        api_id = _admit(self._api_ids, _cut(api_id), MAX_LABEL_VALUES["api_id"])
+        key = (kind, hook_type, api_id, answered_by, status)
+        if key not in self.calls and len(self.calls) >= self.max_series:
+            key = (kind, OTHER, OTHER, answered_by, status)
+        return key
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_LABEL_CHARS else value[: MAX_LABEL_CHARS - 1] + "…"
+
+
+def _admit(seen: set[str], value: str, most: int) -> str:
+    """`value`, or OTHER once `seen` holds `most` values and this is not one of them."""
+    if value in seen:
+        return value
+    if len(seen) >= most:
+        return OTHER
+    seen.add(value)
+    return value
 
 
 class _Subscribers(Protocol):

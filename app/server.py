@@ -19,16 +19,13 @@ import uvicorn
 from grpc_health.v1 import health_pb2
 from redis.exceptions import RedisError
 
-from app.capture.broadcast import Broadcaster
-from app.capture.capture_log import run_capture_log
 from app.capture.record import Capture, Recorder
-from app.capture.redis_keys import RedisStoreConfig, StoreError
-from app.capture.redis_store import RedisStore
-from app.capture.store import CaptureStore, RingBuffer
-from app.capture.wiring import wire
 from app.config import Settings
 from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
 from app.health import HealthCollector
+from app.live.broadcast import Broadcaster
+from app.live.capture_log import run_capture_log
+from app.live.wiring import wire
 from app.metrics import CallMetrics, create_registry
 from app.proxy.intercept import Interceptor
 from app.proxy.intercept_shared import SharedQuery
@@ -37,6 +34,9 @@ from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.proxy.shadow import Shadow, ShadowCollector, ShadowConfig
 from app.proxy.targets import ReplayTargets
 from app.proxy.upstream import UpstreamPool
+from app.store.buffer import CaptureStore, RingBuffer
+from app.store.redis_keys import RedisStoreConfig, StoreError
+from app.store.redis_store import RedisStore
 from app.supervisor import Supervisor
 from app.tyk.outcome import Gateway
 from app.tyk.protocol import SERVICE_NAME
@@ -206,10 +206,12 @@ class Inspector:
             lambda: run_capture_log(
                 self.broadcaster, settings.capture_log, redactor, settings.capture_log_rate, api_names=api_names
             ),
+            # It ends by itself once the broadcaster is closed, after writing the last batch: not cancelled mid-write.
+            stop=self.broadcaster.close,
         )
         self.supervisor.on_stop("broadcaster", _soon(self.broadcaster.close))
         offloader = context.offloader
-        self.supervisor.on_stop("offload-pool", lambda: asyncio.to_thread(offloader.close))
+        self.supervisor.on_stop("offload-pool", offloader.aclose)
         if context.catalog.configured:
             self.supervisor.start("gateway-catalog", context.catalog.run)  # reads --gateway-url's catalog
         if settings.rules_file:

@@ -9,7 +9,7 @@ queue and are dropped, counted, when it is full.
 A call whose gRPC metadata carries W3C trace context (`traceparent`, Tyk 5.11+ with
 OpenTelemetry on) becomes a child of the gateway's span. Otherwise the calls of one request
 share a trace whose id is derived from the request's correlation key (the tag header of
---tag-requests, or a request-id header: app.capture.journey), and a call with neither is a
+--tag-requests, or a request-id header: app.journeys.journey), and a call with neither is a
 trace of its own. Attributes name the hook, the API, who answered, the outcome and sizes;
 never a body, a header value or anything redaction would hide.
 """
@@ -32,8 +32,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from app.capture.analysis import analyze
-from app.capture.journey import correlation_of
 from app.capture.record import Capture
+from app.journeys.journey import correlation_of
 from app.tyk.outcome import Gateway
 from protogen import coprocess_object_pb2 as pb
 

@@ -1,5 +1,9 @@
 """Take the README's screenshot: one API request's journey across its hooks (docs/dashboard.png).
 
+The traffic is what a gateway sends to an inspector in echo mode with the fake-login rule
+(examples/apis/fake-login.yaml): the auth hook is answered with a session, as a real auth plugin
+would, so the gateway goes on to the later hooks (an echoed auth reply would stop it with 403).
+
 Usage: python scripts/screenshot.py   (or `make screenshot`); needs Debian's chromium.
 """
 
@@ -28,25 +32,24 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 
 async def main() -> None:
-    inspector = Inspector(Settings(grpc_address="127.0.0.1:0", http_port=0, capture_log="off"))
+    rules = str(EXAMPLES / "apis" / "fake-login.yaml")
+    inspector = Inspector(Settings(grpc_address="127.0.0.1:0", http_port=0, capture_log="off", rules_file=rules))
     await inspector.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel:
             dispatch = channel.unary_unary("/coprocess.Dispatcher/Dispatch")
-            event = channel.unary_unary("/coprocess.Dispatcher/DispatchEvent")
             # Three API requests, each through all five hooks, as a gateway with OpenTelemetry sends
             # them: every hook call of one request carries the same traceparent trace id.
             for request in range(3):
                 trace = f"00-{request + 1:032x}-{request + 1:016x}-01"
                 for name in HOOKS:
                     obj = json_format.Parse((EXAMPLES / name).read_text(), pb.Object())
-                    if name == "custom-key-check.json":  # the key is good: a session, as an auth plugin gives
+                    if name == "custom-key-check.json":  # each client with its own key
+                        obj.request.headers["Authorization"] = f"Bearer key-of-user-{request + 1}"
+                    elif name != "pre.json":  # after auth the gateway sends the session the auth hook made
                         obj.session.rate, obj.session.per = 100, 1
-                        obj.session.metadata["token"] = obj.metadata["token"] = f"user-{request + 1}"
+                        obj.session.metadata["token"] = obj.metadata["token"] = f"Bearer key-of-user-{request + 1}"
                     await dispatch(obj.SerializeToString(), metadata=(("traceparent", trace),))
-            await event(
-                json_format.Parse((EXAMPLES / "event-auth-failure.json").read_text(), pb.Event()).SerializeToString()
-            )
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
                 executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS

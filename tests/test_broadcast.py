@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from app.capture.broadcast import RATE_SECONDS, Batch, Broadcaster, Subscription
 from app.capture.record import Capture
+from app.live.broadcast import RATE_SECONDS, Batch, Broadcaster, Subscription
 
 WINDOW = 0.02
 FLOOD_WINDOW = 0.3

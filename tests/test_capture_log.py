@@ -15,12 +15,13 @@ import grpc
 import httpx
 import pytest
 
-from app.capture.capture_log import RateLimiter, capture_line, printable
 from app.capture.record import Capture
-from app.capture.redact import Redactor
 from app.config import Settings
+from app.live.capture_log import RateLimiter, capture_line, printable
+from app.redaction.redact import Redactor
 from app.server import Inspector
 from tests.conftest import Client, load_object, wait_listening, wait_until, with_settings
+from tests.test_stream import open_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 FORGED = "MyPreHook\n01:59:59 WARNING forged line\x1b[2J\x1b]0;owned\x07\u202etxt.exe"
@@ -166,3 +167,22 @@ async def test_console_output_cannot_be_forged_by_a_hook_name() -> None:
     assert not any(line.startswith("01:59:59 WARNING") for line in lines)
     (logged,) = [line for line in lines if "#1" in line]
     assert re.match(r"\d\d:\d\d:\d\d INFO +Pre MyPreHook\\n01:59:59 WARNING forged line\\x1b\[2J", logged), logged
+
+
+class TestNotABrowser:
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return with_settings(capture_log="line")()
+
+    async def test_the_console_log_is_not_counted_as_a_live_view(
+        self, inspector: Inspector, client: Client, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.INFO, logger="tyk_inspector.captures")
+        await client.dispatch(load_object("pre.json"))
+        await wait_until(lambda: [r for r in caplog.records if r.name == "tyk_inspector.captures"], what="a line")
+        stats = (await http.get("/api/stats")).json()
+        assert stats["subscribers"] == 0 and stats["subscriber_lags"] == 0
+        assert "tyk_inspector_sse_clients 0.0" in (await http.get("/metrics")).text
+        async with open_stream(http):
+            await wait_until(lambda: inspector.broadcaster.subscriber_count == 1, what="the browser")
+            assert (await http.get("/api/stats")).json()["subscribers"] == 1

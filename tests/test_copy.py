@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import json
 import os
+import re
 import shlex
 import sys
 import threading
@@ -14,11 +15,13 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from app.config import Settings
+from app.formats import copy_as
 from app.server import Inspector
 from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
@@ -61,8 +64,10 @@ def gateway() -> Iterator[str]:
 
 
 async def run(command: str, cwd: Path, **env: str) -> tuple[int, str]:
+    # From a file: a command line as long as the copy could be is more than execve takes.
+    (cwd / "copied.sh").write_text(command)
     process = await asyncio.create_subprocess_exec(
-        "bash", "-c", command, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "bash", "copied.sh", cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **env},
     )  # fmt: skip
     out, _ = await asyncio.wait_for(process.communicate(), 120)
@@ -170,9 +175,48 @@ class TestRedacted:
         auth = load_object("custom-key-check.json")
         await client.dispatch(auth)
         secret = auth.request.headers["Authorization"]
-        for as_ in ("curl", "send", "grpcurl", "pytest"):
+        text = await copy(http, 1, "pytest")
+        assert secret not in text and "[redacted]" in text
+        for as_ in ("send", "grpcurl"):  # shell: the value from a variable the comment names
             text = await copy(http, 1, as_)
-            assert secret not in text and "[redacted]" in text, as_
+            assert secret not in text and "[redacted]" not in text and '"${AUTHORIZATION:?}"' in text, as_
+
+    async def test_send_reads_redacted_values_from_shell_variables(
+        self, inspector: Inspector, client: Client, http: httpx.AsyncClient, tmp_path: Path
+    ) -> None:
+        auth = load_object("custom-key-check.json")
+        auth.request.headers["X-Note"] = "costs $5 and `date` and \\n"
+        await client.dispatch(auth)
+        script = await copy(http, 1, "send", to=f"127.0.0.1:{inspector.grpc_port}")
+        code, out = await run(script, tmp_path)
+        assert code != 0 and "AUTHORIZATION" in out  # unset: nothing sent
+        code, out = await run(script, tmp_path, AUTHORIZATION=auth.request.headers["Authorization"])
+        assert code == 0, out
+        await wait_until(lambda: inspector.store.last_id == 2, what="the sent capture")
+        again = inspector.store.get(2)
+        assert again is not None and pb.Object.FromString(again.request).request.headers == auth.request.headers
+
+    async def test_curl_reads_redacted_values_from_shell_variables(
+        self, client: Client, http: httpx.AsyncClient, gateway: str, tmp_path: Path
+    ) -> None:
+        obj = load_object("post-json-body.json")
+        obj.hook_type = common.Pre
+        obj.request.request_uri = obj.request.url = "/orders?api_key=k-123456&page=2"
+        obj.request.raw_body = b'{"user": "ann", "password": "hunter22"}'
+        await client.dispatch(obj)
+        command = await copy(http, 1, "curl", gateway=gateway)
+        assert "[redacted]" not in command and "hunter22" not in command and "k-123456" not in command
+        assert "AUTHORIZATION" in command.split("curl", 1)[0]  # the comment says what to set
+        # Unset, the command stops before sending anything.
+        code, out = await run(command, tmp_path)
+        assert code != 0 and "AUTHORIZATION" in out and Recorded.seen == []
+        secrets = {"AUTHORIZATION": obj.request.headers["Authorization"], "API_KEY": "k-123456", "PASSWORD": "hunter22"}
+        code, out = await run(command.rstrip("\n") + " --fail --silent --show-error", tmp_path, **secrets)
+        assert code == 0, out
+        [seen] = Recorded.seen
+        assert seen["headers"]["Authorization"] == obj.request.headers["Authorization"]
+        assert seen["path"] == "/orders?api_key=k-123456&page=2"
+        assert seen["body"] == obj.request.raw_body
 
 
 async def test_copies_and_body_downloads_decode_off_the_event_loop(
@@ -227,3 +271,80 @@ async def test_the_pytest_skeleton_is_python_whatever_the_hook_name(
     await client.dispatch(obj)
     source = (await http.get("/api/captures/1/copy", params={"as": "pytest"})).text
     compile(source, "generated_test.py", "exec")  # a SyntaxError fails the test
+
+
+# --- copy as curl: what a paste into a terminal can do ----------------------------------------
+
+
+async def test_curl_quotes_control_characters_so_a_paste_cannot_end_the_bracketed_paste(
+    client: Client, http: httpx.AsyncClient, gateway: str, tmp_path: Path
+) -> None:
+    # ESC [ 201 ~ ends bash's bracketed paste: pasted raw, what follows it would run as typed.
+    hostile = 'x\x1b[201~; touch pwned; echo "\x07\x9b\x7f!"'
+    obj = load_object("post-json-body.json")
+    obj.request.headers["X-Trace"] = hostile
+    obj.request.raw_body = hostile.encode()
+    await client.dispatch(obj)
+    command = await copy(http, 1, "curl", gateway=gateway)
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", command), "a raw control character in the command"
+    assert "$'" in command
+    code, out = await run(command.rstrip("\n") + " --fail --silent --show-error", tmp_path)
+    assert code == 0, out
+    assert not (tmp_path / "pwned").exists()
+    [seen] = Recorded.seen
+    assert seen["body"] == hostile.encode()
+    assert seen["headers"]["X-Trace"].encode("latin-1").decode("utf-8") == hostile
+
+
+@pytest.mark.parametrize(
+    "request_uri", ["@evil.invalid/orders", "http://user:pw@evil.invalid/orders", "evil.invalid:81/orders"]
+)
+async def test_a_request_uri_cannot_change_the_host_curl_connects_to(
+    client: Client, http: httpx.AsyncClient, gateway: str, tmp_path: Path, request_uri: str
+) -> None:
+    obj = load_object("pre.json")
+    obj.request.request_uri = request_uri
+    obj.request.url = request_uri
+    await client.dispatch(obj)
+    command = await copy(http, 1, "curl", gateway=gateway)
+    url = shlex.split(command.replace("\\\n", ""))[-1]
+    assert urlsplit(url).netloc == urlsplit(gateway).netloc, url
+    code, out = await run(command.rstrip("\n") + " --fail --silent --show-error", tmp_path)
+    assert code == 0, out
+    [seen] = Recorded.seen
+    assert seen["path"].endswith("/orders") and "evil.invalid" not in urlsplit(seen["path"]).netloc
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (json.dumps({"items": ["x" * 100] * 4000}).encode(), "a 396 KiB JSON body"),
+        (b"line one\nline two with $HOME and `date` and \\n\nBODY\nno newline at the end" * 200, "text"),
+        (b"ends with a newline\n" * 500, "text ending in a newline"),
+        (bytes(range(256)) * 40, "binary"),
+    ],
+)
+async def test_a_large_body_goes_to_a_file_not_onto_the_command_line(
+    client: Client, http: httpx.AsyncClient, gateway: str, tmp_path: Path, body: bytes, kind: str
+) -> None:
+    obj = load_object("post-json-body.json")
+    obj.request.raw_body = body
+    await client.dispatch(obj)
+    command = await copy(http, 1, "curl", gateway=gateway)
+    curl_line = command[command.index("curl") :]
+    assert len(curl_line) < 4096, f"{kind}: the body is still on curl's command line"
+    assert "--data-binary @request-body." in curl_line
+    code, out = await run(command.rstrip("\n") + " --fail --silent --show-error", tmp_path)
+    assert code == 0, out
+    [seen] = Recorded.seen
+    assert seen["body"] == body, kind
+
+
+async def test_a_body_past_the_embedded_limit_is_left_to_the_download(
+    client: Client, http: httpx.AsyncClient, gateway: str
+) -> None:
+    obj = load_object("post-json-body.json")
+    obj.request.raw_body = b"a" * (copy_as.EMBEDDED_BODY_BYTES + 1)
+    await client.dispatch(obj)
+    command = await copy(http, 1, "curl", gateway=gateway)
+    assert len(command) < 4096 and "save it as request-body.bin" in command

@@ -136,3 +136,22 @@ def test_scale_out_doc_names_only_settings_that_exist() -> None:
     assert names and names <= accepted_env_names()
     flags = set(re.findall(r"`(--[a-z][a-z-]*[a-z])", doc))  # flags the text names, not shell lines
     assert {"--store", "--store-prefix"} <= flags <= accepted_flags()
+
+
+def readme_option_rows() -> list[tuple[str, str]]:
+    """(options, environment variables) of every row of README's option tables."""
+    readme = (ROOT / "README.md").read_text()
+    rows = []
+    for table in re.findall(r"^\| option \| environment variable \|.*?\n((?:\|.*\n)+)", readme, re.MULTILINE):
+        for line in table.splitlines()[1:]:
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            rows.append((cells[0], cells[1]))
+    return rows
+
+
+def test_readme_option_tables_name_every_serve_option_and_only_those() -> None:
+    rows = readme_option_rows()
+    named = {flag for options, _ in rows for flag in re.findall(r"`(--[a-z0-9-]+)", options)}
+    assert named == accepted_flags() - {"-h", "--help"}, "README's option tables and `serve --help` differ"
+    env_names = {name for _, env in rows for name in re.findall(r"\b(TYK_INSPECTOR_[A-Z_]+[A-Z])\b", env)}
+    assert env_names and env_names <= accepted_env_names()

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.capture.document import RECORD_FIELDS, json_chunks
+from app.formats.document import RECORD_FIELDS, json_chunks
 from tests.conftest import load_object, wait_until
 from tests.plugins import failing_plugin, header_plugin, plugin_server, raw_plugin_server
 from tests.test_export import comparable
@@ -68,10 +68,14 @@ async def test_proxied_mocked_replayed_and_failed_captures_round_trip(tmp_path: 
             await http.delete("/api/captures")
             assert (await http.post("/api/import", json=document)).status_code == 201
             again = await export(http)
-            assert [comparable(r) for r in again["captures"]] == [comparable(r) for r in records]
+            # The replay links to its original's new id; everything else is as exported.
+            assert again["captures"][3]["replay_of"] == again["captures"][0]["id"] != records[3]["replay_of"]
+            relinked = [dict(r) for r in again["captures"]]
+            relinked[3]["replay_of"] = records[3]["replay_of"]
+            assert [comparable(r) for r in relinked] == [comparable(r) for r in records]
             listed = (await http.get("/api/captures", params={"after": 0})).json()["items"]
             assert [{f: c[f] for f in ANSWER_FIELDS} for c in listed] == [
-                {f: r[f] for f in ANSWER_FIELDS} for r in records
+                {f: r[f] for f in ANSWER_FIELDS} for r in again["captures"]
             ]
             assert all(c["imported"] for c in listed)
             assert inspector.store.stats().count == 4

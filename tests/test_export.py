@@ -101,6 +101,17 @@ async def test_filtered_export(client: Client, http: httpx.AsyncClient) -> None:
             b'"received_at": "yesterday", "request": {"payload": ""}}]}',
             'capture #0: "received_at" is not an ISO 8601 time',
         ),
+        (  # Python refuses to convert more than 4,300 digits: a ValueError that was a 500
+            b'{"format": "tyk-inspector-export", "version": 1, "captures": [{"kind": "event", '
+            b'"received_at": "2026-01-01T00:00:00Z", "request": {"payload": ""}, "duration_ms": '
+            + b"9" * 5000
+            + b"}]}",
+            "a number with 5000 digits is out of range",
+        ),
+        (
+            b'{"format": "tyk-inspector-export", "version": -' + b"1" * 4301 + b', "captures": []}',
+            "a number with 4301 digits is out of range",
+        ),
     ],
 )
 async def test_invalid_import_is_400_and_changes_nothing(
@@ -140,3 +151,24 @@ class TestImportLimit:
 
         response = await http.post("/api/import", content=chunked())
         assert response.status_code == 413
+
+
+async def test_imported_replays_link_to_their_originals_new_ids(client: Client, http: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        await client.dispatch(load_object("pre.json"))
+    document = (await http.get("/api/export")).json()
+    first, second = document["captures"]
+    second["replay_of"] = first["id"]  # a replay of the first, as an export of a replay says
+    stray = dict(second, replay_of=999)  # a replay whose original the file does not hold
+    document["captures"] = [first, second, stray] * 300  # several import batches: links across them
+    imported = await http.post("/api/import", json=document)
+    assert imported.status_code == 201
+    ids = imported.json()["ids"]
+    summaries = {
+        c["id"]: c for c in (await http.get("/api/captures", params={"after": 2, "limit": 1000})).json()["items"]
+    }
+    for n in range(0, len(ids), 3):
+        original, replay, orphan = ids[n : n + 3]
+        assert summaries[replay]["replay_of"] == original
+        assert summaries[orphan]["replay_of"] is None
+        assert summaries[original]["replay_of"] is None

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.capture.broadcast import Broadcaster
-from app.capture.store import RingBuffer
 from app.config import Settings
+from app.live.broadcast import Broadcaster
 from app.server import Inspector
+from app.store.buffer import RingBuffer
 from app.web import create_app
 from app.web.app import SECURITY_HEADERS
 from app.web.context import WebContext

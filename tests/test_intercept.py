@@ -17,8 +17,9 @@ from google.protobuf import json_format
 from app.cli import build_parser, settings_from_args
 from app.server import Inspector, serve
 from protogen import coprocess_object_pb2 as pb
-from tests.conftest import TEST_SETTINGS, Client, load_object, wait_until
+from tests.conftest import EXAMPLES, TEST_SETTINGS, Client, load_object, wait_until
 from tests.plugins import header_plugin, plugin_server
+from tests.test_cli import run_cli
 from tests.test_stream import open_stream
 
 
@@ -346,3 +347,12 @@ async def test_a_bad_intercept_query_at_start_is_one_clear_line(caplog: pytest.L
     assert await serve(replace(TEST_SETTINGS, intercept="hook:(")) == 2
     [line] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert line.startswith("--intercept / TYK_INSPECTOR_INTERCEPT: ")
+
+
+async def test_tyk_inspector_send_is_never_held() -> None:
+    async with intercepting(intercept="hook:Pre") as (inspector, _, _http):
+        target = f"127.0.0.1:{inspector.grpc_port}"
+        code, out, err = await run_cli("send", str(EXAMPLES / "pre.json"), "--to", target, "--timeout", "20")
+        assert code == 0, err
+        assert json.loads(out)["hookName"] == "MyPreHook"
+        assert inspector.interceptor.held_total == 0

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from app.capture.journey import TAG_HEADER, WINDOW_US, JourneyIndex
 from app.capture.record import Capture, summarize_event, summarize_object
-from app.capture.redact import REDACTED, Redactor
-from app.capture.store import RingBuffer
 from app.cli import build_parser, settings_from_args
 from app.config import Settings
+from app.journeys.journey import TAG_HEADER, WINDOW_US, JourneyIndex
+from app.redaction.redact import REDACTED, Redactor
+from app.store.buffer import RingBuffer
 from protogen import coprocess_common_pb2 as common
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import Client, load_object, with_settings

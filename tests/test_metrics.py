@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import grpc
@@ -10,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from app.metrics import MAX_LABEL_CHARS, MAX_LABEL_VALUES
 from app.server import Inspector
 from tests.conftest import TEST_SETTINGS, Client, load_object
 from tests.plugins import header_plugin, plugin_server
@@ -105,3 +107,30 @@ async def test_api_ids_beyond_the_series_bound_are_counted_as_other(
     text = await scrape(http)
     counted = {s.labels["api_id"]: s.value for s in samples(text) if s.name == "tyk_inspector_calls_total"}
     assert counted == {"api-0": 1, "api-1": 1, "api-2": 1, "other": 3}
+
+
+async def test_every_label_has_a_bounded_number_of_values(
+    inspector: Inspector, client: Client, http: httpx.AsyncClient
+) -> None:
+    most = MAX_LABEL_VALUES["hook_type"]
+    for n in range(most + 40):  # hook type numbers Tyk does not have, and made-up event types
+        obj = load_object("pre.json")
+        obj.hook_type = 100 + n  # type: ignore[assignment]
+        await client.dispatch(obj)
+        await client.event(json.dumps({"message": {"Type": f"NoSuchEvent{n}"}}))
+    text = await scrape(http)
+    calls = [s for s in samples(text) if s.name == "tyk_inspector_calls_total"]
+    hook_types = {s.labels["hook_type"] for s in calls}
+    assert len(hook_types) <= most + 1 and "other" in hook_types
+    assert sum(s.value for s in calls) == 2 * (most + 40)  # every call still counted
+
+
+async def test_long_label_values_are_cut(inspector: Inspector, client: Client, http: httpx.AsyncClient) -> None:
+    for n in range(20):
+        obj = load_object("pre.json")
+        obj.spec["APIID"] = f"{n}-" + "x" * 100_000
+        await client.dispatch(obj)
+    text = await scrape(http)
+    assert len(text) < 40_000  # 20 labels of 100 KB made a 2 MB scrape
+    api_ids = [s.labels["api_id"] for s in samples(text) if s.name == "tyk_inspector_calls_total"]
+    assert len(api_ids) == 20 and all(len(a) == MAX_LABEL_CHARS and a.endswith("…") for a in api_ids)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.capture.record import RECORD_OVERHEAD_BYTES, Capture
-from app.capture.store import CaptureRing as Mirror
+from app.store.buffer import CaptureRing as Mirror
 
 
 def capture(capture_id: int, size: int = 10) -> Capture:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from dataclasses import dataclass
 from functools import partial
 
 from app.capture.analysis import DEFAULT_GATEWAY
-from app.capture.har import JourneyCaptures
-from app.capture.offload import BATCH_BYTES, DOWNLOAD_IN_THREADS_ITEMS, Offloader
 from app.capture.record import Capture, summarize_object
-from app.capture.redact import Redactor
-from app.capture.views import build_detail
+from app.formats.har import JourneyCaptures
+from app.formats.offload import BATCH_BYTES, DOWNLOAD_IN_THREADS_ITEMS, Offloader
+from app.formats.views import build_detail
+from app.redaction.redact import Redactor
 from app.web.transfer import export_piece, har_piece
 from tests.conftest import load_object, wait_until
+from tests.test_inflate import loop_lag
 
 
 async def test_work_on_a_large_capture_runs_in_another_process_and_small_work_in_a_thread() -> None:
@@ -127,3 +129,17 @@ async def test_download_batches_convert_the_same_in_a_worker_process_as_in_a_thr
             assert b"secret-token-value" not in spawned
     finally:
         offloader.close()
+
+
+async def test_closing_on_the_loop_stops_the_workers_without_blocking_it_and_starts_none_again() -> None:
+    offloader = Offloader(process_above_bytes=0, idle_seconds=0.1)
+    assert await offloader.run(1, os.getpid) != os.getpid()  # workers started, the idle timer set
+    workers = multiprocessing.active_children()
+    assert workers
+    async with loop_lag() as longest:
+        await offloader.aclose()  # the timer cancelled on the loop, only the wait in a thread
+    assert longest[0] < 0.5, f"the loop stalled {longest[0]:.2f} s"
+    assert not offloader.started and not any(worker.is_alive() for worker in workers)
+    # Closed for good: a late job runs in a thread instead of starting workers nobody would stop.
+    assert await offloader.run(1, os.getpid) == os.getpid()
+    assert not offloader.started and not multiprocessing.active_children()

@@ -13,11 +13,11 @@ from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.capture.document import NO_REDACTION
-from app.capture.export import export_chunks, parse_document
 from app.capture.record import Capture
-from app.capture.store import RingBuffer
-from app.capture.views import capture_detail, summary_json
+from app.formats.document import NO_REDACTION
+from app.formats.export import export_chunks, parse_document
+from app.formats.views import capture_detail, summary_json
+from app.store.buffer import RingBuffer
 from protogen import coprocess_object_pb2 as pb
 from protogen.coprocess_common_pb2 import HookType
 

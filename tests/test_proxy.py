@@ -21,6 +21,7 @@ from google.protobuf import json_format
 
 from app.proxy.rules import RulesError, load_rules
 from app.server import Inspector
+from protogen import coprocess_object_pb2 as pb
 from tests.conftest import TEST_SETTINGS, Client, load_event, load_object, wait_until
 from tests.plugins import (
     auth_plugin,
@@ -146,6 +147,34 @@ async def test_upstream_failures(tmp_path: Path, failure: str, on_error: str) ->
             assert capture["error"].startswith(f"upstream {target}: {expected_code}")
             assert capture["answered_by"] == ("fallback" if on_error == "echo" else "upstream")
             assert (capture["reply"] is None) and (capture["echo"] is (on_error == "echo"))
+
+
+async def slow_failing_plugin(obj: pb.Object) -> pb.Object:
+    await asyncio.sleep(0.3)  # the plugin's own pace: it fails after working for a while
+    raise RuntimeError("plugin bug, found late")
+
+
+@pytest.mark.parametrize("on_error", ["pass", "echo"])
+async def test_a_slow_failing_upstream_call_records_its_real_duration(tmp_path: Path, on_error: str) -> None:
+    async with plugin_server(slow_failing_plugin) as plugin:
+        rules = write_rules(tmp_path / "rules.yaml", {
+            "rules": [{"name": "plugin", "match": {}, "upstream": plugin.target, "on_error": on_error}],
+        })  # fmt: skip
+        async with inspector_with(rules_file=str(rules)) as (_inspector, client, http):
+            if on_error == "pass":
+                with pytest.raises(grpc.aio.AioRpcError):
+                    await client.dispatch(load_object("pre.json"))
+            else:
+                await client.dispatch(load_object("pre.json"))
+            capture = await detail(http, 1)
+            assert capture["upstream_status"] == "UNKNOWN"
+            assert capture["duration_ms"] >= 300 and capture["upstream_ms"] >= 300
+            assert capture["duration_ms"] >= capture["upstream_ms"]
+            slow = (await http.get("/api/captures", params={"q": "dur:>200ms"})).json()["items"]
+            assert [c["id"] for c in slow] == [1]
+            metrics = (await http.get("/metrics")).text
+            assert "tyk_inspector_dispatch_duration_seconds_bucket" in metrics
+            assert 'le="0.25"} 0' in metrics  # not counted as a fast call
 
 
 # --- mocks ------------------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.capture.matcher import Budget, QueryTooSlow, Searcher, compile_query
-from app.capture.query import MAX_QUERY_LENGTH, MAX_REGEX_LENGTH, QueryError, Range, parse
 from app.capture.record import Capture, summarize_event, summarize_object
-from app.capture.redact import Redactor
+from app.query.matcher import Budget, QueryTooSlow, Searcher, compile_query
+from app.query.parser import MAX_QUERY_LENGTH, MAX_REGEX_LENGTH, QueryError, Range, parse
+from app.redaction.redact import Redactor
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import load_event, load_object
 
@@ -377,7 +377,7 @@ def test_rule_queries_are_limited_to_what_the_request_says(q: str, problem: str)
     "q", ["tier-gold", "sku", "auth failure", "q=visible", "curl", "body:sku", "h:user-agent=curl*", "/orders?\\//"]
 )
 def test_answers_do_not_depend_on_the_search_cache(q: str, captures: dict[str, Capture]) -> None:
-    from app.capture.search import SearchViews
+    from app.query.search import SearchViews
 
     redactor = Redactor()
     cold = compile_query(q, Searcher(redactor=redactor, views=SearchViews(redactor)))

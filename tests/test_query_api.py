@@ -174,8 +174,8 @@ def test_rules_with_bad_queries_are_refused(tmp_path: Path, query: str, message:
 @pytest.fixture
 def view_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The thread each search view is built on. The spy only notes it; the real build runs."""
-    import app.capture.matcher as matcher
-    import app.capture.search as search
+    import app.query.matcher as matcher
+    import app.query.search as search
 
     threads: list[int] = []
     real_build = search.build_view

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from google.protobuf import json_format
 
-from app.capture.redact import REDACTED, Redactor
-from app.capture.secrets import NameRules, scrub
 from app.config import Settings
+from app.redaction.redact import REDACTED, Redactor
+from app.redaction.secrets import NameRules, scrub
 from app.server import Inspector
 from protogen import coprocess_object_pb2 as pb
 from protogen.coprocess_common_pb2 import HookType
@@ -282,11 +282,64 @@ def test_names_that_are_not_credentials(name: str) -> None:
     assert not NameRules().header(name) and not NameRules().json_key(name)
 
 
+async def test_grpc_metadata_keys_and_url_passwords_are_hidden() -> None:
+    settings = replace(SETTINGS, redact_metadata=("traceparent",))
+    inspector = Inspector(settings)
+    await inspector.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel,
+            httpx.AsyncClient(base_url=inspector.http_url) as http,
+        ):
+            obj = load_object("pre.json")
+            obj.request.url = f"http://alice:{secret(40)}@upstream.example/orders?page=2"
+            obj.request.request_uri = f"//bob:{secret(41)}@upstream.example/orders"
+            metadata = (("traceparent", f"00-{secret(42)}-01"), ("x-visible", "shown"))
+            await channel.unary_unary(DISPATCH)(obj.SerializeToString(), metadata=metadata)
+            await wait_until(lambda: inspector.store.last_id == 1, what="the capture")
+            listing = (await http.get("/api/captures")).json()
+            detail = (await http.get("/api/captures/1")).json()
+            export = (await http.get("/api/export")).json()
+    finally:
+        await inspector.stop()
+    assert not leaks(listing) and not leaks(detail) and not leaks(export)
+    assert dict(detail["metadata"])["traceparent"] == REDACTED
+    assert dict(detail["metadata"])["x-visible"] == "shown"
+    assert listing["items"][0]["path"].startswith(f"http://alice:{REDACTED}@upstream.example/orders")
+
+
+async def test_a_journey_keyed_by_a_redacted_metadata_key_shows_it_redacted() -> None:
+    from tests.test_journey import hook_object, matching_ids
+
+    inspector = Inspector(replace(SETTINGS, redact_metadata=("traceparent",)))
+    await inspector.start()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{inspector.grpc_port}") as channel,
+            httpx.AsyncClient(base_url=inspector.http_url) as http,
+        ):
+            trace = "d" * 32
+            for hook in (HookType.Pre, HookType.Post):
+                await Client(channel).dispatch(
+                    hook_object(hook), metadata=(("traceparent", f"00-{trace}-{'1' * 16}-01"),)
+                )
+            listed = await http.get("/api/journeys")
+            assert [(r["by"], r["key"]) for r in listed.json()["items"]] == [("traceparent", REDACTED)]
+            assert trace not in listed.text
+            assert await matching_ids(http, f"journey:{trace}") == []
+    finally:
+        await inspector.stop()
+
+
 def test_query_strings_forms_and_paths() -> None:
     rules = NameRules.build(query=["ref"], body=["items.*.pin", "ssn"])
     assert rules.url("/cb?code=abc&state=s&page=1#x") == f"/cb?code={REDACTED}&state=s&page=1#x"
     assert rules.url("/p?key=k&ref=r&Signature=z") == f"/p?key={REDACTED}&ref={REDACTED}&Signature={REDACTED}"
     assert rules.url("/p?api%5Fkey=k") == f"/p?api%5Fkey={REDACTED}"
+    assert rules.url("http://bob:pw@up.example/p?a=1") == f"http://bob:{REDACTED}@up.example/p?a=1"
+    assert rules.url("https://ghp_token@host:8443/") == f"https://{REDACTED}@host:8443/"
+    assert rules.url("//u:p@h/x") == f"//u:{REDACTED}@h/x"
+    assert rules.url("/p@x?next=http://a:b@c") == "/p@x?next=http://a:b@c"  # no authority: nothing to hide
     assert rules.body_text("a=1&password=p&ssn=9") == f"a=1&password={REDACTED}&ssn={REDACTED}"
     doc = json.loads(rules.json_text(json.dumps({"items": [{"pin": 1, "qty": 2}], "deep": {"ssn": "x", "a": None}})))
     assert doc == {"items": [{"pin": REDACTED, "qty": 2}], "deep": {"ssn": REDACTED, "a": None}}

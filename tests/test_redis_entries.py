@@ -20,8 +20,8 @@ import pytest
 from google.protobuf import json_format
 
 from app.capture.record import Capture
-from app.capture.stream_codec import META_FIELDS, encode_meta
 from app.server import Inspector
+from app.store.stream_codec import META_FIELDS, encode_meta
 from tests.conftest import ROOT, load_object, wait_listening, wait_until
 from tests.plugins import header_plugin, plugin_server
 from tests.redis_server import RedisServer, redis_server

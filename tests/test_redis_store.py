@@ -16,9 +16,9 @@ import grpc
 import httpx
 import pytest
 
-from app.capture.store import StoreUnavailable
 from app.config import Settings
 from app.server import Inspector
+from app.store.buffer import StoreUnavailable
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import TEST_SETTINGS, Client, load_object, wait_until
 from tests.redis_server import RedisServer, redis_server

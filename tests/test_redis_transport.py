@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from app.capture.redis_keys import StoreError
 from app.config import Settings
 from app.server import Inspector
+from app.store.redis_keys import StoreError
 from tests.conftest import TEST_SETTINGS, wait_until
 from tests.redis_server import REDIS_SERVER, RedisServer, TLSUnsupported
 from tests.test_redis_store import paths, replica, run_cli, tagged

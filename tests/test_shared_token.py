@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from app.capture.record import Capture
-from app.capture.store import RingBuffer
-from app.capture.tokens import MAX_TOKENS, SharedTokens
+from app.journeys.tokens import MAX_TOKENS, SharedTokens
+from app.store.buffer import RingBuffer
 from app.tyk.outcome import Gateway
 from protogen import coprocess_object_pb2 as pb
 from tests.conftest import Client, load_object

@@ -5,6 +5,7 @@ inspector and its worker processes cleanly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -150,6 +151,54 @@ async def test_ctrl_c_after_a_large_export_stops_cleanly_worker_processes_includ
     assert code == 0, text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     assert "Tyk Inspector stopped after 4 captures" in text.rstrip().splitlines()[-1], text
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid`, children of any of its threads included (Linux)."""
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        for task in Path(f"/proc/{stack.pop()}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    if int(child) not in found:
+                        found.add(int(child))
+                        stack.append(int(child))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is alive (an exited process nobody reaped yet is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+async def test_worker_processes_and_the_resource_tracker_exit_after_the_inspector_is_killed() -> None:
+    process, port, _log, http_url = await start_inspector(None, grace=5, capture_log="off")
+    left: set[int] = set()
+    try:
+        big = load_object("pre.json")
+        big.request.raw_body = os.urandom(3_500_000)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            for _ in range(4):  # past the bytes a download converts in threads: the rest goes to workers
+                await Client(channel).dispatch(big)
+        async with httpx.AsyncClient(base_url=http_url, timeout=60) as http:
+            assert len((await http.get("/api/export")).json()["captures"]) == 4
+        left = descendants(process.pid)
+        assert len(left) >= 2, "the export did not start the worker processes and their resource tracker"
+        process.kill()  # SIGKILL: nothing of the inspector runs any more
+        # Not process.wait(): it also waits for the stderr pipe, which the workers hold open.
+        await wait_until(lambda: not running(process.pid), within=15, what="the inspector to die")
+        await wait_until(lambda: not any(running(pid) for pid in left), within=15, what="the workers to exit")
+    finally:
+        if process.returncode is None:
+            process.kill()
+        for pid in left:  # whatever the outcome, nothing of this test outlives it
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(autouse=True)

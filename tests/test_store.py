@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.capture.record import RECORD_OVERHEAD_BYTES, Capture
-from app.capture.store import RingBuffer
+from app.store.buffer import RingBuffer
 
 
 def capture(size: int = 10) -> Capture:

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from app.capture.record import Capture
-from app.capture.redis_store import RedisStore
-from app.capture.store import RingBuffer
 from app.config import Settings
 from app.server import Inspector, create_redis_store
+from app.store.buffer import RingBuffer
+from app.store.redis_store import RedisStore
 from app.supervisor import Supervisor
 from app.web.stream import capture_events
 from tests.conftest import TEST_SETTINGS, Client, load_object, wait_until, with_settings

@@ -1,1 +1,1 @@
-"""What is kept and how it is read: capture records, stores, views, export, redaction, broadcast, console log."""
+"""What a capture is: the record of one call (Object or Event), its summary fields and the facts read from it."""

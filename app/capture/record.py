@@ -88,7 +88,7 @@ class Capture:
     """Assigned by the store: increasing, never reused, also after a clear."""
     summary_json: bytes | None = None
     """The summary as compact JSON, encoded on first use and shared by the list API, the stream and
-    every browser (app.capture.views.summary_json)."""
+    every browser (app.formats.views.summary_json)."""
 
     @property
     def size(self) -> int:

@@ -26,9 +26,9 @@ from typing import Any, Literal
 import grpc
 from google.protobuf import json_format
 
-from app.capture.matcher import REQUEST_FIELDS, Budget, Matcher, Searcher, compile_query
 from app.capture.record import Capture
 from app.proxy.mock import mock_reply
+from app.query.matcher import REQUEST_FIELDS, Budget, Matcher, Searcher, compile_query
 from app.tyk.diff import diff_objects
 from protogen import coprocess_object_pb2 as pb
 

@@ -15,8 +15,8 @@ import logging
 
 from redis.exceptions import RedisError
 
-from app.capture.redis_keys import connect
 from app.proxy.intercept import Interceptor
+from app.store.redis_keys import connect
 
 log = logging.getLogger("tyk_inspector.intercept")
 

@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 import yaml
 
-from app.capture.matcher import REQUEST_FIELDS, Budget, Matcher, Searcher, compile_query
-from app.capture.query import QueryError
 from app.capture.record import Capture
 from app.proxy.faults import Fault, parse_fault
 from app.proxy.mock import validate_mock
+from app.query.matcher import REQUEST_FIELDS, Budget, Matcher, Searcher, compile_query
+from app.query.parser import QueryError
 from app.tyk.protocol import HOOK_TYPE_NAMES
 
 OnError = Literal["pass", "echo"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -11,7 +12,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from app.capture.export import FORMAT, ImportFormatError, parse_document
+from app.formats.export import FORMAT, ImportFormatError, parse_document
 from app.proxy.intercept import SEND_MARK
 from app.tyk.protocol import SERVICE_NAME, Event, EventReply, Object
 
@@ -21,20 +22,60 @@ def _load(path: str) -> Any:
     return json.loads(text)
 
 
-def _requests(doc: Any, event: bool, dispatch: bool) -> list[tuple[str, bytes]]:
-    """(method, serialized request) pairs from an Object, an Event or an export document."""
+Metadata = tuple[tuple[str, str], ...]
+# gRPC call metadata a client may set: lower-case ASCII names, not the transport's own.
+_META_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_RESERVED = ("content-type", "user-agent", "te", "host", "grpc-")
+
+
+def sendable(key: str) -> bool:
+    """Whether gRPC lets a call carry metadata by this name (`traceparent` yes, `:authority` or `grpc-timeout` no)."""
+    return bool(_META_KEY.fullmatch(key)) and not key.startswith(_RESERVED)
+
+
+def parse_meta(pairs: list[str]) -> Metadata:
+    """`--meta KEY=VALUE` options as gRPC metadata; ValueError saying which one is wrong."""
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().lower()
+        if not sep or not sendable(key) or key.endswith("-bin"):
+            raise ValueError(f"--meta {pair!r}: expected KEY=VALUE with a lower-case ASCII key such as traceparent")
+        if not all(" " <= c <= "~" for c in value):
+            raise ValueError(f"--meta {key}: the value must be printable ASCII")
+        out.append((key, value))
+    return tuple(out)
+
+
+def _requests(doc: Any, event: bool, dispatch: bool) -> list[tuple[str, bytes, Metadata]]:
+    """(method, serialized request, captured call metadata) from an Object, an Event or an export document."""
     if isinstance(doc, dict) and doc.get("format") == FORMAT:
         captures = parse_document(json.dumps(doc))
-        return [("DispatchEvent" if c.kind == "event" else "Dispatch", c.request) for c in captures]
+        return [
+            ("DispatchEvent" if c.kind == "event" else "Dispatch", c.request,
+             tuple((k, v) for k, v in c.metadata if sendable(k) and not k.endswith("-bin")))
+            for c in captures
+        ]  # fmt: skip
     if not isinstance(doc, dict):
         raise ValueError("expected a JSON object: a coprocess.Object, a coprocess.Event or an export document")
     as_event = event or (not dispatch and set(doc) == {"payload"})
     message = json_format.ParseDict(doc, Event() if as_event else Object())
-    return [("DispatchEvent" if as_event else "Dispatch", message.SerializeToString())]
+    return [("DispatchEvent" if as_event else "Dispatch", message.SerializeToString(), ())]
 
 
-def send_file(path: str, target: str, *, event: bool, dispatch: bool, timeout: float) -> int:
-    """Send every request in the file to `target`, print each reply as protobuf JSON; 1 on any failure."""
+def send_file(
+    path: str, target: str, *, event: bool, dispatch: bool, timeout: float, meta: list[str] | None = None
+) -> int:
+    """Send every request in the file to `target`, print each reply as protobuf JSON; 1 on any failure.
+
+    Each call carries the gRPC metadata its capture had (an export document's `metadata`, e.g. the
+    gateway's `traceparent`), with `meta` (KEY=VALUE) added or in its place.
+    """
+    try:
+        extra = parse_meta(meta or [])
+    except ValueError as exc:
+        print(f"tyk-inspector send: {exc}", file=sys.stderr)
+        return 2
     try:
         requests = _requests(_load(path), event, dispatch)
     except (OSError, ValueError, json_format.ParseError, ImportFormatError) as exc:
@@ -42,7 +83,9 @@ def send_file(path: str, target: str, *, event: bool, dispatch: bool, timeout: f
         return 2
     failed = False
     with grpc.insecure_channel(target.removeprefix("tcp://")) as channel:
-        for method, request in requests:
+        for method, request, captured in requests:
+            given = {key for key, _ in extra}
+            metadata = tuple((k, v) for k, v in captured if k not in given) + extra
             reply_type = EventReply if method == "DispatchEvent" else Object
             call = channel.unary_unary(
                 f"/{SERVICE_NAME}/{method}",
@@ -50,7 +93,7 @@ def send_file(path: str, target: str, *, event: bool, dispatch: bool, timeout: f
                 response_deserializer=reply_type.FromString,
             )
             try:
-                reply = call(request, timeout=timeout, metadata=((SEND_MARK, "1"),))  # never held
+                reply = call(request, timeout=timeout, metadata=(*(metadata or ()), (SEND_MARK, "1")))  # never held
             except grpc.RpcError as exc:
                 print(f"{method} failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
                 failed = True

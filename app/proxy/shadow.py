@@ -37,7 +37,7 @@ INLINE_COMPARE_BYTES = 256 * 1024
 """Replies compared on the loop up to this size (microseconds of parsing); larger ones in `offload`."""
 
 Offload = Callable[..., Awaitable[Any]]
-"""app.capture.offload.Offloader.run: (size, function, *args) in a thread, or a process when large."""
+"""app.formats.offload.Offloader.run: (size, function, *args) in a thread, or a process when large."""
 
 
 @dataclass(frozen=True, slots=True)

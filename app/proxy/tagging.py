@@ -10,7 +10,7 @@ import secrets
 
 from google.protobuf.message import DecodeError
 
-from app.capture.journey import TAG_HEADER
+from app.journeys.journey import TAG_HEADER
 from app.tyk.protocol import Object
 from protogen import coprocess_common_pb2 as common
 

@@ -8,8 +8,11 @@ import { fetchJourneys, groupedItems } from "./group.js";
 import { markStale, saveKept } from "./kept.js";
 import { installIntercept } from "./intercept.js";
 import { installKeys } from "./keys.js";
+import { installColumns } from "./columns.js";
 import { CaptureList, keyOf } from "./list.js";
 import { menuButton } from "./menu.js";
+import { NewPill } from "./newpill.js";
+import { loadPins } from "./pins.js";
 import { installPause } from "./pause.js";
 import { Selection } from "./selection.js";
 import {
@@ -82,6 +85,12 @@ function visible() {
 
 const timeOrder = () => (filters.group || filters.sort.key === "time") && !filters.sort.desc;
 
+// "N new ↓" while the list is scrolled away from the newest captures (time order only).
+const newPill = new NewPill($("new-pill"), list, () => {
+  if (filters.group || filters.sort.key !== "time") return null;
+  return filters.sort.desc ? "desc" : "asc";
+});
+
 function showList() {
   list.setItems(visible(), { followNewest: timeOrder() });
   updateEmpty();
@@ -96,14 +105,26 @@ function updateEmpty() {
   none.hidden = !noMatch;
   if (noMatch) {
     none.replaceChildren(
-      text("p", filters.values.q
-        ? `No capture matches “${filters.values.q}”${Object.keys(filters.values).length > 1 ? " with these filters" : ""}.`
-        : "No capture matches these filters."),
+      text("p", `No capture matches ${describeFilters(filters.values)}.`),
       button("Reset filters", () => resetFilters()));
   }
 }
 
 // --- filters ------------------------------------------------------------------------------
+
+const FILTER_LABELS = { kind: "kind", hook_type: "hook type", method: "method", status: "status" };
+
+/** “q” with status 4xx, modified: the filters as a reader would say them. */
+function describeFilters(values) {
+  const parts = [];
+  for (const [key, value] of Object.entries(values)) {
+    if (key === "q") continue;
+    if (value === "true") parts.push(key === "warnings" ? "with warnings" : key);
+    else parts.push(`${FILTER_LABELS[key] ?? key} ${value}`);
+  }
+  if (!values.q) return parts.length ? parts.join(", ") : "these filters";
+  return `“${values.q}”${parts.length ? ` with ${parts.join(", ")}` : ""}`;
+}
 
 /** Show what the filters match; `superseded()` tells that they changed again meanwhile. */
 async function applyFilters(superseded = () => false) {
@@ -176,7 +197,9 @@ function setSort(key) {
   filters.saveToUrl();
   updateSortButtons(filters.sort);
   showList();
-  if (state.selectedKey !== null) list.setSelected(state.selectedKey, true);
+  // After a sort the list shows its first row (the largest, or the newest), not where it was scrolled.
+  newPill.reset();
+  list.scrollToStart();
 }
 
 for (const b of document.querySelectorAll("[data-sort]")) b.addEventListener("click", () => setSort(b.dataset.sort));
@@ -254,10 +277,13 @@ function commit(batch) {
   } else if (filters.group) {
     scheduleJourneys();
   } else if (timeOrder()) {
-    list.append(fresh.filter(matches));
+    const listed = fresh.filter(matches);
+    newPill.added(listed.length); // before the list follows them: is the newest end in view?
+    list.append(listed);
     updateEmpty();
     updateCounts();
   } else {
+    if (!filters.group && filters.sort.key === "time") newPill.added(fresh.filter(matches).length);
     showList();
   }
 }
@@ -269,6 +295,7 @@ function clearAll() {
   state.waitingCount = 0;
   pending = [];
   if (state.matches !== null) state.matches = new Set();
+  newPill.reset();
   showList();
   selection.cleared();
   updateWaiting();
@@ -386,6 +413,11 @@ installKeys({
   resetFilters,
 });
 
+installColumns({
+  pane: document.querySelector(".list-pane"), header: $("list-head"), list: $("list"), layout: document.querySelector(".layout"),
+  splitter: $("splitter"),
+});
+
 // On a small screen the list shrinks when the detail opens below it: keep the selected row in view.
 new ResizeObserver(() => list.revealSelected()).observe($("list"));
 
@@ -422,6 +454,7 @@ async function start() {
     showList();
   }
   connection.connect();
+  await loadPins(() => showList()); // before the detail opens: its header shows the pin and note
   selection.selectFromHash();
 }
 
@@ -429,6 +462,8 @@ installCatalog({
   picker: $("api-picker"), version: $("tyk-version"), banner: $("gateway-banner"), hooksButton: $("apis-button"),
   dialog: $("apis-dialog"), onNames: () => showList(),
 });
+// Pins: the rows of a pinned capture show it (list.js reads pins.js).
+document.addEventListener("pins-changed", () => showList());
 
 // For the curious, in the console (and for the benchmarks: `forget` drops a cached detail).
 window.tykInspector = { state, filters, connection, formatBytes, formatTime, forget: (id) => detailCache.delete(String(id)) };

@@ -1,10 +1,13 @@
 // The detail view of one capture: request, session, response, spec and metadata, raw JSON, event.
 import { base64ToBytes, bodyViewer, hexDump, jsonTree } from "./body.js";
 import { apiName, apiTitle } from "./catalog.js";
+import { compareControls } from "./compare.js";
 import { copyAsMenu } from "./copyas.js";
+import { pinControls } from "./pins.js";
 import { journeyView, loadJourney } from "./journey.js";
-import { button, copyText, el, formatBytes, kvTable, section, text } from "./dom.js";
+import { button, copyText, el, formatBytes, kvTable, plural, section, text } from "./dom.js";
 import { changesTable as effectTable, opensOnOutcome, outcomeTab, outcomeTabName } from "./outcome.js";
+import { REDACTED, at, shownValue } from "./reveal.js";
 
 const SESSION_EPOCH_FIELDS = ["expires", "quotaRenews", "lastCheck", "dataExpires", "idExtractorDeadline", "lastUpdated"];
 const SESSION_FIRST = [
@@ -30,7 +33,7 @@ export function renderDetail(root, detail, { highlight = [], summaryOf = () => n
     tabs.push(["request", "Request", () => requestTab(detail, obj)]);
     tabs.push(["reply", replyTabName(detail), () => replyTab(detail)]);
     tabs.push(["outcome", outcomeTabName(detail), () => outcomeTab(detail)]);
-    if (obj.session) tabs.push(["session", "Session", () => sessionTab(obj.session)]);
+    if (obj.session) tabs.push(["session", "Session", () => sessionTab(obj.session, detail)]);
     if (obj.response) tabs.push(["response", "Response", () => responseTab(detail, obj.response)]);
     tabs.push(["journey", "Journey", journey]);
     tabs.push(["spec", "Spec & metadata", () => specTab(detail, obj)]);
@@ -116,7 +119,7 @@ function journeyTab(detail, summaryOf, open) {
 
 function replyTabName(detail) {
   const marks = [];
-  if (detail.changes.length) marks.push(`${detail.changes.length} changes`);
+  if (detail.changes.length) marks.push(plural(detail.changes.length, "change"));
   if (detail.warnings.length) marks.push(`⚠ ${detail.warnings.length}`);
   return marks.length ? `Reply (${marks.join(", ")})` : "Reply";
 }
@@ -131,7 +134,9 @@ function replyTab(detail) {
   const who = {
     echo: "The inspector echoed the Object back unchanged.",
     mock: `A mock rule (${detail.rule}) answered.`,
-    upstream: `The plugin server ${detail.upstream} answered in ${detail.upstream_ms} ms.`,
+    upstream: failedUpstream(detail)
+      ? `The plugin server ${detail.upstream} did not answer${detail.upstream_status ? ` (${detail.upstream_status})` : ""}${detail.upstream_ms ? ` after ${detail.upstream_ms} ms` : ""}.`
+      : `The plugin server ${detail.upstream} answered in ${detail.upstream_ms} ms.`,
     fallback: `The plugin server ${detail.upstream} failed (${detail.upstream_status}); the inspector echoed instead.`,
   }[detail.answered_by] || "";
   parts.push(text("p", who + (detail.replay_of ? ` This is a replay of #${detail.replay_of}.` : ""), { class: "muted" }));
@@ -142,12 +147,17 @@ function replyTab(detail) {
   if (detail.changes.length) {
     parts.push(section("What the plugin changed", changesTable(detail.changes)));
   } else if (detail.reply === null && !detail.echo) {
-    parts.push(text("p", "No reply was returned to the gateway.", { class: "muted" }));
+    parts.push(text("p", detail.error ? `No reply was returned to the gateway: ${detail.error}` : "No reply was returned to the gateway.", { class: "muted" }));
   } else {
     parts.push(text("p", "The reply is the Object as received: nothing changed.", { class: "muted small" }));
   }
   parts.push(section("Replay", replayForm(detail)));
   return el("div", {}, parts);
+}
+
+/** A proxied call the plugin server failed: no reply came back (the gateway got the inspector's error). */
+function failedUpstream(detail) {
+  return detail.answered_by === "upstream" && detail.reply === null && !detail.echo && Boolean(detail.error);
 }
 
 function changesTable(changes, className = "changes-table") {
@@ -192,18 +202,23 @@ function header(detail) {
   ].filter(Boolean);
   const copy = detail.kind === "dispatch" && detail.request ? copyAsMenu(detail) : null;
   return el("header", { class: "detail-head" },
-    el("div", { class: "detail-title" }, text("h2", title), copy?.control),
+    el("div", { class: "detail-title" }, text("h2", title), compareControls(detail), copy?.control),
     text("p", facts.join(" · "), { class: "muted small" }),
     detail.replay_of ? el("p", { class: "small" }, "A replay of ", el("a", { href: `#capture=${detail.replay_of}` }, `#${detail.replay_of}`), ".") : null,
     detail.error ? text("p", detail.error, { class: "error-text" }) : null,
     detail.intercepted ? text("p", `Intercept: ${detail.intercepted}`, { class: "small intercepted" }) : null,
     detail.intercept_edit ? text("pre", detail.intercept_edit, { class: "small intercept-edit" }) : null,
+    pinControls(detail, (id) => document.dispatchEvent(new CustomEvent("pins-changed", { detail: { id } }))),
     copy?.preview);
 }
 
-function headersTable(map) {
-  return kvTable(Object.entries(map || {}).sort(([a], [b]) => a.localeCompare(b)));
+/** A name → value table; `where` ({id, which, path}) lets a redacted value be revealed. */
+function headersTable(map, where = null) {
+  return kvTable(Object.entries(map || {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, shownValue(v, at(where, k))]));
 }
+
+/** Where a value of the Object as received is, for reveal. */
+const inRequest = (detail, ...path) => ({ id: detail.id, which: "request", path });
 
 function listOrNone(values) {
   return values && values.length ? values.join(", ") : undefined;
@@ -214,24 +229,33 @@ function requestTab(detail, obj) {
   const overrides = req.returnOverrides || {};
   const parts = [
     section("Request", kvTable([
-      ["method", req.method], ["url", req.url], ["request URI", req.requestUri], ["scheme", req.scheme],
+      ["method", req.method], ["url", shownValue(req.url, inRequest(detail, "request", "url"))],
+      ["request URI", shownValue(req.requestUri, inRequest(detail, "request", "requestUri"))], ["scheme", req.scheme],
     ])),
-    section("Headers", headersTable(req.headers)),
-    section("Query parameters", headersTable(req.params)),
-    section("Plugin changes", el("div", { class: "changes" }, kvTable([
+    section("Headers", headersTable(req.headers, inRequest(detail, "request", "headers"))),
+    section("Query parameters", headersTable(req.params, inRequest(detail, "request", "params"))),
+    // The Object as the gateway sent it: changes made by earlier hooks' plugins, not this hook's reply.
+    section("Changes in the Object as received", el("div", { class: "changes" }, kvTable([
       ["set headers", Object.keys(req.setHeaders || {}).length ? headersTable(req.setHeaders) : undefined],
       ["delete headers", listOrNone(req.deleteHeaders)],
       ["add params", Object.keys(req.addParams || {}).length ? headersTable(req.addParams) : undefined],
       ["extended params", Object.keys(req.extendedParams || {}).length ? headersTable(req.extendedParams) : undefined],
       ["delete params", listOrNone(req.deleteParams)],
       ["return overrides", overridesView(overrides)],
-    ], { empty: "none: the object carries no header, parameter or response changes" }))),
+    ], { empty: receivedEmpty(detail) }))),
   ];
   const body = detail.bodies["request.rawBody"];
   if (body) parts.push(section("Body", bodyViewer("request body", body, req.rawBody, { fileName: `capture-${detail.id}-request-body`, source: { id: detail.id, which: "request" } })));
   else if (req.body) parts.push(section("Body", text("pre", req.body, { class: "body-text" })));
   if (detail.reply) parts.push(section("Plugin reply", el("div", { class: "json-tree" }, jsonTree(detail.reply, 0))));
   return el("div", {}, parts);
+}
+
+/** What the Request tab says when the Object came in without changes, pointing at the reply's own. */
+function receivedEmpty(detail) {
+  const changed = detail.changes.filter((c) => !c.ignored).length;
+  const reply = changed ? `; this hook's reply makes ${plural(changed, "change")}: see the Reply and Outcome tabs` : "";
+  return `none: the gateway sent no header, parameter or response changes${reply}`;
 }
 
 function overridesView(o) {
@@ -252,8 +276,9 @@ function epoch(value) {
     text("span", ` (${value})`, { class: "muted" }));
 }
 
-function secret(value) {
+function secret(value, where) {
   if (!value) return undefined;
+  if (String(value).includes(REDACTED)) return shownValue(value, where);
   const shown = text("code", "••••••••", { class: "secret", "data-revealed": "false" });
   const toggle = button("reveal", () => {
     const revealed = shown.dataset.revealed === "true";
@@ -264,7 +289,8 @@ function secret(value) {
   return el("span", {}, shown, " ", toggle);
 }
 
-function sessionTab(session) {
+function sessionTab(session, detail) {
+  const inSession = (...path) => inRequest(detail, "session", ...path);
   const first = SESSION_FIRST
     .filter(([key]) => session[key] !== undefined)
     .map(([key, label]) => [label, SESSION_EPOCH_FIELDS.includes(key) ? epoch(session[key]) : String(session[key])]);
@@ -273,20 +299,20 @@ function sessionTab(session) {
     section("Policies and tags", kvTable([
       ["policies", listOrNone(session.applyPolicies)], ["tags", listOrNone(session.tags)],
     ])),
-    section("Metadata", headersTable(session.metadata)),
+    section("Metadata", headersTable(session.metadata, inSession("metadata"))),
     section("Access rights", accessRights(session.accessRights || {})),
     section("Secrets", kvTable([
-      ["basic auth password", secret(session.basicAuthData?.password)],
-      ["basic auth hash", secret(session.basicAuthData?.hash)],
-      ["JWT secret", secret(session.jwtData?.secret)],
-      ["HMAC secret", secret(session.hmacSecret)],
+      ["basic auth password", secret(session.basicAuthData?.password, inSession("basicAuthData", "password"))],
+      ["basic auth hash", secret(session.basicAuthData?.hash, inSession("basicAuthData", "hash"))],
+      ["JWT secret", secret(session.jwtData?.secret, inSession("jwtData", "secret"))],
+      ["HMAC secret", secret(session.hmacSecret, inSession("hmacSecret"))],
       ["certificate", session.certificate],
     ])),
   ];
   if (session.monitor?.triggerLimits?.length) {
     parts.push(section("Monitor", kvTable([["trigger limits", session.monitor.triggerLimits.join(", ")]])));
   }
-  if (Object.keys(session.oauthKeys || {}).length) parts.push(section("OAuth keys", headersTable(session.oauthKeys)));
+  if (Object.keys(session.oauthKeys || {}).length) parts.push(section("OAuth keys", headersTable(session.oauthKeys, inSession("oauthKeys"))));
   return el("div", {}, parts);
 }
 
@@ -308,7 +334,7 @@ function responseTab(detail, response) {
   const multi = (response.multivalueHeaders || []).map((h) => el("tr", {}, text("th", h.key), text("td", (h.values || []).join("\n"), { class: "pre" })));
   const parts = [
     section("Response", kvTable([["status", response.statusCode ?? 0]])),
-    section("Headers", headersTable(response.headers)),
+    section("Headers", headersTable(response.headers, inRequest(detail, "response", "headers"))),
     section("Multi-value headers", multi.length ? el("table", { class: "kv" }, el("tbody", {}, multi)) : text("p", "none", { class: "muted small" })),
   ];
   const body = detail.bodies["response.rawBody"];
@@ -330,7 +356,7 @@ function specTab(detail, obj) {
     try { parsed = JSON.parse(configData); } catch { /* shown as text */ }
     parts.push(section("config_data", parsed !== null ? el("div", { class: "json-tree" }, jsonTree(parsed, 0)) : text("pre", configData)));
   }
-  parts.push(section("Object metadata", headersTable(obj.metadata)));
+  parts.push(section("Object metadata", headersTable(obj.metadata, inRequest(detail, "metadata"))));
   parts.push(section("gRPC metadata", kvTable(detail.metadata.map(([k, v]) => [k, v]))));
   return el("div", {}, parts);
 }

@@ -59,6 +59,11 @@ function flash(btn, message) {
   setTimeout(() => { btn.textContent = before; }, 1200);
 }
 
+/** "1 change", "2 changes": a count with its noun in the right number. */
+export function plural(count, one, many = `${one}s`) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
 export function formatBytes(n) {
   if (n === null || n === undefined) return "";
   if (n < 1024) return `${n} B`;

@@ -81,13 +81,13 @@ function stepRow(c, current, start, total, open, journey) {
   const weak = c.confidence && c.confidence !== "high" ? c.confidence : null;
   const link = el("a", { href: `#capture=${c.id}`, class: "step-link", onclick: (e) => { e.preventDefault(); open(c.id); } },
     text("span", LABEL[c.hook_type] || c.hook_type, { class: `step-hook hook-${c.hook_type}` }),
-    text("span", c.hook_name || "", { class: "step-name" }));
+    text("span", c.hook_name || "", { class: "step-name", title: c.hook_name || null }));
   return el("li", { class: `step${c.id === current ? " current" : ""}`, "data-id": c.id, "aria-current": c.id === current ? "step" : null },
     link,
     bar((c.received_at - start) / total, (c.duration_ms || 0) / 1000 / total, `hook-bg-${c.hook_type}`),
     text("span", formatDuration(c.duration_ms), { class: "step-dur" }),
     text("span", outcome, { class: `step-outcome ${statusClass(status)}` }),
-    text("span", [c.modified ? "changed" : "", c.warnings?.length ? `⚠ ${c.warnings.length}` : "", weak ? `${weak} confidence` : ""].filter(Boolean).join(" · "), { class: "step-notes muted small" }));
+    stepNotes([c.modified ? "changed" : "", c.warnings?.length ? `⚠ ${c.warnings.length}` : "", weak ? `${weak} confidence` : ""].filter(Boolean).join(" · ")));
 }
 
 function upstreamRow(ms, before, start, total) {
@@ -97,7 +97,7 @@ function upstreamRow(ms, before, start, total) {
     bar((from - start) / total, Math.max(0, ms) / 1000 / total, "bar-upstream"),
     text("span", formatDuration(Math.max(0, ms)), { class: "step-dur" }),
     text("span", "", { class: "step-outcome" }),
-    text("span", "the API's upstream, and the gateway", { class: "step-notes muted small" }));
+    stepNotes("the API's upstream, and the gateway"));
 }
 
 function eventRow(e, open) {
@@ -105,5 +105,10 @@ function eventRow(e, open) {
     el("a", { href: `#capture=${e.id}`, class: "step-link", onclick: (ev) => { ev.preventDefault(); open(e.id); } },
       text("span", "event", { class: "step-hook hook-Event" }), text("span", e.hook_type || "", { class: "step-name" })),
     text("span", "", { class: "track" }), text("span", "", { class: "step-dur" }), text("span", "", { class: "step-outcome" }),
-    text("span", e.hook_name || "", { class: "step-notes muted small" }));
+    stepNotes(e.hook_name || ""));
+}
+
+/** A step's notes; cut short in a narrow detail, so their whole text is the tooltip. */
+function stepNotes(notes) {
+  return text("span", notes, { class: "step-notes muted small", title: notes || null });
 }

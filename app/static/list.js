@@ -2,6 +2,7 @@
 // as smoothly as 10. In time order it sticks to the newest capture until the user scrolls away.
 import { apiLabel, apiName, apiTitle } from "./catalog.js";
 import { effectiveStatus, el, formatBytes, formatDuration, formatTime, statusClass, text } from "./dom.js";
+import { pins } from "./pins.js";
 
 const ROW_HEIGHT = 26;
 const OVERSCAN = 10;
@@ -75,6 +76,29 @@ export class CaptureList {
     const height = Math.min(view.clientHeight, Math.floor(view.getBoundingClientRect().height));
     if (top < view.scrollTop) view.scrollTop = top;
     else if (top + ROW_HEIGHT > view.scrollTop + height) view.scrollTop = top + ROW_HEIGHT - height;
+  }
+
+  /** Show the list's first row (after a sort); in the live order (oldest first) its newest, followed. */
+  scrollToStart() {
+    this.stick = this.followNewest;
+    this.container.scrollTop = 0;
+    this.render();
+  }
+
+  /** Whether the newest captures are in view: the bottom in the live order, the top newest first. */
+  showsNewest(newestFirst) {
+    if (!newestFirst) return this.stick;
+    return this.container.scrollTop < ROW_HEIGHT;
+  }
+
+  /** Scroll to the newest capture: the bottom (then followed) in the live order, the top newest first. */
+  scrollToNewest(newestFirst) {
+    if (newestFirst) this.container.scrollTop = 0;
+    else {
+      this.stick = true;
+      this.container.scrollTop = this.container.scrollHeight;
+    }
+    this.render();
   }
 
   /** Keep the selected row in view (after the list's height changed, as on a small screen). */
@@ -158,6 +182,8 @@ export class CaptureList {
     if (c.imported) classes.push("imported");
     if (c.replay_of) classes.push("replayed");
     if (c.stale) classes.push("stale");
+  const pin = c.journey || c.stale ? null : pins.get(String(c.id));
+  if (pin) classes.push("pinned", `mark-${pin.mark || "none"}`);
     if (c.warnings && c.warnings.length) classes.push("warned");
     if (c.journey) classes.push("journey");
     if (c.child) classes.push("child");
@@ -172,10 +198,11 @@ export class CaptureList {
     text("span", c.id, { class: "c-id" }),
     text("span", formatTime(c.received_at), { class: "c-time" }),
     text("span", c.kind, { class: "c-kind" }),
-    text("span", c.hook_type, { class: `c-hook hook-${c.kind === "event" ? "Event" : c.hook_type}` }),
-    text("span", c.hook_name, { class: "c-name" }),
-    text("span", apiLabel(c.api_id), { class: apiName(c.api_id) ? "c-api named" : "c-api", title: apiTitle(c.api_id) || null }),
-    text("span", c.method, { class: "c-method" }),
+    // Every cell that can be cut short says its whole text on hover.
+    text("span", c.hook_type, { class: `c-hook hook-${c.kind === "event" ? "Event" : c.hook_type}`, title: c.hook_type || null }),
+    text("span", c.hook_name, { class: "c-name", title: c.hook_name || null }),
+    text("span", apiLabel(c.api_id), { class: apiName(c.api_id) ? "c-api named" : "c-api", title: apiTitle(c.api_id) || c.api_id || null }),
+    text("span", c.method, { class: "c-method", title: c.method || null }),
     text("span", c.path, { class: "c-path", title: c.path }),
     text("span", status ?? "", { class: `c-status ${statusClass(status)}`, title: statusTitle(c) }),
     text("span", formatDuration(c.duration_ms), { class: "c-dur" }),
@@ -194,6 +221,8 @@ function rowMarks(c) {
   if (c.replay_of) marks.push(["↻", `replay of #${c.replay_of}`]);
   if (c.imported) marks.push(["⇣", "imported"]);
   if (c.stale) marks.push(["⌛", "from before the inspector restarted"]);
+  const pin = c.journey || c.stale ? null : pins.get(String(c.id));
+  if (pin) marks.push(["📌", `pinned${pin.note ? `: ${pin.note}` : ""}`]);
   return marks;
 }
 

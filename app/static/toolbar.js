@@ -1,6 +1,6 @@
 // What the toolbar says: the export links (they follow the filters and the selection), the
 // counts, the paused captures waiting, the sort buttons' state, and passing notices.
-import { el, text } from "./dom.js";
+import { el, plural, text } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,8 +23,8 @@ export function updateExportLinks(params, summary) {
 /** "N captures", "n of N captures" when filtered, or the requests and captures when grouped. */
 export function updateCounts(shown, total, requests = null) {
   $("counts").textContent = requests !== null
-    ? `${requests} requests · ${total} captures`
-    : shown === total ? `${total} captures` : `${shown} of ${total} captures`;
+    ? `${plural(requests, "request")} · ${plural(total, "capture")}`
+    : shown === total ? plural(total, "capture") : `${shown} of ${plural(total, "capture")}`;
 }
 
 export function updateWaiting(paused, count) {
@@ -45,11 +45,16 @@ export function updateSortButtons(sort) {
 }
 
 let noticeTimer = 0;
-/** A message above the list for 15 s (or until dismissed). */
-export function notice(message) {
+/**
+ * A message above the list for 15 s (or until dismissed). `actions`: [label, onclick] buttons; a
+ * notice with actions stays until one is chosen or it is dismissed.
+ */
+export function notice(message, actions = []) {
   const box = $("notice");
-  box.replaceChildren(text("span", message), el("button", { type: "button", class: "link", onclick: () => { box.hidden = true; } }, "dismiss"));
+  const close = () => { box.hidden = true; };
+  const choices = actions.map(([label, act]) => el("button", { type: "button", class: "notice-action", onclick: () => { close(); act(); } }, label));
+  box.replaceChildren(text("span", message), ...choices, el("button", { type: "button", class: "link", onclick: close }, "dismiss"));
   box.hidden = false;
   clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => { box.hidden = true; }, 15000);
+  if (!actions.length) noticeTimer = setTimeout(close, 15000);
 }

@@ -5,17 +5,7 @@ export function installTransfer({ importFile, clear, dialog, count }, { liveCoun
   importFile.addEventListener("change", async (e) => {
     const file = e.target.files[0];
     e.target.value = "";
-    if (!file) return;
-    let res;
-    try {
-      res = await fetch("/api/import", { method: "POST", body: file, headers: { "Content-Type": "application/json" } });
-    } catch {
-      notice("Import failed: the inspector is not answering.");
-      unreachable();
-      return;
-    }
-    const body = await res.json().catch(() => ({ detail: `the inspector answered ${res.status}` }));
-    notice(res.ok ? `Imported ${body.imported} capture(s) from ${file.name}.` : `Import failed: ${body.detail}`);
+    if (file) await importFile_(file, "check", { notice, unreachable });
   });
 
   clear.addEventListener("click", () => {
@@ -35,4 +25,34 @@ export function installTransfer({ importFile, clear, dialog, count }, { liveCoun
     }
     if (!res.ok) notice(`Clear failed: ${(await res.json().catch(() => ({}))).detail || res.status}`);
   });
+}
+
+/**
+ * Import `file`; `duplicates`: "check" first (the inspector answers 409 when some of its captures
+ * are here already, and the user chooses), then "skip" or "keep".
+ */
+async function importFile_(file, duplicates, { notice, unreachable }) {
+  let res;
+  try {
+    res = await fetch(`/api/import?duplicates=${duplicates}`, { method: "POST", body: file, headers: { "Content-Type": "application/json" } });
+  } catch {
+    notice("Import failed: the inspector is not answering.");
+    unreachable();
+    return;
+  }
+  const body = await res.json().catch(() => ({ detail: `the inspector answered ${res.status}` }));
+  if (res.status === 409 && body.duplicates) {
+    const again = (choice) => () => importFile_(file, choice, { notice, unreachable });
+    notice(`${file.name}: ${body.duplicates} of its ${body.total} capture(s) are here already (imported before?).`, [
+      [`Skip those ${body.duplicates}`, again("skip")],
+      ["Import all again", again("keep")],
+    ]);
+    return;
+  }
+  if (!res.ok) {
+    notice(`Import failed: ${body.detail}`);
+    return;
+  }
+  const skipped = body.skipped ? `, skipped ${body.skipped} already here` : "";
+  notice(`Imported ${body.imported} capture(s) from ${file.name}${skipped}.`);
 }

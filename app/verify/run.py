@@ -20,16 +20,16 @@ from typing import TextIO
 
 import grpc
 
-from app.capture.capture_log import printable
-from app.capture.export import ImportFormatError, export_chunks, parse_document
-from app.capture.matcher import Searcher, compile_query
-from app.capture.query import QueryError
 from app.capture.record import Capture
-from app.capture.redact import Redactor
+from app.formats.export import ImportFormatError, export_chunks, parse_document
 from app.grpc_service import forwardable
+from app.live.capture_log import printable
 from app.proxy.mock import mock_reply
 from app.proxy.rules import Rules, RulesError, load_rules, proxy_all
 from app.proxy.upstream import UpstreamPool
+from app.query.matcher import Searcher, compile_query
+from app.query.parser import QueryError
+from app.redaction.redact import Redactor
 from app.tyk.compare import Verdict, compare
 from app.tyk.outcome import Gateway
 from app.tyk.version import TykVersion

@@ -14,13 +14,13 @@ from fastapi.responses import StreamingResponse
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
-from app.capture.document import snapshot
-from app.capture.matcher import Matcher
 from app.capture.record import Capture
-from app.capture.redact import Redactor
-from app.capture.store import StoreUnavailable
-from app.capture.views import summary_json
+from app.formats.document import snapshot
+from app.formats.views import summary_json
 from app.proxy.replay import ReplayError, ReplayRefused
+from app.query.matcher import Matcher
+from app.redaction.redact import Redactor
+from app.store.buffer import StoreUnavailable
 from app.tyk.diff import diff_objects
 from app.tyk.protocol import Object
 from app.web.context import Context, WebContext
@@ -31,7 +31,7 @@ JSON = "application/json"
 
 
 def get_capture(context: Context, capture_id: int) -> Capture:
-    capture = context.store.get(capture_id)
+    capture = context.store.get(capture_id) or context.pins.get(capture_id)  # a pinned one stays after eviction
     if capture is None:
         raise HTTPException(404, f"capture {capture_id} is not in the buffer (never captured, evicted or cleared)")
     return capture

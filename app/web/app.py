@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.capture.query import QueryError
+from app.query.parser import QueryError
 from app.web import api, copy, filtering, gateway, intercept, journeys, metrics, pages, stream, transfer
 from app.web.context import WebContext
+from app.web.limits import BodyLimits
 from app.web.security import AccessGuard
 
 log = logging.getLogger("tyk_inspector.web")
@@ -121,6 +122,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BodyLimits, settings=context.settings)  # inside the guard: refused clients send nothing
     app.add_middleware(InternalErrors)
     app.add_middleware(AccessGuard, settings=context.settings, auth=context.auth)
     app.add_middleware(SecurityHeaders)  # outermost: refusals carry the headers too

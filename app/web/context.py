@@ -12,20 +12,21 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from prometheus_client.registry import CollectorRegistry
 
-from app.capture.broadcast import Broadcaster
-from app.capture.document import snapshot
-from app.capture.journey import JourneyIndex
-from app.capture.offload import Offloader
 from app.capture.record import Analysis, Capture
-from app.capture.redact import Redactor
-from app.capture.search import SearchViews
-from app.capture.store import CaptureStore
-from app.capture.tokens import SharedTokens
-from app.capture.views import DetailCache, build_detail
 from app.config import Settings
+from app.formats.document import snapshot
+from app.formats.offload import Offloader
+from app.formats.views import DetailCache, build_detail
 from app.gateway.catalog import GatewayCatalog, VersionChoice
+from app.journeys.journey import JourneyIndex
+from app.journeys.tokens import SharedTokens
+from app.live.broadcast import Broadcaster
 from app.proxy.intercept import Interceptor
 from app.proxy.replay import Replayer
+from app.query.search import SearchViews
+from app.redaction.redact import Redactor
+from app.store.buffer import CaptureStore
+from app.store.pins import PinBoard
 from app.tyk.outcome import Gateway
 from app.tyk.version import LATEST_VERSION, TykVersion
 from app.web.auth import Authenticator
@@ -53,6 +54,8 @@ class WebContext:
     """CustomKeyCheck tokens returned for several credentials (the `auth-shared-token` warning)."""
     gateway: Gateway = field(init=False)
     """The gateway model (--tyk-version) every verdict on a capture follows."""
+    pins: PinBoard = field(default_factory=PinBoard)
+    """Captures kept while pinned, with a note and a mark, whatever the buffer evicts."""
     offloader: Offloader = field(default_factory=Offloader)
     """Where large details are built: a worker process, so the loop keeps its turns."""
     catalog: GatewayCatalog = field(init=False)

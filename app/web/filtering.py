@@ -10,12 +10,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from app.capture.matcher import Matcher, Searcher, compile_query
-from app.capture.query import And, Node, QueryError, parse
-from app.capture.query import Query as ParsedQuery
+from app.query.matcher import Matcher, Searcher, compile_query
+from app.query.parser import And, Node, QueryError, parse
+from app.query.parser import Query as ParsedQuery
 from app.web.context import Context, WebContext
 
 router = APIRouter(prefix="/api", tags=["query"])
+
+# One value of the filter language's status: (docs/filters.md), as the page's status box takes it.
+STATUS_VALUE = r"^\s*(?:(?:[<>]=?\s*)?\d{1,3}|\d{1,3}\s*-\s*\d{1,3}|[1-9][xX][xX]|\*|continue|dropped)?\s*$"
 
 Q = Annotated[str | None, Query(description="a filter query (docs/filters.md), e.g. hook:pre status:4xx !modified")]
 
@@ -39,7 +42,14 @@ async def capture_query(
     hook_name: Annotated[str | None, Query(description="same as q=name:…")] = None,
     api_id: Annotated[str | None, Query(description="same as q=api:…")] = None,
     method: Annotated[str | None, Query(description="same as q=method:…")] = None,
-    status: Annotated[int | None, Query(description="same as q=status:…")] = None,
+    status: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            pattern=STATUS_VALUE,
+            description="same as q=status:… (404, 4xx, >=500, 400-499, *, continue, dropped)",
+        ),
+    ] = None,
     modified: Annotated[bool | None, Query(description="same as q=modified (or !modified)")] = None,
     errors: Annotated[bool | None, Query(description="same as q=error (or !error)")] = None,
     warnings: Annotated[bool | None, Query(description="same as q=warnings (or !warnings)")] = None,
@@ -52,8 +62,8 @@ async def capture_query(
                         ("method", method), ("answered", answered_by)):  # fmt: skip
         if value:
             shorthands.append(f"{name}:{quote(value)}")
-    if status is not None:
-        shorthands.append(f"status:{status}")
+    if status is not None and status.strip():
+        shorthands.append(f"status:{status.strip().replace(' ', '')}")
     for flag, wanted in (("modified", modified), ("error", errors), ("warnings", warnings)):
         if wanted is not None:
             shorthands.append(flag if wanted else f"!{flag}")

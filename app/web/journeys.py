@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from app.capture.analysis import has_effect_of, outcome_status_of, warnings_of
-from app.capture.document import iso_time
-from app.capture.journey import HOOK_ORDER, Journey
-from app.capture.matcher import SLICE_SECONDS, Budget
+from app.formats.document import iso_time
+from app.journeys.journey import HOOK_ORDER, Journey
+from app.query.matcher import SLICE_SECONDS, Budget
 from app.web.api import get_capture
 from app.web.context import Context, WebContext
 from app.web.filtering import CaptureQuery

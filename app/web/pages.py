@@ -35,6 +35,8 @@ async def dashboard(request: Request, context: Context) -> HTMLResponse:
             "tyk_version": str(context.gateway.version),
             "logout": context.auth.enabled,
             "modules": MODULES,
+            # Whether a redacted value may be revealed (one click, logged) or copied with secrets.
+            "reveal": settings.redact and not settings.redact_strict,
         },
     )
 

@@ -11,13 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query
 from sse_starlette import EventSourceResponse
 
-from app.capture.broadcast import CLOSED, Batch, Cleared, Notice, Subscription
-from app.capture.matcher import SLICE_SECONDS, Budget, Matcher, QueryTooSlow, compile_query
 from app.capture.record import Capture
-from app.capture.redact import Redactor
-from app.capture.search import SearchView
-from app.capture.store import CaptureStore
-from app.capture.views import summary_json
+from app.formats.views import summary_json
+from app.live.broadcast import CLOSED, Batch, Cleared, Notice, Subscription
+from app.query.matcher import SLICE_SECONDS, Budget, Matcher, QueryTooSlow, compile_query
+from app.query.search import SearchView
+from app.redaction.redact import Redactor
+from app.store.buffer import CaptureStore
 from app.tyk.outcome import Gateway
 from app.web.context import Context, WebContext
 from app.web.filtering import CaptureQuery

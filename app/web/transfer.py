@@ -9,15 +9,17 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from app.capture.document import snapshot
-from app.capture.export import EXPORT_FOOTER, ImportFormatError, export_header, export_records, parse_document
-from app.capture.har import HAR_FOOTER, JourneyCaptures, har_entries, har_header
-from app.capture.journey import Journey
 from app.capture.record import Capture
-from app.capture.redact import Redactor
-from app.capture.store import StoreUnavailable
+from app.formats import duplicates
+from app.formats.document import snapshot
+from app.formats.export import EXPORT_FOOTER, ImportFormatError, export_header, export_records, parse_document
+from app.formats.har import HAR_FOOTER, JourneyCaptures, har_entries, har_header
+from app.formats.har_import import is_har, parse_har
+from app.journeys.journey import Journey
+from app.redaction.redact import Redactor
+from app.store.buffer import StoreUnavailable
 from app.tyk.outcome import Gateway
 from app.web.api import first_matches, get_capture
 from app.web.context import Context, WebContext
@@ -110,30 +112,94 @@ async def _export_stream(captures: Iterable[Capture], now_us: int, context: WebC
     yield EXPORT_FOOTER.encode("utf-8")
 
 
-@router.post("/import", status_code=201)
-async def import_captures(context: Context, request: Request) -> dict[str, Any]:
-    """Load an export document (the request body). All or nothing: a bad record rejects the file."""
-    limit = context.settings.max_import_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"import of {declared} bytes is larger than the {limit}-byte limit")
+async def _buffered(context: WebContext) -> list[Capture]:
+    """The buffer's captures, read on the loop a slice at a time (the comparing happens in a thread)."""
+    held: list[Capture] = []
+    for capture in context.store.oldest_first():
+        held.append(capture)
+        if len(held) % 1000 == 0:
+            await asyncio.sleep(0)  # the gateway's calls get their turn
+    return held
+
+
+@router.post("/import", status_code=201, response_model=None)
+async def import_captures(
+    context: Context,
+    request: Request,
+    duplicates_: Annotated[
+        Literal["keep", "skip", "check"],
+        Query(
+            alias="duplicates",
+            description="captures the buffer holds already (same kind, time and bytes): keep them (import all), "
+            "skip them, or check: a 409 saying how many, nothing imported",
+        ),
+    ] = "keep",
+) -> dict[str, Any] | JSONResponse:
+    """Load an export document or a HAR file (the request body). All or nothing: a bad record rejects the file."""
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in request.stream():  # at most max_import_bytes: see app/web/limits.py
         body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"import is larger than the {limit}-byte limit")
     if not body:
         raise HTTPException(400, "empty body: send an export document (application/json)")
     try:
-        captures = await asyncio.to_thread(parse_document, body)
+        if is_har(body):  # one json.loads of the whole file: in a worker process when it is large
+            captures = await context.offloader.run(len(body), parse_har, bytes(body))
+        else:
+            captures = await asyncio.to_thread(parse_document, body)
     except ImportFormatError as exc:
         raise HTTPException(400, f"cannot import: {exc}") from None
-    added: list[Capture] = []
+    present = await asyncio.to_thread(duplicates.present_in, captures, await _buffered(context))
+    if present and duplicates_ == "check":
+        return JSONResponse(
+            {
+                "detail": f"{len(present)} of the {len(captures)} captures are here already (imported before?)",
+                "duplicates": len(present),
+                "total": len(captures),
+            },
+            status_code=409,
+        )
+    if duplicates_ == "skip":
+        captures = [c for position, c in enumerate(captures) if position not in present]
     try:
-        for start in range(0, len(captures), IMPORT_BATCH_RECORDS):
-            if start:
-                await asyncio.sleep(0)  # the gateway's calls get their turn between batches
-            added += await context.add(captures[start : start + IMPORT_BATCH_RECORDS])
+        added = await _store_linked(context, captures)
     except StoreUnavailable as exc:
         raise HTTPException(503, f"cannot import: {exc}") from None
-    return {"imported": len(added), "ids": [c.id for c in added]}
+    skipped = len(present) if duplicates_ == "skip" else 0
+    return {"imported": len(added), "ids": [c.id for c in added], "duplicates": len(present), "skipped": skipped}
+
+
+async def _store_linked(context: WebContext, captures: list[Capture]) -> list[Capture]:
+    """Store imported captures in batches, each replay linked to its original's new id.
+
+    A capture arrives with its id in the export; `replay_of` names an id of that export. Once
+    the original is stored, the link takes its new id; a replay of a capture the file does not
+    hold loses the link (it would name whatever capture has that id here).
+    """
+    added: list[Capture] = []
+    new_ids: dict[int, int] = {}
+    batch: list[Capture] = []
+    exported: list[int] = []
+    in_batch: set[int] = set()
+
+    async def store() -> None:
+        if added:
+            await asyncio.sleep(0)  # the gateway's calls get their turn between batches
+        stored = await context.add(batch)
+        new_ids.update((old, capture.id) for old, capture in zip(exported, stored, strict=True) if old)
+        added.extend(stored)
+        batch.clear()
+        exported.clear()
+        in_batch.clear()
+
+    for capture in captures:
+        original = capture.replay_of
+        if len(batch) >= IMPORT_BATCH_RECORDS or original in in_batch:
+            await store()  # the original first, so its new id is known
+        capture.replay_of = new_ids.get(original) if original is not None else None
+        exported.append(capture.id)
+        in_batch.add(capture.id)
+        capture.id = 0
+        batch.append(capture)
+    if batch:
+        await store()
+    return added

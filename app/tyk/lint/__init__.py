@@ -29,7 +29,7 @@ RULES = (
     "response-hook-overrides", "auth-shared-token",
 )  # fmt: skip
 """Every warning code, each documented in docs/lint.md. `auth-shared-token` judges several captures
-together (app.capture.tokens), not one reply."""
+together (app.journeys.tokens), not one reply."""
 
 
 def undecodable_reply(sent: pb.Object) -> Warning_:

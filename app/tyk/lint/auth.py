@@ -49,7 +49,7 @@ def granted_token(sent: pb.Object, reply: pb.Object) -> str | None:
 
 
 def shared_token(credentials: int) -> Warning_:
-    """The cross-capture rule: one token returned for several credentials (app.capture.tokens finds them)."""
+    """The cross-capture rule: one token returned for several credentials (app.journeys.tokens finds them)."""
     return warning(
         "auth-shared-token",
         f"this token was also returned for other credentials ({credentials} different ones among the "

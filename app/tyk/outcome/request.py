@@ -65,7 +65,7 @@ def request_outcome(sent: pb.Object, reply: pb.Object, gateway: Gateway, name: s
             name,
             "respond",
             f"the client gets {status_line(code)} with Tyk's error template "
-            f'{{"error": {html_escape(message)!r}}} and an AuthFailure event fires',
+            f'{{"error": "{html_escape(message)}"}} and an AuthFailure event fires',
             client_response=response,
             notes=_template_notes(sent),
             tyk_version=version,

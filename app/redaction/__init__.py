@@ -1,0 +1,1 @@
+"""What is hidden: credentials in headers, query strings, bodies, sessions and metadata."""
