@@ -112,3 +112,26 @@ async def test_closing_the_last_page_lets_held_calls_go(
         await browser.page.wait_for_selector("#held-count:not([hidden])")
     # The page's context is closed: its stream ends, and the call goes on long before the 60 s timeout.
     await asyncio.wait_for(call, 10)
+
+
+async def test_two_pages_racing_the_first_action_wins_and_the_other_sees_it(
+    chromium: Chromium, inspector: Inspector, client: Client
+) -> None:
+    async with (
+        dashboard_in(chromium, inspector.http_url) as first,
+        dashboard_in(chromium, inspector.http_url) as second,
+    ):
+        call = asyncio.ensure_future(client.dispatch(load_object("pre.json")))
+        for browser in (first, second):
+            await browser.page.wait_for_selector("#held-count:not([hidden])")
+            await browser.page.keyboard.press("h")
+            await browser.page.wait_for_selector("#held-preview[data-status='continue']")
+        await first.page.select_option("#held-preset", "deny-403")
+        await first.page.click("#held-respond")
+        assert (await asyncio.wait_for(call, 10)).request.return_overrides.response_code == 403
+        await second.page.wait_for_function(
+            "document.getElementById('held-title').textContent.includes('went on: responded deny-403 by')"
+        )
+        assert await second.page.is_disabled("#held-continue"), "the call is gone: nothing left to act on"
+        await second.page.wait_for_selector("#held-count", state="hidden")
+        assert first.errors == [] and second.errors == []
