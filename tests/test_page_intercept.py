@@ -76,6 +76,10 @@ async def test_respond_fail_and_continue_all_from_the_page(
 ) -> None:
     async with dashboard_in(chromium, inspector.http_url) as browser:
         page = browser.page
+        await page.fill("#intercept-q", "hook:(")
+        await page.click("#intercept-apply")
+        await page.wait_for_selector("#intercept-error:not([hidden])")
+        assert "invalid query" in (await page.text_content("#intercept-error") or "")
         await page.fill("#intercept-q", "hook:auth")
         await page.click("#intercept-apply")
         await page.wait_for_selector("#intercept[data-active='true']")
@@ -84,6 +88,11 @@ async def test_respond_fail_and_continue_all_from_the_page(
         await page.click("#held-list .held-row")
         # The echo of a CustomKeyCheck gives no session: the preview says the client is refused.
         await page.wait_for_selector("#held-preview[data-status='403']")
+        # Return overrides in Tyk's terms: the preview follows before anything goes on.
+        await page.fill("#held-override-code", "429")
+        await page.fill("#held-override-body", "slow down")
+        await page.click("#held-override-set")
+        await page.wait_for_selector("#held-preview[data-status='429']")
         await page.select_option("#held-preset", "deny-401")
         await page.click("#held-respond")
         assert (await asyncio.wait_for(denied, 10)).request.return_overrides.response_code == 401

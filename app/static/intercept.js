@@ -175,15 +175,37 @@ export function installIntercept() {
 
   $("held-object").addEventListener("input", () => preview());
 
-  $("held-header-add").addEventListener("click", () => {
-    const name = $("held-header-name").value.trim();
+  // Fields in Tyk's terms: each changes the JSON as a plugin would change the Object.
+  function change(edit) {
     const obj = edited();
-    if (!name || obj === undefined) return;
+    if (obj === undefined) return;
     obj.request = obj.request || {};
-    obj.request.setHeaders = { ...(obj.request.setHeaders || {}), [name]: $("held-header-value").value };
+    if (edit(obj) === false) return;
     $("held-object").value = JSON.stringify(obj, null, 2);
     preview();
-  });
+  }
+
+  $("held-header-add").addEventListener("click", () => change((obj) => {
+    const name = $("held-header-name").value.trim();
+    if (!name) return false;
+    obj.request.setHeaders = { ...(obj.request.setHeaders || {}), [name]: $("held-header-value").value };
+    return true;
+  }));
+  $("held-header-delete").addEventListener("click", () => change((obj) => {
+    const name = $("held-header-name").value.trim();
+    if (!name) return false;
+    obj.request.deleteHeaders = [...(obj.request.deleteHeaders || []).filter((h) => h !== name), name];
+    return true;
+  }));
+  $("held-override-set").addEventListener("click", () => change((obj) => {
+    const code = Number($("held-override-code").value || 0);
+    const overrides = { responseCode: code || -1 };
+    const message = $("held-override-body").value;
+    if (message) overrides.responseError = message;
+    if ($("held-override-raw").checked) overrides.overrideError = true;
+    obj.request.returnOverrides = overrides;
+    return true;
+  }));
 
   // --- actions -------------------------------------------------------------------------------------
 
