@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -356,3 +357,17 @@ async def test_tyk_inspector_send_is_never_held() -> None:
         assert code == 0, err
         assert json.loads(out)["hookName"] == "MyPreHook"
         assert inspector.interceptor.held_total == 0
+
+
+async def test_an_edit_with_a_large_body_goes_on_and_the_preview_takes_it() -> None:
+    async with intercepting(intercept="hook:Pre") as (_, client, http):
+        sent = load_object("pre.json")
+        call = dispatch_in_background(client, sent)
+        [held] = await held_items(http)
+        edit = (await http.get(f"/api/held/{held['id']}")).json()["object"]
+        edit["request"]["rawBody"] = base64.b64encode(b"x" * 300_000).decode()  # past the 64 KiB default
+        preview = await http.post("/api/outcome/preview", json={"held": held["id"], "reply": edit, "sent": edit})
+        assert preview.status_code == 200, preview.text
+        response = await http.post(f"/api/held/{held['id']}/continue", json={"object": edit})
+        assert response.status_code == 200, response.text
+        assert pb.Object.FromString(await asyncio.wait_for(call, 5)).request.raw_body == b"x" * 300_000
