@@ -7,7 +7,6 @@ longer held (another viewer acted first, it timed out, the gateway went away) is
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -29,7 +28,7 @@ from app.proxy.intercept import (
 )
 from app.proxy.replay import ReplayError, restore_redacted
 from app.tyk.lint import lint_reply
-from app.tyk.outcome import outcome_of
+from app.tyk.outcome import Gateway, outcome_of
 from app.web.context import Context, WebContext
 from protogen import coprocess_object_pb2 as pb
 
@@ -202,8 +201,11 @@ async def outcome_preview(context: Context, body: Preview) -> dict[str, Any]:
         sent = _parsed(body.sent, "sent")
     else:
         raise HTTPException(400, "give sent (an Object) or held (a held call's id)")
-    reply = None if candidate is None else _parsed(candidate, "reply")
-    return await asyncio.to_thread(_judge, sent, reply, context)
+    reply = None if candidate is None else _parsed(candidate, "reply").SerializeToString()
+    sent_bytes = sent.SerializeToString()
+    size = len(sent_bytes) + len(reply or b"")
+    # Judged off the loop: in a worker process when large, as the detail is.
+    return await context.offloader.run(size, _judge, sent_bytes, reply, context.gateway)
 
 
 def _parsed(data: dict[str, Any], where: str) -> pb.Object:
@@ -213,9 +215,10 @@ def _parsed(data: dict[str, Any], where: str) -> pb.Object:
         raise HTTPException(400, str(exc)) from None
 
 
-def _judge(sent: pb.Object, reply: pb.Object | None, context: WebContext) -> dict[str, Any]:
-    gateway = context.gateway
-    size = 0 if reply is None else reply.ByteSize()
-    outcome = outcome_of(sent, reply, gateway, sent_size=sent.ByteSize(), reply_size=size)
+def _judge(sent_bytes: bytes, reply_bytes: bytes | None, gateway: Gateway) -> dict[str, Any]:
+    sent = pb.Object.FromString(sent_bytes)
+    reply = None if reply_bytes is None else pb.Object.FromString(reply_bytes)
+    size = 0 if reply_bytes is None else len(reply_bytes)
+    outcome = outcome_of(sent, reply, gateway, sent_size=len(sent_bytes), reply_size=size)
     warnings = [] if reply is None else lint_reply(sent, reply, gateway, reply_size=size, outcome=outcome)
     return {"outcome": outcome.as_dict(), "warnings": [dict(w) for w in warnings]}
