@@ -27,7 +27,7 @@ from app.live.broadcast import Broadcaster
 from app.live.capture_log import run_capture_log
 from app.live.wiring import wire
 from app.metrics import CallMetrics, create_registry
-from app.proxy.intercept import Interceptor
+from app.proxy.intercept import InterceptCollector, Interceptor
 from app.proxy.intercept_shared import SharedQuery
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
@@ -91,6 +91,7 @@ class Inspector:
             tag_requests=settings.tag_requests,
         )
         self.interceptor = create_interceptor(settings, self.broadcaster, self.service)
+        self.metrics.register(InterceptCollector(self.interceptor))
         self.shared_intercept: SharedQuery | None = None
         """With --store redis://: the intercept query every replica applies."""
         if self.redis_store is not None:

@@ -213,6 +213,10 @@ async def test_past_the_cap_calls_pass_unheld_and_are_counted() -> None:
         await asyncio.wait_for(client.dispatch(load_object("pre.json")), 5)
         state = (await http.get("/api/intercept")).json()
         assert state["held"] == 1 and state["passed_over"] == 1
+        metrics = (await http.get("/metrics")).text
+        assert "tyk_inspector_intercept_held 1.0" in metrics
+        assert "tyk_inspector_intercept_passed_over_total 1.0" in metrics
+        assert "tyk_inspector_intercept_held_calls_total 1.0" in metrics
         assert (await http.post("/api/held/continue-all")).json() == {"continued": 1}
         await asyncio.wait_for(first, 5)
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import grpc
 from google.protobuf import json_format
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from app.capture.record import Capture
 from app.proxy.mock import mock_reply
@@ -298,3 +300,20 @@ def fail_code(name: Any) -> grpc.StatusCode:
         names = ", ".join(n for n in grpc.StatusCode.__members__ if n != "OK")
         raise InterceptError(f"code {name!r} is not a gRPC error status ({names})")
     return code
+
+
+class InterceptCollector(Collector):
+    """The intercept's counts, read when Prometheus scrapes /metrics."""
+
+    def __init__(self, interceptor: Interceptor) -> None:
+        self.interceptor = interceptor
+
+    def collect(self) -> Iterator[Metric]:
+        i = self.interceptor
+        yield GaugeMetricFamily("tyk_inspector_intercept_held", "calls held by the intercept now", len(i.held))
+        yield CounterMetricFamily("tyk_inspector_intercept_held_calls", "calls the intercept held", i.held_total)
+        yield CounterMetricFamily(
+            "tyk_inspector_intercept_passed_over",
+            "calls the intercept query matched but did not hold (--intercept-max or --max-inflight-bytes reached)",
+            i.passed_over,
+        )
