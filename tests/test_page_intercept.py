@@ -52,6 +52,11 @@ async def test_hold_a_pre_call_add_a_header_see_the_outcome_and_continue(
         await page.click("#held-header-add")
         await page.wait_for_function("document.getElementById('held-preview').textContent.includes('X-Debug')")
 
+        # raw_body as text: the preview says what the upstream now receives.
+        await page.fill("#held-body", '{"sku": "ABC-123"}')
+        await page.click("#held-body-set")
+        await page.wait_for_function("document.getElementById('held-preview').textContent.includes('18 B')")
+
         # Typing a refusal into the raw JSON: the outcome says the client gets 403 before anything goes on.
         edited = await page.input_value("#held-object")
         obj = json.loads(edited)
@@ -66,6 +71,7 @@ async def test_hold_a_pre_call_add_a_header_see_the_outcome_and_continue(
         reply = await asyncio.wait_for(call, 10)
         assert reply == json_format.ParseDict(obj, pb.Object()).SerializeToString()
         assert pb.Object.FromString(reply).request.set_headers["X-Debug"] == "on"
+        assert pb.Object.FromString(reply).request.raw_body == b'{"sku": "ABC-123"}'
         await page.wait_for_selector("#held-count", state="hidden")
         assert "continued as edited" in (await page.text_content("#held-title") or "")
         assert browser.errors == []

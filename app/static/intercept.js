@@ -18,6 +18,22 @@ async function call(method, url, body) {
   return { ok: res.ok, status: res.status, data };
 }
 
+/** Where a hook's body is: the response's for a Response hook, else the request's. */
+function bodyOwner(obj, hookType) {
+  return hookType === "Response" ? obj.response : obj.request;
+}
+
+/** A base64 raw_body as text when it is UTF-8, else "" (edit such a body in the JSON). */
+function bodyText(base64) {
+  if (!base64) return "";
+  try {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return "";
+  }
+}
+
 export function installIntercept() {
   const form = $("intercept");
   if (!form) return { listen() {} };
@@ -107,6 +123,7 @@ export function installIntercept() {
     for (const b of document.querySelectorAll(".held-actions button, .held-fields button")) b.disabled = false;
     original = JSON.stringify(h.object, null, 2);
     $("held-object").value = original;
+    $("held-body").value = bodyText(bodyOwner(h.object, h.hook_type)?.rawBody);
     setEditError(null);
     render();
     preview();
@@ -195,6 +212,13 @@ export function installIntercept() {
     const name = $("held-header-name").value.trim();
     if (!name) return false;
     obj.request.deleteHeaders = [...(obj.request.deleteHeaders || []).filter((h) => h !== name), name];
+    return true;
+  }));
+  $("held-body-set").addEventListener("click", () => change((obj) => {
+    const h = held.get(selected);
+    const owner = h && h.hook_type === "Response" ? (obj.response = obj.response || {}) : obj.request;
+    const bytes = new TextEncoder().encode($("held-body").value);
+    owner.rawBody = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
     return true;
   }));
   $("held-override-set").addEventListener("click", () => change((obj) => {
