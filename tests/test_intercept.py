@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -375,3 +376,19 @@ async def test_an_edit_with_a_large_body_goes_on_and_the_preview_takes_it() -> N
         response = await http.post(f"/api/held/{held['id']}/continue", json={"object": edit})
         assert response.status_code == 200, response.text
         assert pb.Object.FromString(await asyncio.wait_for(call, 5)).request.raw_body == b"x" * 300_000
+
+
+async def test_respond_with_a_mock_from_the_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.json"
+    mock = {"return_overrides": {"response_code": 418, "response_error": "teapot"}}
+    rules.write_text(json.dumps({"rules": [{"name": "teapot", "match": {"hook_type": "Post"}, "mock": mock}]}))
+    async with intercepting(intercept="hook:Pre", rules_file=str(rules)) as (_, client, http):
+        assert (await http.get("/api/intercept")).json()["mocks"] == ["teapot"]
+        call = dispatch_in_background(client, load_object("pre.json"))
+        [held] = await held_items(http)
+        unknown = await http.post(f"/api/held/{held['id']}/respond", json={"mock": "kettle"})
+        assert unknown.status_code == 400 and "teapot" in unknown.json()["detail"]
+        assert (await http.post(f"/api/held/{held['id']}/respond", json={"mock": "teapot"})).status_code == 200
+        reply = pb.Object.FromString(await asyncio.wait_for(call, 5))
+        assert reply.request.return_overrides.response_code == 418
+        assert "responded with the mock teapot" in (await last_capture(http))["intercepted"]

@@ -56,6 +56,10 @@ export function installIntercept() {
       ? `on: held ${state.held_total}, passed unheld ${state.passed_over}, each for up to ${state.timeout_seconds} s`
       : "off";
     form.dataset.active = String(state.active);
+    // The rules file's mocks, after the presets.
+    const select = $("held-preset");
+    for (const option of [...select.querySelectorAll("option[data-mock]")]) option.remove();
+    for (const name of state.mocks || []) select.append(el("option", { value: `mock:${name}`, "data-mock": name }, `mock: ${name}`));
   }
 
   form.addEventListener("submit", async (e) => {
@@ -248,7 +252,10 @@ export function installIntercept() {
     const obj = edited();
     if (obj !== undefined) act("continue", { object: obj });
   });
-  $("held-respond").addEventListener("click", () => act("respond", { preset: $("held-preset").value }));
+  $("held-respond").addEventListener("click", () => {
+    const choice = $("held-preset").value;
+    act("respond", choice.startsWith("mock:") ? { mock: choice.slice(5) } : { preset: choice });
+  });
   $("held-fail").addEventListener("click", () => act("fail", {
     code: $("held-fail-code").value, details: "failed from the inspector's intercept",
   }));

@@ -7,6 +7,7 @@ longer held (another viewer acted first, it timed out, the gateway went away) is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -26,6 +27,7 @@ from app.proxy.intercept import (
     parse_object,
     preset_reply,
 )
+from app.proxy.mock import mock_reply
 from app.proxy.replay import ReplayError, restore_redacted
 from app.tyk.lint import lint_reply
 from app.tyk.outcome import Gateway, outcome_of
@@ -46,6 +48,7 @@ class Edit(BaseModel):
 
 class Respond(BaseModel):
     preset: str | None = Field(None, description="allow, deny-401, deny-403 or override-503")
+    mock: str | None = Field(None, description="the name of a mock rule in --rules, applied to the Object sent")
     object: dict[str, Any] | None = Field(None, description="a reply of your own (protobuf JSON) instead of a preset")
 
 
@@ -85,10 +88,18 @@ def _resolve(context: WebContext, held: Held, decision: Decision) -> dict[str, A
     return {"id": held.id, "how": decision.how}
 
 
+def _mocks(context: WebContext) -> dict[str, Mapping[str, Any]]:
+    """The mock rules of the rules file, by name: what Respond can also answer with."""
+    rules = context.replayer.rules if context.replayer is not None else None
+    if rules is None:
+        return {}
+    return {rule.name: rule.mock for rule in rules.rules if rule.mock is not None}
+
+
 @router.get("/intercept")
 async def get_intercept(context: Context) -> dict[str, Any]:
-    """The intercept query, its points, its bounds and counts."""
-    return _interceptor(context).as_dict()
+    """The intercept query, its points, its bounds and counts, and the mock rules Respond can use."""
+    return {**_interceptor(context).as_dict(), "mocks": list(_mocks(context))}
 
 
 @router.put("/intercept")
@@ -163,11 +174,19 @@ async def respond_held(context: Context, held_id: int, body: Respond, request: R
         if body.object is not None:
             data = parse_object(_restored(context, held, body.object)).SerializeToString()
             how = "responded with an edited Object"
+        elif body.mock is not None:
+            spec = _mocks(context).get(body.mock)
+            if spec is None:
+                raise InterceptError(
+                    f"mock {body.mock!r} is not a mock rule in the rules file ({', '.join(_mocks(context)) or 'none'})"
+                )
+            data = mock_reply(held.capture.request, spec)
+            how = f"responded with the mock {body.mock}"
         elif body.preset is not None:
             data = preset_reply(held, body.preset)
             how = f"responded {body.preset}"
         else:
-            raise InterceptError("give a preset (allow, deny-401, deny-403, override-503) or an object")
+            raise InterceptError("give a preset (allow, deny-401, deny-403, override-503), a mock or an object")
     except InterceptError as exc:
         raise HTTPException(400, str(exc)) from None
     return _resolve(context, held, Decision("respond", data, how=how, by=_who(request)))
