@@ -136,12 +136,12 @@ class Interceptor:
 
     def configure(self, query: str, points: Iterable[str] = POINTS) -> None:
         """Set the intercept query ("" turns intercept off). Raises QueryError or InterceptError."""
-        chosen = frozenset(points)
-        unknown = chosen - set(POINTS)
-        if unknown or not chosen:
+        given = frozenset(points)
+        chosen = frozenset(p for p in POINTS if p in given)
+        if given != chosen or not chosen:
             raise InterceptError(f"points must be a non-empty list of {', '.join(POINTS)}")
         matcher = compile_query(query, self.searcher, fields=REQUEST_FIELDS) if query.strip() else None
-        self.query, self.points, self.matcher = query.strip(), chosen, matcher  # type: ignore[assignment]
+        self.query, self.points, self.matcher = query.strip(), chosen, matcher
         self.on_change(self if matcher is not None else None)
 
     def as_dict(self) -> dict[str, Any]:
@@ -187,7 +187,8 @@ class Interceptor:
             except TimeoutError:
                 decision = Decision("continue", how=f"continued after {self.timeout:g} s (--intercept-timeout)")
         except asyncio.CancelledError:
-            capture.intercepted = f"held {_seconds(began)} {point} the plugin: abandoned by the gateway"
+            note = f"held {_seconds(began)} {point} the plugin: abandoned by the gateway"
+            capture.intercepted = f"{capture.intercepted}; {note}" if capture.intercepted else note
             self.notify("released", {"id": held.id, "how": "abandoned by the gateway"})
             raise
         finally:
