@@ -384,6 +384,7 @@ async def test_respond_with_a_mock_from_the_rules(tmp_path: Path) -> None:
     rules.write_text(json.dumps({"rules": [{"name": "teapot", "match": {"hook_type": "Post"}, "mock": mock}]}))
     async with intercepting(intercept="hook:Pre", rules_file=str(rules)) as (_, client, http):
         assert (await http.get("/api/intercept")).json()["mocks"] == ["teapot"]
+        assert (await http.put("/api/intercept", json={"q": "hook:Pre"})).json()["mocks"] == ["teapot"]
         call = dispatch_in_background(client, load_object("pre.json"))
         [held] = await held_items(http)
         unknown = await http.post(f"/api/held/{held['id']}/respond", json={"mock": "kettle"})

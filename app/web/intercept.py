@@ -115,7 +115,7 @@ async def put_intercept(context: Context, body: InterceptQuery) -> dict[str, Any
             await intercept.share(intercept.query, sorted(intercept.points))
         except (RedisError, OSError) as exc:
             raise HTTPException(503, f"set on this replica only: the shared store is not answering ({exc})") from None
-    return intercept.as_dict()
+    return {**intercept.as_dict(), "mocks": list(_mocks(context))}
 
 
 @router.get("/held")
