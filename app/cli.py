@@ -269,6 +269,12 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
     o.value("--otel-endpoint", str, None, "export every call as an OpenTelemetry span to this OTLP/gRPC collector, "
             "e.g. http://localhost:4317 (default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT "
             "when set); needs pip install 'tyk-inspector[otel]'", metavar="URL")  # fmt: skip
+    o.value("--intercept", str, "", "hold the gateway's Dispatch calls this filter matches until you let them go "
+            "in the page (docs/intercept.md)", metavar="QUERY")  # fmt: skip
+    o.value("--intercept-timeout", seconds, d.intercept_timeout_seconds, "seconds a held call waits before it "
+            "continues by itself (default: %(default)s)")  # fmt: skip
+    o.value("--intercept-max", positive_int, d.intercept_max, "calls held at most at once; past it calls pass "
+            "unheld (default: %(default)s)")  # fmt: skip
     o.switch("--tag-requests", "add an X-Tyk-Inspector-Request header through the Pre hook's reply (echo or mock) so "
              "every hook of a request is tied to it; changes traffic: the upstream sees the header")  # fmt: skip
     o.names("--gateway-url", "GATEWAY_URL", "URL", "a gateway's base URL: API names, hooks and version are read "
@@ -395,6 +401,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         gateway_url=args.gateway_url[0] if args.gateway_url else DEFAULT_GATEWAY_URL,
         gateway_urls=tuple(args.gateway_url),
         gateway_secret=_gateway_secret(args),
+        intercept=args.intercept,
+        intercept_timeout_seconds=args.intercept_timeout,
+        intercept_max=args.intercept_max,
         store=args.store,
         store_prefix=args.store_prefix,
         store_queue_items=args.store_queue_items,

@@ -142,6 +142,15 @@ class Settings:
     shadow_queue_items: int = 1000
     """Answered calls waiting for the shadow at most; beyond it their shadow call is dropped and counted."""
 
+    intercept: str = ""
+    """--intercept QUERY: hold the gateway's Dispatch calls this filter matches (app.proxy.intercept); "" none."""
+    intercept_points: tuple[str, ...] = ("before", "after")
+    """Where calls are held: "before" the plugin (proxy mode) and "after" it."""
+    intercept_timeout_seconds: float = 30.0
+    """A held call continues by itself after this long."""
+    intercept_max: int = 50
+    """Calls held at most at once; past it matching calls pass through unheld (and are counted)."""
+
     store: str = "memory"
     """Where captures live: "memory" (this process), or a Redis URL shared by every replica."""
     store_prefix: str = DEFAULT_STORE_PREFIX
@@ -182,6 +191,8 @@ class Settings:
             "store_queue_bytes",
             "shadow_deadline_seconds",
             "shadow_queue_items",
+            "intercept_timeout_seconds",
+            "intercept_max",
         ):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")

@@ -24,6 +24,7 @@ from app.capture.record import Capture, Recorder, summarize_event, summarize_obj
 from app.config import Settings
 from app.formats.offload import Offloader
 from app.proxy.faults import UNDECODABLE_REPLY, Fault, oversize
+from app.proxy.intercept import Decision, Interceptor, Point
 from app.proxy.mock import mock_reply
 from app.proxy.rules import Rule, Rules
 from app.proxy.shadow import Shadow
@@ -105,6 +106,8 @@ class DispatcherService:
         self.rule_errors = 0
         """Calls the rules could not route (a match failed or ran out of time): the default answered them."""
         self._rule_error_logged = float("-inf")
+        self.intercept: Interceptor | None = None
+        """Set while an intercept query is: matching Dispatch calls are held (app.proxy.intercept)."""
 
     async def dispatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         capture = Capture(kind="dispatch", request=request, reply=request)
@@ -148,13 +151,26 @@ class DispatcherService:
             except DecodeError as exc:
                 message = "Object" if method == "Dispatch" else "Event"
                 await self._reject(capture, context, started, f"request is not a coprocess.{message}: {exc}")
+            # With no intercept query this is the whole cost: one attribute read.
+            intercept = self.intercept
+            if intercept is not None and (capture.kind != "dispatch" or not intercept.matches(capture)):
+                intercept = None
             rule = None
             if self.rules is not None:
-                rule = await self._answer(capture, method, context, started)
+                rule = await self._answer(capture, method, context, started, intercept)
             # A large message is not parsed again on the call path to add the tag (README.md, request journeys).
             tag = self.tag_requests and not capture.large
             if tag and capture.hook_type == "Pre" and capture.answered_by in ("echo", "mock"):
                 capture.reply = tagged_reply(capture.reply)  # type: ignore[arg-type]  # set for Dispatch
+            if (
+                intercept is not None
+                and "after" in intercept.points
+                and capture.reply is not None
+                and capture.answered_by not in ("fault", "intercept")
+            ):
+                decision = await self._hold(intercept, capture, "after", capture.reply)
+                if decision is not None:
+                    await self._apply(capture, decision, context, started)
         except asyncio.CancelledError:
             # The gateway went away, its deadline passed, or the server stopped: the call still happened.
             if capture.grpc_status is None:
@@ -207,7 +223,45 @@ class DispatcherService:
         capture.duration_ns = time.perf_counter_ns() - started
         self._record(capture)
 
-    async def _answer(self, capture: Capture, method: str, context: grpc.aio.ServicerContext, started: int) -> Rule:
+    async def _hold(self, intercept: Interceptor, capture: Capture, point: Point, message: bytes) -> Decision | None:
+        """Hold the call (app.proxy.intercept); its held bytes count against --max-inflight-bytes."""
+        extra = 0 if message is capture.request else len(message)
+        if self.max_inflight_bytes is not None and self.inflight_bytes + extra > self.max_inflight_bytes:
+            intercept.passed_over += 1
+            return None
+        self.inflight_bytes += extra
+        try:
+            return await intercept.hold(capture, point, message)
+        finally:
+            self.inflight_bytes -= extra
+
+    async def _apply(
+        self, capture: Capture, decision: Decision, context: grpc.aio.ServicerContext, started: int
+    ) -> None:
+        """What a held call's decision makes of its reply: the edited or preset Object, or a gRPC error."""
+        if decision.action == "fail":
+            assert decision.code is not None
+            capture.reply = None
+            capture.answered_by = "intercept"
+            capture.grpc_status = decision.code.name
+            note = f"failed while held: {decision.code.name}: {decision.details}"
+            capture.error = f"{capture.error}; {note}" if capture.error else note
+            capture.duration_ns = time.perf_counter_ns() - started  # the hold included
+            self._record(capture)
+            await context.abort(decision.code, decision.details)
+        if decision.message is not None:
+            capture.reply = decision.message
+            if decision.action == "respond":
+                capture.answered_by = "intercept"
+
+    async def _answer(
+        self,
+        capture: Capture,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        started: int,
+        intercept: Interceptor | None = None,
+    ) -> Rule:
         """Set the capture's reply as the matching rule says: echo, mock or upstream; the rule."""
         assert self.rules is not None
         routing = self.rules.select(capture)
@@ -230,7 +284,16 @@ class DispatcherService:
                 capture.reply = mock_reply(capture.request, rule.mock)
             capture.answered_by = "mock"
         elif rule.action == "upstream" and rule.upstream and self._upstreams is not None:
-            await self._forward(capture, rule, method, context, started)
+            request = capture.request
+            if intercept is not None and "before" in intercept.points and capture.kind == "dispatch":
+                decision = await self._hold(intercept, capture, "before", request)
+                if decision is not None and decision.action != "continue":
+                    # Answered without the plugin server: a preset or an Object of the viewer's, or an error.
+                    await self._apply(capture, decision, context, started)
+                    return rule
+                if decision is not None and decision.message is not None:
+                    request = decision.message  # the edited Object goes to the plugin server
+            await self._forward(capture, rule, method, context, started, request)
         if fault is not None and fault.oversize and capture.reply is not None:
             capture.reply = oversize(capture.reply)
         return rule
@@ -255,14 +318,24 @@ class DispatcherService:
         return False
 
     async def _forward(
-        self, capture: Capture, rule: Rule, method: str, context: grpc.aio.ServicerContext, started: int
+        self,
+        capture: Capture,
+        rule: Rule,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        started: int,
+        request: bytes | None = None,
     ) -> None:
         assert rule.upstream is not None and self._upstreams is not None
         capture.upstream = rule.upstream
         began = time.perf_counter()
         try:
             capture.reply = await self._upstreams.call(
-                rule.upstream, method, capture.request, upstream_deadline(rule, context), forwardable(capture.metadata)
+                rule.upstream,
+                method,
+                capture.request if request is None else request,
+                upstream_deadline(rule, context),
+                forwardable(capture.metadata),
             )
             capture.upstream_status = "OK"
             capture.answered_by = "upstream"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from grpc_health.v1 import health_pb2
+from redis.exceptions import RedisError
 
 from app.capture.record import Capture, Recorder
 from app.config import Settings
@@ -27,6 +28,8 @@ from app.live.broadcast import Broadcaster
 from app.live.capture_log import run_capture_log
 from app.live.wiring import wire
 from app.metrics import CallMetrics, create_registry
+from app.proxy.intercept import InterceptCollector, Interceptor
+from app.proxy.intercept_shared import SharedQuery
 from app.proxy.replay import Replayer
 from app.proxy.rules import Rule, Rules, RulesError, load_rules, proxy_all
 from app.proxy.shadow import Shadow, ShadowCollector, ShadowConfig
@@ -90,6 +93,14 @@ class Inspector:
             max_inflight_bytes=settings.max_inflight_bytes,
             tag_requests=settings.tag_requests,
         )
+        self.interceptor = create_interceptor(settings, self.broadcaster, self.service)
+        self.metrics.register(InterceptCollector(self.interceptor))
+        self.shared_intercept: SharedQuery | None = None
+        """With --store redis://: the intercept query every replica applies."""
+        if self.redis_store is not None:
+            key = self.redis_store.config.key("intercept")
+            self.shared_intercept = SharedQuery(self.redis_store.config.url, key, self.interceptor)
+            self.interceptor.share = self.shared_intercept.publish
         self.telemetry = create_telemetry(settings)
         if self.telemetry is not None:
             from app.telemetry import TelemetryCollector
@@ -141,6 +152,8 @@ class Inspector:
         _check_tls(settings)  # before anything listens or says where the dashboard is
         if self.redis_store is not None:
             await self.redis_store.start(self.supervisor)
+        if self.shared_intercept is not None:
+            await self._share_intercept(self.shared_intercept)
         http_socket = _listen_http(settings.http_host, settings.http_port)
         self.http_port = http_socket.getsockname()[1]
         try:
@@ -160,7 +173,11 @@ class Inspector:
                 metrics=self.metrics,
                 health=self.health,
                 offloader=self.service.offloader,  # one pool for large Dispatch reads and the page's work
+                interceptor=self.interceptor,
             )
+            self.interceptor.searcher.apis = context.catalog  # `api:` by name, as in the search
+            self.interceptor.shown_path = context.redactor.url
+            self.interceptor.configure(self.interceptor.query, self.interceptor.points)
             if self.shadow is not None:
                 self.shadow.offload = context.offloader.run
             self.connections = ConnectionGuard(settings.http_header_timeout_seconds, _connection_cap(settings))
@@ -228,6 +245,16 @@ class Inspector:
                 "serve over HTTPS (--tls-cert/--tls-key) or behind a TLS-terminating proxy."
             )
 
+    async def _share_intercept(self, shared: SharedQuery) -> None:
+        """--intercept given: every replica takes it; else this one takes what the others share."""
+        if self.settings.intercept:
+            try:
+                await shared.publish(self.interceptor.query, sorted(self.interceptor.points))
+            except (RedisError, OSError) as exc:
+                log.warning("--intercept applies to this replica only for now: Redis is not answering (%s)", exc)
+        self.supervisor.start("intercept-sync", shared.run, stop=shared.stop)
+        self.supervisor.on_stop("intercept-redis", shared.close)
+
     async def _watch_rules(self, path: str) -> None:
         """Reload the rules when the file changes; a bad edit is logged (and shown) and the old rules stay.
 
@@ -269,6 +296,9 @@ class Inspector:
     async def stop(self) -> None:
         """Stop taking calls, let in-flight ones finish, end SSE streams, close both servers."""
         self.service.stopping = True
+        # Held calls go on before the grace period starts: it is for finishing calls, not for waiting on people.
+        self.interceptor.configure("", self.interceptor.points)
+        self.interceptor.release_all("continued: the inspector is stopping")
         if self.grpc is not None:
             await self.grpc.health.enter_graceful_shutdown()
             # New calls are refused from here; calls already in a handler finish and are captured.
@@ -299,6 +329,27 @@ class Inspector:
         if self.settings.grpc_unix_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.settings.grpc_unix_socket)
+
+
+class InterceptSettingError(ValueError):
+    """--intercept is not a query the intercept can use."""
+
+
+def create_interceptor(settings: Settings, broadcaster: Broadcaster, service: DispatcherService) -> Interceptor:
+    """The intercept (app.proxy.intercept): its events go to live pages, its query switches the Dispatcher's hold."""
+    interceptor = Interceptor(
+        settings.intercept_timeout_seconds, settings.intercept_max, notify=broadcaster.publish_notice
+    )
+
+    def switch(active: Interceptor | None) -> None:
+        service.intercept = active
+
+    interceptor.on_change = switch
+    try:
+        interceptor.configure(settings.intercept, settings.intercept_points)
+    except ValueError as exc:  # QueryError too
+        raise InterceptSettingError(f"--intercept / TYK_INSPECTOR_INTERCEPT: {exc}") from None
+    return interceptor
 
 
 def create_redis_store(settings: Settings) -> RedisStore | None:
@@ -425,6 +476,9 @@ async def serve(settings: Settings) -> int:
         inspector = Inspector(settings)
     except RulesError as exc:
         log.error("%s (fix it or change --rules / TYK_INSPECTOR_RULES)", exc)
+        return 2
+    except InterceptSettingError as exc:
+        log.error("%s", exc)
         return 2
     try:
         await inspector.start()

@@ -182,6 +182,8 @@ def at_defaults(quick: bool) -> dict[str, Any]:
         "baseline-seed": Server.baseline("seed"),
         "inspector": Server.inspector(),
         "defaults": Server.inspector(capture_log=None),
+        # The defaults with an intercept query that matches none of the load's calls: one match per call.
+        "intercept": Server.inspector("--intercept", "hook:Response api:no-such-api", capture_log=None),
     }
     names = list(servers)
     client_cpu, server_cpu = sorted(os.sched_getaffinity(0))[:2] if pinned else (0, 0)

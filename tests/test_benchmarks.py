@@ -34,7 +34,7 @@ def test_quick_benchmark_run_produces_results(tmp_path: Path) -> None:
         assert ratio["qps_vs_typed"] > 0 and ratio["qps_vs_raw"] > 0
     assert all(client["complete"] for client in results["dispatch"]["sse_clients"])
     headline = results["at_defaults"]
-    assert set(headline["cells"]) == {"baseline-typed", "baseline-seed", "inspector", "defaults"}
+    assert set(headline["cells"]) == {"baseline-typed", "baseline-seed", "inspector", "defaults", "intercept"}
     assert all(cell["errors"] == 0 and cell["qps"] > 0 for cell in headline["cells"].values())
     assert headline["ratios"]["baseline-typed"]["qps_vs_floor"] == 1.0
     assert headline["ratios"]["baseline-typed"]["paired_qps_vs_floor"] == 1.0

@@ -84,6 +84,10 @@ class Capture:
     """--shadow: whether the shadow plugin server's outcome was the "same", "differs", "failed" or was "dropped"."""
     shadow_detail: str | None = None
     """The shadow's first difference in one line, or why it failed or was dropped."""
+    intercepted: str | None = None
+    """Held by the intercept: where, how long, how it went on and who let it go (app.proxy.intercept)."""
+    intercept_edit: str | None = None
+    """The edit made while it was held, as a diff in Tyk's terms, one change a line."""
     analysis: Analysis | None = None
     """What the gateway model says of the reply, filled on first use by app.formats.analysis."""
     id: int = 0
@@ -173,6 +177,7 @@ class Capture:
             "fault": self.fault,
             "shadow": self.shadow,
             "shadow_detail": self.shadow_detail,
+            "intercepted": self.intercepted,
             "warnings": None if self.analysis is None else [w["code"] for w in self.analysis.warnings],
             "outcome_status": None if self.analysis is None else self.analysis.outcome_status,
         }

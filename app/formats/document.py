@@ -46,6 +46,8 @@ RECORD_FIELDS: tuple[str, ...] = (
     "fault",
     "shadow",
     "shadow_detail",
+    "intercepted",
+    "intercept_edit",
 )
 
 

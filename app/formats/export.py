@@ -268,8 +268,10 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "fault": (str,),
     "shadow": (str,),
     "shadow_detail": (str,),
+    "intercepted": (str,),
+    "intercept_edit": (str,),
 }
-ANSWERED_BY = ("echo", "upstream", "mock", "fallback", "fault")
+ANSWERED_BY = ("echo", "upstream", "mock", "fallback", "fault", "intercept")
 
 
 def _record_field(record: dict[str, Any], name: str) -> Any:

@@ -118,6 +118,7 @@ def capture_detail(
     (app.journeys.tokens), found on the loop and added to its own.
     """
     detail = summary_of(capture, redactor, gateway)
+    detail["intercept_edit"] = capture.intercept_edit  # made from the redacted messages (app.web.intercept)
     with collecting_hidden() as hidden:
         decoded = decode(capture, redactor)
     # The lint judges the messages as they arrived, and its messages may quote them.

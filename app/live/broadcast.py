@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from app.capture.record import Capture
 
@@ -52,6 +52,17 @@ class Batch:
         return len(self.captures)
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A named event for live pages that is not a capture (e.g. `held`, `released`: app.proxy.intercept).
+
+    Dropped for a lagging subscriber like its captures; what it announces can be read again through the API.
+    """
+
+    name: str
+    data: dict[str, Any]
+
+
 class _Closed:
     """Marks the end of every stream, on shutdown."""
 
@@ -61,7 +72,7 @@ CLOSED: Final = _Closed()
 RATE_SECONDS = 1.0
 """How far back the publishing rate that lengthens the batching window is measured."""
 
-Message = Batch | Cleared
+Message = Batch | Cleared | Notice
 
 
 class Subscription:
@@ -201,6 +212,13 @@ class Broadcaster:
         """Tell every subscriber the buffer was emptied, after the captures published before."""
         self.flush()
         self._deliver(Cleared(last_id))
+
+    def publish_notice(self, name: str, data: dict[str, Any]) -> None:
+        """Tell every subscriber of something besides captures, after the captures published before."""
+        if not self._subscribers:
+            return
+        self.flush()
+        self._deliver(Notice(name, data))
 
     def flush(self) -> None:
         """Hand the gathered batch to every subscriber now."""

@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import json_format
 
 from app.formats.export import FORMAT, ImportFormatError, parse_document
+from app.proxy.intercept import SEND_MARK
 from app.tyk.protocol import SERVICE_NAME, Event, EventReply, Object
 
 
@@ -92,7 +93,7 @@ def send_file(
                 response_deserializer=reply_type.FromString,
             )
             try:
-                reply = call(request, timeout=timeout, metadata=metadata or None)
+                reply = call(request, timeout=timeout, metadata=(*(metadata or ()), (SEND_MARK, "1")))  # never held
             except grpc.RpcError as exc:
                 print(f"{method} failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
                 failed = True

@@ -6,6 +6,7 @@ import { button, formatBytes, formatTime, text } from "./dom.js";
 import { FilterError, Filters, sortItems } from "./filters.js";
 import { fetchJourneys, groupedItems } from "./group.js";
 import { markStale, saveKept } from "./kept.js";
+import { installIntercept } from "./intercept.js";
 import { installKeys } from "./keys.js";
 import { installColumns } from "./columns.js";
 import { CaptureList, keyOf } from "./list.js";
@@ -61,6 +62,8 @@ const connection = new Connection({
   },
   onRestart: () => keepAfterRestart(),
 });
+const intercept = installIntercept();
+connection.onSource = (source) => intercept.listen(source);
 const selection = new Selection($("detail"), {
   state, list, filters, onSelected: () => updateExportLinks(), unreachable: () => connection.reportFailure(),
 });

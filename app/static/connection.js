@@ -41,6 +41,7 @@ export class Connection {
     this.setState("connecting", "connecting…");
     const source = new EventSource(`/api/stream?after=${this.lastId()}`);
     this.source = source;
+    this.onSource?.(source); // others follow the stream's own events (the intercept's held and released)
     const live = () => { if (this.source === source) this.setState("live", "live"); };
     source.addEventListener("open", live);
     source.addEventListener("ready", live);

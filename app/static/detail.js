@@ -206,6 +206,8 @@ function header(detail) {
     text("p", facts.join(" · "), { class: "muted small" }),
     detail.replay_of ? el("p", { class: "small" }, "A replay of ", el("a", { href: `#capture=${detail.replay_of}` }, `#${detail.replay_of}`), ".") : null,
     detail.error ? text("p", detail.error, { class: "error-text" }) : null,
+    detail.intercepted ? text("p", `Intercept: ${detail.intercepted}`, { class: "small intercepted" }) : null,
+    detail.intercept_edit ? text("pre", detail.intercept_edit, { class: "small intercept-edit" }) : null,
     pinControls(detail, (id) => document.dispatchEvent(new CustomEvent("pins-changed", { detail: { id } }))),
     copy?.preview);
 }

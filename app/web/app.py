@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.query.loop_share import LoopBusy
 from app.query.parser import QueryError
-from app.web import api, copy, filtering, gateway, journeys, metrics, pages, stream, transfer
+from app.web import api, copy, filtering, gateway, intercept, journeys, metrics, pages, stream, transfer
 from app.web.context import WebContext
 from app.web.limits import BodyLimits
 from app.web.security import AccessGuard
@@ -124,6 +124,7 @@ def create_app(context: WebContext) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(journeys.router)
     app.include_router(copy.router)
+    app.include_router(intercept.router)
     app.include_router(stream.router)
     app.include_router(transfer.router)
     app.include_router(pages.router)

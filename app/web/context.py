@@ -23,6 +23,7 @@ from app.gateway.catalog import GatewayCatalog, VersionChoice
 from app.journeys.journey import JourneyIndex
 from app.journeys.tokens import SharedTokens
 from app.live.broadcast import Broadcaster
+from app.proxy.intercept import Interceptor
 from app.proxy.replay import Replayer
 from app.query.loop_share import LoopShare
 from app.query.search import SearchViews
@@ -49,6 +50,8 @@ class WebContext:
     metrics: CollectorRegistry | None = None
     health: Callable[[], dict[str, Any]] = lambda: {"degraded": False, "tasks": [], "rules": None, "rule_errors": 0}
     """The process's health (app.supervisor): degraded or not, each background task, the rules file."""
+    interceptor: Interceptor | None = None
+    """The intercept query and the held calls (app.proxy.intercept)."""
     started_at: float = field(default_factory=time.time)
     auth: Authenticator = field(init=False)
     redactor: Redactor = field(init=False)

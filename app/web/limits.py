@@ -32,6 +32,7 @@ DRAIN_SECONDS = 2.0
 """A refused body is read on (and dropped) up to this much, so a client still sending sees the 413."""
 
 _REPLAY = re.compile(r"/api/captures/[^/]+/replay")
+_HELD_EDIT = re.compile(r"/api/held/[^/]+/(continue|respond)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ def route_limits(settings: Settings) -> dict[str, BodyLimit]:
         "/api/import": BodyLimit(settings.max_import_bytes, "an import"),
         # An edited Object as protobuf JSON: base64 bodies grow by a third, names and quotes add more.
         "replay": BodyLimit(settings.max_message_bytes * 3 // 2 + MiB, "an edited Object to replay"),
+        "held": BodyLimit(settings.max_message_bytes * 3 // 2 + MiB, "an edited Object for a held call"),
+        "/api/outcome/preview": BodyLimit(settings.max_message_bytes * 3 + MiB, "a sent Object and a candidate reply"),
     }
 
 
@@ -66,6 +69,8 @@ class BodyLimits:
     def limit_for(self, path: str) -> BodyLimit:
         if _REPLAY.fullmatch(path):
             return self.limits["replay"]
+        if _HELD_EDIT.fullmatch(path):
+            return self.limits["held"]
         if path.startswith("/api/import"):  # every import format (/api/import/...) shares the import limit
             return self.limits["/api/import"]
         return self.limits.get(path, self.default)

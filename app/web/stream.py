@@ -13,7 +13,7 @@ from sse_starlette import EventSourceResponse
 
 from app.capture.record import Capture
 from app.formats.views import summary_json
-from app.live.broadcast import CLOSED, Batch, Cleared, Subscription
+from app.live.broadcast import CLOSED, Batch, Cleared, Notice, Subscription
 from app.query.matcher import SLICE_SECONDS, Budget, Matcher, QueryTooSlow, compile_query
 from app.query.search import SearchView
 from app.redaction.redact import Redactor
@@ -221,6 +221,9 @@ async def capture_events(context: WebContext, sent: int, matcher: Matcher | None
 
 async def _events(context: WebContext, sent: int, matcher: Matcher | None) -> AsyncIterator[bytes]:
     store, subscription = context.store, context.broadcaster.subscribe()
+    intercept = context.interceptor
+    if intercept is not None:
+        intercept.page_opened()  # when the last page closes, held calls continue
     outbox = _Outbox(sent, context.settings.sse_tail_after, context.redactor, context.gateway, matcher)
     # Browsers wait 3 s before reconnecting unless told otherwise; a second is plenty.
     outbox.add(f"retry: {RECONNECT_MS}\n\n".encode())
@@ -253,6 +256,8 @@ async def _events(context: WebContext, sent: int, matcher: Matcher | None) -> As
                 return
     finally:
         context.broadcaster.unsubscribe(subscription)
+        if intercept is not None:
+            intercept.page_closed()
 
 
 async def _drain(subscription: Subscription, first: object, outbox: _Outbox) -> bool:
@@ -267,6 +272,8 @@ async def _drain(subscription: Subscription, first: object, outbox: _Outbox) -> 
             outbox.sent = max(outbox.sent, message.last_id)  # what follows comes after the Clear: no gap
         elif isinstance(message, Batch):
             outbox.add_batch(message, await outbox.views_for(message))
+        elif isinstance(message, Notice):
+            outbox.add(named_event(message.name, message.data))
         if outbox.full:
             return False  # the rest waits for the next write
         message = subscription.get_nowait()
