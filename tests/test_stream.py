@@ -79,7 +79,8 @@ async def open_stream(http: httpx.AsyncClient, **params: Any) -> AsyncIterator[S
 
     task = asyncio.create_task(read())
     try:
-        await wait_until(lambda: stream.named("ready") or stream.ended.is_set(), what="the stream to be live")
+        # A catch-up may first build a large capture's view in a worker process, slow to start on a loaded machine.
+        await wait_until(lambda: stream.named("ready") or stream.ended.is_set(), within=15, what="the stream to be live")
         yield stream
     finally:
         task.cancel()

@@ -9,6 +9,7 @@ upstream URL, header value, body, status or session does. Pure and I/O-free.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -80,7 +81,8 @@ def _differences(
     if before is not None and after is not None:
         yield from _field("upstream method", before.method, after.method)
         yield from _field("upstream URL", before.url, after.url)
-        yield from _headers("upstream header", before.headers, after.headers)
+        # The gateway's own User-Agent (Tyk/<version>) is not the reply's doing: an upgrade changes it for all.
+        yield from _headers("upstream header", _own_agent(before.headers), _own_agent(after.headers))
         yield from _body("upstream body", _request_body(old_reply), _request_body(new_reply))
     response_before, response_after = old.client_response, new.client_response
     if response_before is not None and response_after is not None:
@@ -126,6 +128,16 @@ def _headers(what: str, before: tuple[tuple[str, str], ...], after: tuple[tuple[
             yield f"{what} {name} removed (was {_one(old[name])!r})"
         elif old[name] != new[name]:
             yield f"{what} {name}: {_one(old[name])!r} -> {_one(new[name])!r}"
+
+
+_TYK_AGENT = re.compile(r"Tyk/\d+\.\d+\.\d+")
+
+
+def _own_agent(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (name, "Tyk/<version>" if name == "User-Agent" and _TYK_AGENT.fullmatch(value) else value)
+        for name, value in headers
+    )
 
 
 def _one(values: list[str]) -> str | list[str]:
