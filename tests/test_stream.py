@@ -80,7 +80,9 @@ async def open_stream(http: httpx.AsyncClient, **params: Any) -> AsyncIterator[S
     task = asyncio.create_task(read())
     try:
         # A catch-up may first build a large capture's view in a worker process, slow to start on a loaded machine.
-        await wait_until(lambda: stream.named("ready") or stream.ended.is_set(), within=15, what="the stream to be live")
+        await wait_until(
+            lambda: stream.named("ready") or stream.ended.is_set(), within=15, what="the stream to be live"
+        )
         yield stream
     finally:
         task.cancel()
