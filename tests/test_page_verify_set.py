@@ -56,7 +56,8 @@ async def test_save_as_verify_set_downloads_the_listed_dispatch_calls_and_verifi
 
         document = json.loads(saved.read_text())
         assert document["format"] == "tyk-inspector-export"
-        assert [(c["id"], c["kind"]) for c in document["captures"]] == [(1, "dispatch"), (2, "dispatch"), (4, "dispatch")]
+        listed = [(c["id"], c["kind"]) for c in document["captures"]]
+        assert listed == [(1, "dispatch"), (2, "dispatch"), (4, "dispatch")]
 
         code, out, err = await verify(str(saved), "--upstream", build_1)
         assert code == 0, out + err
