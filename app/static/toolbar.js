@@ -4,12 +4,15 @@ import { el, plural, text } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 
-/** Point the export menu's links at the filtered captures and the selected one (`summary`). */
+/** Point the export menu's links at the filtered captures (all, as HAR, as a verify set) and the selected one (`summary`). */
 export function updateExportLinks(params, summary) {
   $("export-filtered").href = `/api/export?${params}`;
   const har = new URLSearchParams(params);
   har.set("format", "har");
   $("export-har").href = `/api/export?${har}`;
+  const verify = new URLSearchParams(params);
+  verify.set("format", "verify"); // the server keeps the Dispatch calls alone: events are not verified
+  $("export-verify").href = `/api/export?${verify}`;
   const selected = $("export-selected");
   if (summary && !summary.stale) {
     selected.href = `/api/captures/${summary.id}/export`;

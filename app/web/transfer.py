@@ -36,15 +36,22 @@ async def export_captures(
     context: Context,
     matcher: CaptureQuery,
     format: Annotated[
-        Literal["json", "har"], Query(description="json: an export document; har: HAR 1.2, one entry per API request")
+        Literal["json", "har", "verify"],
+        Query(
+            description="json: an export document; har: HAR 1.2, one entry per API request; verify: an export "
+            "document of the Dispatch calls alone, what `tyk-inspector verify` checks a plugin build against"
+        ),
     ] = "json",
 ) -> StreamingResponse:
     """Every buffered capture matching `q`, oldest first, as a download."""
+    buffered: Iterable[Capture] = context.store.oldest_first()
+    if format == "verify":
+        buffered = (c for c in buffered if c.kind == "dispatch")  # events have no reply to verify
     # Matched before the response starts, so a query that fails is still a 400.
-    captures = await first_matches(matcher, context.store.oldest_first(), context.store.stats().count)
+    captures = await first_matches(matcher, buffered, context.store.stats().count)
     if format == "har":
         return await _har_download(captures, context)
-    return _download(captures, "tyk-inspector", context)
+    return _download(captures, "tyk-inspector-verify" if format == "verify" else "tyk-inspector", context)
 
 
 async def _har_download(captures: list[Capture], context: WebContext) -> StreamingResponse:
