@@ -208,8 +208,10 @@ class InspectorProcess:
     def __init__(self, plugin_port: int, tyk_version: str, log_path: Path, gateway_url: str | None = None) -> None:
         self.log_path = log_path
         self.log = log_path.open("w+b")
-        command = [sys.executable, str(ROOT / "main.py"), "serve", "--grpc-address", "127.0.0.1:0", "--http-port", "0",
-                   "--upstream", f"127.0.0.1:{plugin_port}", "--tyk-version", tyk_version, "--capture-log", "off"]  # fmt: skip
+        command = [
+            sys.executable, str(ROOT / "main.py"), "serve", "--grpc-address", "127.0.0.1:0", "--http-port", "0",
+            "--upstream", f"127.0.0.1:{plugin_port}", "--tyk-version", tyk_version, "--capture-log", "off",
+        ]  # fmt: skip
         environment = dict(os.environ)
         if gateway_url is not None:
             # The gateway's catalog (API names, hooks, /hello), its secret from the environment as a user would.
