@@ -5,6 +5,11 @@ MiddlewareDefinition, ProxyConfig, HealthCheckResponse) of two releases: 5.8 and
 `json_rpc_version` / `application_protocol` (MCP APIs, listed only with `?include_types=mcp`),
 `security_requirements` and `error_overrides`. A wrong or missing `x-tyk-authorization` gets the
 gateway's 403 document.
+
+Checked against a real Tyk Gateway 5.14.0 (tests/conformance/test_catalog.py): `/hello` says
+"5.14.0" with no `v` and no `details` while health checks are off; a hook section with no hooks is
+`null`, as is an empty `id_extractor.extractor_config`; a Tyk OAS API arrives with
+`custom_middleware_bundle_disabled: true` and its `auth_check` and `id_extractor` disabled.
 """
 
 from __future__ import annotations
@@ -38,16 +43,17 @@ def hook(name: str, **flags: bool) -> dict[str, Any]:
 
 def middleware(driver: str = "grpc", **sections: Any) -> dict[str, Any]:
     """A MiddlewareSection; the auth_check is an (empty) object when there is none."""
+    oas = sections.get("oas", False)  # a Tyk OAS API's, converted: no auth_check or id_extractor is disabled
     return {
-        "pre": sections.get("pre", []),
-        "post": sections.get("post", []),
-        "post_key_auth": sections.get("post_key_auth", []),
+        "pre": sections.get("pre") or None,  # a Go nil slice
+        "post": sections.get("post") or None,
+        "post_key_auth": sections.get("post_key_auth") or None,
         "auth_check": sections.get(
-            "auth_check", {"disabled": False, "name": "", "path": "", "require_session": False, "raw_body_only": False}
+            "auth_check", {"disabled": oas, "name": "", "path": "", "require_session": False, "raw_body_only": False}
         ),
-        "response": sections.get("response", []),
+        "response": sections.get("response") or None,
         "driver": driver,
-        "id_extractor": {"disabled": False, "extract_from": "", "extract_with": "", "extractor_config": {}},
+        "id_extractor": {"disabled": oas, "extract_from": "", "extract_with": "", "extractor_config": None},
     }
 
 
@@ -118,6 +124,7 @@ def api(api_id: str, name: str, listen_path: str, version: str = "5.14", **field
     }
     if fields.pop("is_oas", False):
         document["is_oas"] = True  # `json:"is_oas,omitempty"`
+        document["custom_middleware_bundle_disabled"] = True  # what the conversion sets when no bundle is named
     if version == "5.14":
         document["security_requirements"] = None
         document["error_overrides"] = None
@@ -154,7 +161,11 @@ def catalog(version: str) -> list[dict[str, Any]]:
             use_keyless=True,
             is_oas=True,
             custom_middleware=middleware(
-                driver="", pre=[hook("PayPre")], auth_check=hook("PayAuth"), post_key_auth=[hook("PayPostAuth")]
+                driver="",
+                oas=True,
+                pre=[hook("PayPre")],
+                auth_check=hook("PayAuth"),
+                post_key_auth=[hook("PayPostAuth")],
             ),
         ),
         api(
@@ -182,10 +193,11 @@ def catalog(version: str) -> list[dict[str, Any]]:
 
 
 def hello(version: str) -> dict[str, Any]:
-    """A HealthCheckResponse."""
+    """A HealthCheckResponse. A 5.14.0 gateway says "5.14.0"; the 5.8 document spells it with a
+    `v`, so that spelling stays read too."""
     return {
         "status": "pass",
-        "version": f"v{version}.0" if version.count(".") == 1 else f"v{version}",
+        "version": f"v{version}.0" if version == "5.8" else f"{version}.0" if version.count(".") == 1 else version,
         "description": "Tyk GW",
         "details": {"redis": {"status": "pass", "componentType": "datastore", "time": "2026-12-07T12:00:00Z"}},
     }

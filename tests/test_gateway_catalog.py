@@ -93,7 +93,7 @@ async def test_given_tyk_version_is_kept_and_hello_only_informs(gateway: FakeGat
     reader = GatewayCatalog((gateway.url,), SECRET, version_fixed=True, on_version=seen.append)
     await reader.refresh()
     assert seen == []
-    assert reader.status()["gateways"][0]["version"] == "v5.14.0"
+    assert reader.status()["gateways"][0]["version"] == "5.14.0"
 
 
 async def test_a_wrong_secret_is_a_clear_message_and_the_last_catalog_stays_stale(
@@ -550,26 +550,3 @@ async def test_the_command_reads_the_gateway_with_a_secret_file_and_never_logs_i
     assert code == 0, output
     assert "refused the secret" in output and SECRET not in output and "Tyk Inspector stopped" in output
     assert all(headers.get("x-tyk-authorization") in (SECRET, None) for _, headers in gateway.requests)
-
-
-REAL_GATEWAY = os.environ.get("TYK_INSPECTOR_TEST_GATEWAY_URL")
-
-
-@pytest.mark.skipif(
-    not REAL_GATEWAY, reason="set TYK_INSPECTOR_TEST_GATEWAY_URL (and ..._SECRET) to a real Tyk Gateway"
-)
-async def test_a_real_gateway_catalog_reads_and_explains_every_hook() -> None:
-    """Against a real gateway (the conformance harness's), when one is given."""
-    assert REAL_GATEWAY is not None
-    reader = GatewayCatalog((REAL_GATEWAY,), os.environ.get("TYK_INSPECTOR_TEST_GATEWAY_SECRET"))
-    await reader.refresh()
-    state = reader.status()["gateways"][0]
-    assert state["ok"], state["error"]
-    assert state["version"] and TykVersion.parse(state["version"])
-    document = report(reader.apis(), Usage())
-    assert document["apis"], "the gateway lists no API"
-    for api in document["apis"]:
-        assert api["api_id"] and api["listen_path"], api
-        for hook in api["hooks"]:
-            # Without traffic, every hook is explained: by its definition, or as not called yet.
-            assert hook["fires"] is False and (hook["reasons"] or api["reasons"] or api["calls"] == 0), hook

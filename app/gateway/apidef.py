@@ -78,7 +78,7 @@ class ApiList:
 
 
 def parse_hello(body: bytes) -> str | None:
-    """The version `GET /hello` reports (e.g. "v5.8.2"), or None when it says none."""
+    """The version `GET /hello` reports (e.g. "5.14.0"; a leading `v` is read too), or None when it says none."""
     document = _json(body, "/hello")
     if not isinstance(document, dict):
         raise CatalogError("/hello did not answer a JSON object: is this a Tyk Gateway?")

@@ -21,6 +21,7 @@ from tests.conformance.harness import (
     auth_api,
     classic_api,
     deadline_wait,
+    free_port,
     oas_api,
     send,
 )
@@ -60,6 +61,12 @@ class Result:
     mismatches: list[str]
 
 
+DISABLED_PRE = {"driver": "grpc", "pre": [{"name": "nohook_pre", "disabled": True}], "post": [{"name": "nohook_post"}]}
+"""An API whose Pre hook is disabled: only its Post hook is called."""
+EMPTY_DRIVER = {"driver": "", "pre": [{"name": "nodriver_pre"}]}
+"""An API with a hook but no driver: the gateway calls no plugin for it."""
+
+
 class Environment:
     APIS = ("keyless", "auth", "authx", "rewrite", "noresp")
 
@@ -71,7 +78,11 @@ class Environment:
         self.upstream = Upstream().__enter__()
         self.plugin = Plugin()
         self.plugin.server.start()
-        self.inspector = InspectorProcess(self.plugin.port, binary.version, directory / "inspector.log")
+        # The gateway's port is chosen first: the inspector reads its catalog (tests/conformance/test_catalog.py).
+        gateway_port = free_port()
+        self.inspector = InspectorProcess(
+            self.plugin.port, binary.version, directory / "inspector.log", f"http://127.0.0.1:{gateway_port}"
+        )
         port = self.upstream.port
         rewrite = {
             "url_rewrites": [
@@ -84,9 +95,13 @@ class Environment:
             auth_api("authx", port, id_extractor=True),
             classic_api("rewrite", port, extended=rewrite),
             classic_api("noresp", port, middleware={"driver": "grpc", "pre": [{"name": "noresp_pre"}]}),
+            classic_api("nohook", port, middleware=DISABLED_PRE, extra={"name": "Disabled Pre API"}),
+            classic_api("nodriver", port, middleware=EMPTY_DRIVER, extra={"name": "Empty Driver API"}),
         ]
         oas = [oas_api("oas", port)]
-        self.gateway = Gateway(binary, directory / "gw", self.redis.port, self.inspector.grpc_port, apis, oas)
+        self.gateway = Gateway(
+            binary, directory / "gw", self.redis.port, self.inspector.grpc_port, apis, oas, port=gateway_port
+        )
 
     def stop(self) -> None:
         for stop in (self.gateway.stop, self.inspector.stop, lambda: self.plugin.server.stop(0), self.redis.stop):

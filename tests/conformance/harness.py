@@ -205,14 +205,19 @@ class Plugin(pb_grpc.DispatcherServicer):
 class InspectorProcess:
     """`main.py serve` as a user starts it, in front of the plugin (--upstream), redaction on (the default)."""
 
-    def __init__(self, plugin_port: int, tyk_version: str, log_path: Path) -> None:
+    def __init__(self, plugin_port: int, tyk_version: str, log_path: Path, gateway_url: str | None = None) -> None:
         self.log_path = log_path
         self.log = log_path.open("w+b")
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "main.py"), "serve", "--grpc-address", "127.0.0.1:0", "--http-port", "0",
-             "--upstream", f"127.0.0.1:{plugin_port}", "--tyk-version", tyk_version, "--capture-log", "off"],
-            stdout=subprocess.DEVNULL, stderr=self.log, cwd=ROOT,
-        )  # fmt: skip
+        command = [
+            sys.executable, str(ROOT / "main.py"), "serve", "--grpc-address", "127.0.0.1:0", "--http-port", "0",
+            "--upstream", f"127.0.0.1:{plugin_port}", "--tyk-version", tyk_version, "--capture-log", "off",
+        ]  # fmt: skip
+        environment = dict(os.environ)
+        if gateway_url is not None:
+            # The gateway's catalog (API names, hooks, /hello), its secret from the environment as a user would.
+            command += ["--gateway-url", gateway_url]
+            environment["TYK_INSPECTOR_GATEWAY_SECRET"] = SECRET
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log, cwd=ROOT, env=environment)
         match = deadline_wait(self._listening, 30, "the inspector to listen")
         self.grpc_port, self.url = int(match.group(1)), match.group(2)
         self.http = httpx.Client(base_url=self.url, timeout=30)
@@ -354,9 +359,10 @@ class Gateway:
         grpc_port: int,
         apis: list[dict[str, Any]],
         oas: list[dict[str, Any]] | None = None,
+        port: int | None = None,
     ) -> None:
         assert binary.path is not None and binary.templates is not None
-        self.port = free_port()
+        self.port = port or free_port()
         apps = directory / "apps"
         apps.mkdir(parents=True, exist_ok=True)
         for api in apis:
