@@ -322,18 +322,23 @@ def _add_serve_options(parser: argparse.ArgumentParser, env: _EnvDefaults) -> No
 
 def _auth_token(args: argparse.Namespace) -> str | None:
     """--auth-token, or the first line of --auth-token-file (which keeps the token out of `ps`)."""
-    if not args.auth_token_file:
-        return str(args.auth_token) if args.auth_token else None
-    if args.auth_token:
-        raise ValueError("--auth-token and --auth-token-file: give one of them")
+    return _secret(args.auth_token, args.auth_token_file, "--auth-token", "token")
+
+
+def _secret(given: str | None, file_name: str | None, flag: str, what: str) -> str | None:
+    """A secret given as FLAG (or its environment variable), or the first line of FLAG-file."""
+    if not file_name:
+        return str(given) if given else None
+    if given:
+        raise ValueError(f"{flag} and {flag}-file: give one of them")
     try:
-        with open(args.auth_token_file, encoding="utf-8") as file:
-            token = file.readline().strip()
+        with open(file_name, encoding="utf-8") as file:
+            secret = file.readline().strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--auth-token-file {args.auth_token_file}: {exc}") from None
-    if not token:
-        raise ValueError(f"--auth-token-file {args.auth_token_file}: the file holds no token")
-    return token
+        raise ValueError(f"{flag}-file {file_name}: {exc}") from None
+    if not secret:
+        raise ValueError(f"{flag}-file {file_name}: the file holds no {what}")
+    return secret
 
 
 def _otel_from_env() -> str | None:
@@ -343,18 +348,7 @@ def _otel_from_env() -> str | None:
 
 def _gateway_secret(args: argparse.Namespace) -> str | None:
     """--gateway-secret (or TYK_INSPECTOR_GATEWAY_SECRET), or the first line of --gateway-secret-file."""
-    if not args.gateway_secret_file:
-        return str(args.gateway_secret) if args.gateway_secret else None
-    if args.gateway_secret:
-        raise ValueError("--gateway-secret and --gateway-secret-file: give one of them")
-    try:
-        with open(args.gateway_secret_file, encoding="utf-8") as file:
-            secret = file.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--gateway-secret-file {args.gateway_secret_file}: {exc}") from None
-    if not secret:
-        raise ValueError(f"--gateway-secret-file {args.gateway_secret_file}: the file holds no secret")
-    return secret
+    return _secret(args.gateway_secret, args.gateway_secret_file, "--gateway-secret", "secret")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

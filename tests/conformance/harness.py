@@ -55,6 +55,16 @@ def deadline_wait(predicate: Callable[[], Any], within: float, what: str) -> Any
 # --- which gateway --------------------------------------------------------------------------------
 
 
+def end_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 15 s."""
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(15)
+
+
 @dataclass(frozen=True)
 class GatewayBinary:
     version: str
@@ -243,12 +253,7 @@ class InspectorProcess:
 
     def stop(self) -> None:
         self.http.close()
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(15)
+        end_process(self.process)
         self.log.close()
 
 
@@ -424,12 +429,7 @@ class Gateway:
 
     def stop(self) -> None:
         self.client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(15)
+        end_process(self.process)
         self.log.close()
 
 
