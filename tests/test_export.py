@@ -57,8 +57,8 @@ async def test_export_import_export_is_lossless(inspector: Inspector, client: Cl
             assert copy.request == original.request  # undecodable bytes survive as they arrived
         assert copy.reply is None if original.reply is None else copy.reply is not None
         assert (copy.reply is copy.request) == (original.reply is original.request)
-        imported = {"id": 0, "imported": False, "imported_id": None}  # what an import changes
-        assert copy.summary() | imported == original.summary() | imported
+        by_import = {"id": 0, "imported": False, "imported_id": None}  # what an import changes
+        assert copy.summary() | by_import == original.summary() | by_import
     binary = pb.Object.FromString(copies[-2].request)
     assert binary.request.raw_body == bytes(range(256))
 
