@@ -175,11 +175,52 @@ class TestRedacted:
         auth = load_object("custom-key-check.json")
         await client.dispatch(auth)
         secret = auth.request.headers["Authorization"]
-        text = await copy(http, 1, "pytest")
-        assert secret not in text and "[redacted]" in text
+        text = await copy(http, 1, "pytest")  # Python: the value from an environment variable the docstring names
+        assert secret not in text and "[redacted]" not in text and "secret('AUTHORIZATION')" in text
         for as_ in ("send", "grpcurl"):  # shell: the value from a variable the comment names
             text = await copy(http, 1, as_)
             assert secret not in text and "[redacted]" not in text and '"${AUTHORIZATION:?}"' in text, as_
+
+    async def test_the_pytest_copy_reads_redacted_values_from_the_environment(self, tmp_path: Path) -> None:
+        obj = load_object("pre.json")
+        obj.request.headers["Authorization"] = "Bearer s3cret-token"
+        obj.request.headers["Content-Type"] = "application/json"
+        obj.request.url = obj.request.request_uri = "/orders?api_key=k-123456&page=2"
+        obj.request.raw_body = b'{"user": "ann", "password": "hunter22"}'
+        real = {"AUTHORIZATION": "Bearer s3cret-token", "API_KEY": "k-123456", "PASSWORD": "hunter22",
+                "UPSTREAM_SECRET": json.loads(obj.spec["config_data"])["upstream_secret"]}  # fmt: skip
+        async with (
+            plugin_server(header_plugin) as plugin,
+            inspector_with(upstream=plugin.target, redact=True) as (_, proxied, http),
+        ):
+            await proxied.dispatch(obj)
+            test = await copy(http, 1, "pytest", to=plugin.target)
+            with_secrets = await copy(http, 1, "pytest", to=plugin.target, secrets="1")
+        assert "[redacted]" not in test and not any(value in test for value in real.values())
+        docstring = test.split('"""', 2)[1]
+        assert all(name in docstring for name in real), docstring  # what to set
+        path = tmp_path / "test_generated.py"
+        path.write_text(test)
+        command = f"{shlex.quote(sys.executable)} -m pytest -q -p no:cacheprovider {path.name}"
+        async with plugin_server(header_plugin) as again:
+            code, out = await run(command, tmp_path, PLUGIN_SERVER=again.target, PYTHONPATH=str(ROOT))
+            assert code != 0 and "set the environment variable AUTHORIZATION" in out, out
+            assert again.received == []  # unset: nothing sent
+            code, out = await run(command, tmp_path, PLUGIN_SERVER=again.target, PYTHONPATH=str(ROOT), **real)
+            assert code == 0, out
+            [sent] = again.received
+        assert sent.request.headers["Authorization"] == "Bearer s3cret-token"
+        assert sent.request.url == "/orders?api_key=k-123456&page=2"
+        assert sent.request.raw_body == obj.request.raw_body
+        # With secrets (not --redact-strict): the real values, nothing to set.
+        assert "secret(" not in with_secrets and "[redacted]" not in with_secrets
+        path.write_text(with_secrets)
+        async with plugin_server(header_plugin) as third:
+            code, out = await run(command, tmp_path, PLUGIN_SERVER=third.target, PYTHONPATH=str(ROOT))
+            assert code == 0, out
+            [sent] = third.received
+        assert sent.request.headers["Authorization"] == "Bearer s3cret-token"
+        assert sent.request.raw_body == obj.request.raw_body
 
     async def test_send_reads_redacted_values_from_shell_variables(
         self, inspector: Inspector, client: Client, http: httpx.AsyncClient, tmp_path: Path

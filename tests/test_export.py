@@ -29,8 +29,8 @@ async def fill(client: Client) -> None:
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
-    """A record without what an import legitimately changes (its id and the imported flag)."""
-    return {k: v for k, v in record.items() if k not in ("id", "imported")}
+    """A record without what an import legitimately changes (its id, the imported flag and the original id)."""
+    return {k: v for k, v in record.items() if k not in ("id", "imported", "imported_id")}
 
 
 async def test_export_import_export_is_lossless(inspector: Inspector, client: Client, http: httpx.AsyncClient) -> None:
@@ -57,12 +57,16 @@ async def test_export_import_export_is_lossless(inspector: Inspector, client: Cl
             assert copy.request == original.request  # undecodable bytes survive as they arrived
         assert copy.reply is None if original.reply is None else copy.reply is not None
         assert (copy.reply is copy.request) == (original.reply is original.request)
-        assert copy.summary() | {"id": 0, "imported": False} == original.summary() | {"id": 0, "imported": False}
+        by_import = {"id": 0, "imported": False, "imported_id": None}  # what an import changes
+        assert copy.summary() | by_import == original.summary() | by_import
     binary = pb.Object.FromString(copies[-2].request)
     assert binary.request.raw_body == bytes(range(256))
 
     second = (await http.get("/api/export")).json()
     assert [comparable(r) for r in second["captures"]] == [comparable(r) for r in document["captures"]]
+    # Each import keeps the id where the capture was first recorded.
+    assert [r["imported_id"] for r in document["captures"]] == [None] * 10
+    assert [r["imported_id"] for r in second["captures"]] == [r["id"] for r in document["captures"]]
 
 
 async def test_exported_request_can_be_parsed_and_sent_again(client: Client, http: httpx.AsyncClient) -> None:
@@ -172,3 +176,34 @@ async def test_imported_replays_link_to_their_originals_new_ids(client: Client, 
         assert summaries[replay]["replay_of"] == original
         assert summaries[orphan]["replay_of"] is None
         assert summaries[original]["replay_of"] is None
+
+
+async def test_a_reimport_is_recognised_by_its_original_id_and_content(client: Client, http: httpx.AsyncClient) -> None:
+    await client.dispatch(load_object("pre.json"))
+    document = (await http.get("/api/export")).json()
+    [record] = document["captures"]
+    # The same time and messages under another id: another capture, not this one again.
+    twin = dict(record, id=record["id"] + 100)
+    document["captures"].append(twin)
+    checked = await http.post("/api/import", params={"duplicates": "check"}, json=document)
+    assert checked.status_code == 409 and (checked.json()["duplicates"], checked.json()["total"]) == (1, 2)
+    skipped = await http.post("/api/import", params={"duplicates": "skip"}, json=document)
+    assert skipped.status_code == 201 and (skipped.json()["imported"], skipped.json()["skipped"]) == (1, 1)
+    [new_id] = skipped.json()["ids"]
+    shown = (await http.get(f"/api/captures/{new_id}")).json()
+    assert shown["imported"] and shown["imported_id"] == twin["id"]
+    # An export of the import carries the original id: imported here again, it is recognised...
+    again = (await http.get("/api/export")).json()
+    assert [(r["id"], r["imported_id"]) for r in again["captures"]] == [(record["id"], None), (new_id, twin["id"])]
+    recheck = await http.post("/api/import", params={"duplicates": "check"}, json=again)
+    assert recheck.status_code == 409 and recheck.json()["duplicates"] == 2
+    # ...and in a clean buffer, the second import of the file is.
+    await http.delete("/api/captures")
+    first = await http.post("/api/import", params={"duplicates": "check"}, json=again)
+    assert first.status_code == 201 and first.json()["duplicates"] == 0
+    kept = [(await http.get(f"/api/captures/{i}")).json()["imported_id"] for i in first.json()["ids"]]
+    assert kept == [record["id"], twin["id"]]
+    second = await http.post("/api/import", params={"duplicates": "check"}, json=again)
+    assert second.status_code == 409 and second.json()["duplicates"] == 2
+    bad = await http.post("/api/import", json={**again, "captures": [dict(record, imported_id=0)]})
+    assert bad.status_code == 400 and "imported_id" in bad.json()["detail"]

@@ -120,6 +120,11 @@ async def test_reveal_and_copy_with_secrets_in_the_page(
         shown = page.locator(".copy-text[data-format='curl with secrets']")
         await shown.wait_for()
         assert TOKEN in await shown.inner_text()
+        await page.click(".detail-head button.copy-as")
+        await page.click("[role='menuitem'][data-format='pytest-with-secrets']")
+        test = page.locator(".copy-text[data-format='pytest with secrets']")
+        await test.wait_for()
+        assert TOKEN in await test.inner_text()
         # The challenge of a 401 reads as sent.
         await page.goto(f"{inspector.http_url}/#capture=2")
         await page.click("[role='tab'][data-tab='response']")

@@ -76,6 +76,9 @@ class Capture:
     upstream_ms: float | None = None
     upstream_status: str | None = None
     replay_of: int | None = None
+    imported_id: int | None = None
+    """An imported capture's id where it was first recorded (kept through export and import again): with
+    its time and messages, what tells a file imported twice (app.formats.duplicates); None for a HAR entry."""
     grpc_status: str | None = None
     """The gRPC status the caller saw (OK, CANCELLED, DEADLINE_EXCEEDED, ...); None until answered."""
     fault: str | None = None
@@ -173,6 +176,7 @@ class Capture:
             "upstream_ms": self.upstream_ms,
             "upstream_status": self.upstream_status,
             "replay_of": self.replay_of,
+            "imported_id": self.imported_id,
             "grpc_status": self.grpc_status,
             "fault": self.fault,
             "shadow": self.shadow,

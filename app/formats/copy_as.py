@@ -115,6 +115,7 @@ class _Variables:
         self.names: dict[str, str] = {}  # variable -> what it stands for
 
     def name(self, source: str | None, what: str) -> str:
+        what = _CONTROL.sub("?", what)  # it goes into a comment: a newline would end it
         base = re.sub(r"[^A-Za-z0-9]+", "_", source or "").strip("_").upper() or "REDACTED_VALUE"
         if base[0].isdigit():
             base = "_" + base
@@ -232,17 +233,35 @@ def _json_heredoc(message: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def pytest_test(sent: dict[str, Any], reply: dict[str, Any], capture_id: int, target: str, about: str) -> str:
-    """A pytest module for a plugin server: send the captured Object, expect the captured reply."""
+    """A pytest module for a plugin server: send the captured Object, expect the captured reply.
+
+    Each value the inspector redacted is read from an environment variable named after what held
+    it (`secret("AUTHORIZATION")`), listed in the docstring; never the literal `[redacted]`.
+    """
     # ASCII only: some Unicode "word" characters (e.g. "²") cannot be in a Python name.
     hook = f"{sent.get('hookType', 'hook')}_{sent.get('hookName', '')}"
     name = re.sub(r"\W+", "_", hook, flags=re.ASCII).strip("_").lower()
-    about = re.sub(r"[^\w .:/-]", "", about)  # it goes into a docstring
+    about = _docstring_safe(about)
+    secrets = _Variables()
+    sent_literal = _literal(_python_secrets(sent, (), secrets))
+    reply_literal = _literal(_python_secrets(reply, (), secrets))
+    setting, note, helpers = "", "", ""
+    if secrets.names:
+        width = max(len(variable) for variable in secrets.names)
+        listed = "\n".join(
+            f"    {variable.ljust(width)}  {_docstring_safe(what)}" for variable, what in secrets.names.items()
+        )
+        setting = "".join(f"{variable}=... " for variable in secrets.names)
+        head = "The inspector redacted these values: set each environment variable to the real one first."
+        note = f"\n{head}\n{listed}\n"
+        helpers = _SECRET_HELPERS
+    imports = "import base64\nimport os" if helpers else "import os"
     return f'''"""A plugin server test from Tyk Inspector capture {capture_id} ({about}).
 
-Run it with the plugin server listening: PLUGIN_SERVER=host:port pytest {name}_test.py
-"""
+Run it with the plugin server listening: {setting}PLUGIN_SERVER=host:port pytest {name}_test.py
+{note}"""
 
-import os
+{imports}
 
 import grpc
 from google.protobuf import json_format
@@ -253,11 +272,11 @@ except ImportError:
     from protogen.coprocess_object_pb2 import Object
 
 TARGET = os.environ.get("PLUGIN_SERVER", {target!r})
-
-SENT = {_literal(sent)}
+{helpers}
+SENT = {sent_literal}
 
 # The reply captured. Narrow the assertions to what your plugin must do.
-EXPECTED = {_literal(reply)}
+EXPECTED = {reply_literal}
 
 
 def dispatch(obj: Object) -> Object:
@@ -276,6 +295,72 @@ def test_{name or "dispatch"}_reply() -> None:
     assert reply.get("request", {{}}).get("returnOverrides") == EXPECTED.get("request", {{}}).get("returnOverrides")
     assert reply == EXPECTED
 '''
+
+
+_SECRET_HELPERS = '''
+
+def secret(name: str) -> str:
+    """A value the inspector redacted, from the environment variable named after what held it."""
+    if name not in os.environ:
+        raise LookupError(f"set the environment variable {name} to the real value: the inspector redacted it")
+    return os.environ[name]
+
+
+def raw(text: str) -> str:
+    """A body as protobuf JSON holds it (base64)."""
+    return base64.b64encode(text.encode()).decode()
+
+'''
+
+
+class _Code:
+    """Python source standing in a literal: pprint prints it as it is (its repr)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __repr__(self) -> str:
+        return self.code
+
+
+def _python_secrets(value: Any, path: tuple[str, ...], secrets: _Variables) -> Any:
+    """The protobuf JSON with each string holding a redacted value turned into code reading it from the environment."""
+    if isinstance(value, dict):
+        return {key: _python_secrets(item, (*path, str(key)), secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_python_secrets(item, (*path, str(index)), secrets) for index, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    if REDACTED in value:
+        return _Code(_python_text(value, path, secrets))
+    if path[-1:] == ("rawBody",):
+        try:
+            text = base64.b64decode(value, validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError: left as it is
+            return value
+        if REDACTED in text:
+            return _Code(f"raw({_python_text(text, path, secrets)})")
+    return value
+
+
+def _python_text(text: str, path: tuple[str, ...], secrets: _Variables) -> str:
+    """A Python expression for a string with redacted values: its pieces joined by secret("VARIABLE") calls."""
+    held_by = next((part for part in reversed(path) if not part.isdigit()), None)
+    pieces = text.split(REDACTED)
+    out = [repr(pieces[0])] if pieces[0] else []
+    for before, piece in itertools.pairwise(pieces):
+        # Named as the send and grpcurl copies name it: one set of variables serves them all.
+        key = _key_before(before) or (held_by if not before else None)
+        variable = secrets.name(key, f"the {key} value" if key else "a redacted value")
+        out.append(f"secret({variable!r})")
+        if piece:
+            out.append(repr(piece))
+    return " + ".join(out)
+
+
+def _docstring_safe(text: str) -> str:
+    """Text that cannot end a docstring or a line of it (it comes from the capture)."""
+    return re.sub(r"[^\w .:/-]", "", text)
 
 
 def _literal(value: Any) -> str:

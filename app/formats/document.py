@@ -42,6 +42,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "upstream_status",
     "upstream_ms",
     "replay_of",
+    "imported_id",
     "grpc_status",
     "fault",
     "shadow",

@@ -1,9 +1,13 @@
 """Which captures of an import the buffer holds already (the same file imported twice).
 
-A capture is present when one in the buffer has the same kind, the same receive time (to the
-microsecond, as exports keep it) and the same request and reply messages. Ids are no help: an
-import gets new ones, and another inspector's ids overlap ours. Messages are compared decoded:
-an export holds them as protobuf JSON, and encoding them again may order map entries differently.
+A capture is present when one in the buffer has the same kind, the same original id, the same
+receive time (to the microsecond, as exports keep it) and the same request and reply messages.
+The original id is the id where the capture was first recorded: an export carries each capture's
+id, an import keeps it (`imported_id`) and exports it again, so a file imported twice, or an export
+of an import, is recognised, while two captures of equal content and time but different ids are
+not taken for one. A HAR entry has no id: its time and messages decide. Messages are compared
+decoded: an export holds them as protobuf JSON, and encoding them again may order map entries
+differently.
 """
 
 from __future__ import annotations
@@ -19,20 +23,42 @@ from app.tyk.protocol import Event, EventReply, Object
 Candidates = list[tuple[int, list[Capture]]]
 
 
+Key = tuple[str, int, int | None]
+
+
+def original_id(capture: Capture) -> int | None:
+    """The id the capture was first recorded with: kept by an import; a buffered capture's own id otherwise.
+
+    An incoming capture (not yet stored) holds its id in the file, and `imported_id` already says
+    where it was first recorded; None for one without an id (a HAR entry).
+    """
+    return capture.imported_id or capture.id or None
+
+
 def candidates(incoming: Sequence[Capture], buffered: Iterable[Capture]) -> Candidates:
-    """Each incoming capture with the buffered ones of its kind and time (on the loop: the buffer's items)."""
-    wanted = {(c.kind, c.received_us) for c in incoming}
-    held: dict[tuple[str, int], list[Capture]] = {}
+    """Each incoming capture with the buffered ones of its kind, time and original id (on the loop)."""
+    keys = [_keys(c) for c in incoming]
+    wanted = {key for key, _ in keys}
+    held: dict[Key, list[Capture]] = {}
     for capture in buffered:  # bounded by the buffer's item count
-        key = (capture.kind, capture.received_us)
-        if key in wanted:
-            held.setdefault(key, []).append(capture)
+        # Indexed by its original id, and by time alone for an incoming HAR entry (no id to match).
+        for key in _keys(capture):
+            if key in wanted:
+                held.setdefault(key, []).append(capture)
     out: Candidates = []
     for position, capture in enumerate(incoming):
-        same = held.setdefault((capture.kind, capture.received_us), [])
+        key = keys[position][0]
+        same = held.setdefault(key, [])
         out.append((position, list(same)))
         same.append(capture)  # a file holding one capture twice: the second is a duplicate too
     return out
+
+
+def _keys(capture: Capture) -> tuple[Key, Key]:
+    """(by original id, by time alone); the first is the second for a capture without an id."""
+    by_time: Key = (capture.kind, capture.received_us, None)
+    original = original_id(capture)
+    return ((capture.kind, capture.received_us, original) if original else by_time), by_time
 
 
 def present_in(incoming: Sequence[Capture], buffered: Sequence[Capture]) -> set[int]:

@@ -243,6 +243,10 @@ def capture_from_record(record: Any) -> Capture:
     )
     for name in RECORD_FIELDS:
         setattr(capture, name, _record_field(record, name))
+    if capture.imported_id is not None and capture.imported_id <= 0:
+        raise ImportFormatError(f'"imported_id" must be a positive id, not {capture.imported_id}')
+    # Where it was first recorded: the id there (an export of an import says it), else its id in the file.
+    capture.imported_id = capture.imported_id or capture.id or None
     capture.peer = capture.peer or ""
     capture.answered_by = capture.answered_by or "echo"
     if record.get("request") is not None:
@@ -264,6 +268,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "upstream_status": (str,),
     "upstream_ms": (int, float),
     "replay_of": (int,),
+    "imported_id": (int,),
     "grpc_status": (str,),
     "fault": (str,),
     "shadow": (str,),

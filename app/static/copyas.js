@@ -11,10 +11,12 @@ const FORMATS = [
   ["pytest", "pytest test for a plugin server"],
 ];
 // Copies with the credentials the inspector redacts: an explicit choice, logged by the inspector,
-// absent with --redact-strict. The others read redacted values from shell variables (curl).
+// absent with --redact-strict. The others read redacted values from shell variables (the pytest
+// test: from environment variables).
 const WITH_SECRETS = [
   ["curl", "curl with secrets (the real credentials)"],
   ["send", "tyk-inspector send with secrets"],
+  ["pytest", "pytest test with secrets"],
 ];
 
 /** The Copy as menu button and the box that shows what was copied. */

@@ -137,8 +137,8 @@ async def import_captures(
         Literal["keep", "skip", "check"],
         Query(
             alias="duplicates",
-            description="captures the buffer holds already (same kind, time and bytes): keep them (import all), "
-            "skip them, or check: a 409 saying how many, nothing imported",
+            description="captures the buffer holds already (same kind, original id, time and messages): "
+            "keep them (import all), skip them, or check: a 409 saying how many, nothing imported",
         ),
     ] = "keep",
 ) -> dict[str, Any] | JSONResponse:
