@@ -24,7 +24,7 @@ from app.capture.record import Capture, Recorder
 from app.config import Settings
 from app.grpc_service import BindError, DispatcherService, GrpcListener, create_grpc_server
 from app.health import HealthCollector
-from app.live.broadcast import Broadcaster
+from app.live.broadcast import Broadcaster, Subscription
 from app.live.capture_log import run_capture_log
 from app.live.wiring import wire
 from app.metrics import CallMetrics, create_registry
@@ -206,10 +206,17 @@ class Inspector:
         self._http_task = asyncio.create_task(self._http.serve(sockets=[http_socket]), name="http")
         redactor = context.redactor
         api_names = context.catalog.name_of
+        # Subscribed now, not when the task first runs: captures recorded meanwhile are logged too.
+        first: list[Subscription] = [] if settings.capture_log == "off" else [self.broadcaster.subscribe(browser=False)]
         self.supervisor.start(
             "console-log",
             lambda: run_capture_log(
-                self.broadcaster, settings.capture_log, redactor, settings.capture_log_rate, api_names=api_names
+                self.broadcaster,
+                settings.capture_log,
+                redactor,
+                settings.capture_log_rate,
+                api_names=api_names,
+                subscription=first.pop() if first else None,  # a restart after a crash subscribes anew
             ),
             # It ends by itself once the broadcaster is closed, after writing the last batch: not cancelled mid-write.
             stop=self.broadcaster.close,

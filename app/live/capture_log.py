@@ -311,13 +311,19 @@ async def _next(subscription: Subscription, within: float | None) -> object:
 
 
 async def run_capture_log(
-    broadcaster: Broadcaster, mode: CaptureLog, redactor: Redactor, rate: int = 20, api_names: ApiNames | None = None
+    broadcaster: Broadcaster,
+    mode: CaptureLog,
+    redactor: Redactor,
+    rate: int = 20,
+    api_names: ApiNames | None = None,
+    subscription: Subscription | None = None,
 ) -> None:
-    """Log captures until the broadcaster closes."""
+    """Log captures until the broadcaster closes; from `subscription` when it was made earlier (at start,
+    so no capture published before this task first runs is missed), else from a new one."""
     if mode == "off":
         return
     console = ConsoleLog(mode, redactor, rate, api_names=api_names)
-    subscription = broadcaster.subscribe(browser=False)
+    subscription = subscription or broadcaster.subscribe(browser=False)
     try:
         while True:
             message = await _next(subscription, console.due_in())
