@@ -23,6 +23,11 @@ pytestmark = pytest.mark.serial
 
 ROOT = Path(__file__).resolve().parent.parent
 RSS_BOUND_MIB = 600
+# On 2 CPUs the inspector, its worker processes, the attacker and the sampler take turns on the cores:
+# with an idle p99 near 1 ms the scheduler alone adds a few ms to the tail. The bound is 3x idle or idle
+# plus this, whichever is larger, so a stall of the loop (tens to hundreds of ms) still fails the test;
+# the full-size `make bench` suite records the plain ratio (docs/benchmarks.md).
+SCHEDULING_ALLOWANCE_MS = 10.0
 # Pieces the generated queries are made of: field names, regex syntax, wildcards, nesting.
 QUERY_PIECES = ["body:", "h:", "path:", "/", "(", ")", "{255}", "{e<=1}", "*", "a", "(?=", "\\1", "+", " or ", "!", '"']
 
@@ -59,7 +64,8 @@ def test_hostile_input_leaves_the_gateway_its_loop() -> None:
     assert result["server_errors"] == [], result["statuses"]
     assert result["statuses"].get("bomb:400", 0) > 0 and result["statuses"].get("query:200", 0) > 0
     assert result["rss_mib_max"] < RSS_BOUND_MIB
-    assert result["attack"]["p99_ms"] <= TARGET_P99_RATIO * result["idle"]["p99_ms"], result
+    idle_p99 = result["idle"]["p99_ms"]
+    assert result["attack"]["p99_ms"] <= max(TARGET_P99_RATIO * idle_p99, idle_p99 + SCHEDULING_ALLOWANCE_MS), result
 
 
 def test_concurrent_costly_queries_share_one_loop_budget() -> None:
