@@ -23,7 +23,7 @@ def test_ci_runs_lint_the_gateway_build_tests_and_conformance(tmp_path: Path) ->
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run([str(ROOT / ".ci" / "run")], env=env, check=True, timeout=30)
-    assert log.read_text().split() == ["lint", "gateway", "test", "bench-smoke", "conformance"]
+    assert log.read_text().split() == ["lint", "gateway", "conformance", "bench-smoke", "test"]
 
 
 def test_ci_stops_when_lint_fails(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_ci_goes_on_when_the_gateway_cannot_be_built_and_stops_when_tests_fail(t
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run([str(ROOT / ".ci" / "run")], env=env, check=False, timeout=30, capture_output=True)
-    assert done.returncode != 0 and log.read_text().split() == ["lint", "gateway", "test"]
+    assert done.returncode != 0 and log.read_text().split() == ["lint", "gateway", "conformance", "bench-smoke", "test"]
 
 
 def test_make_clean_keeps_the_committed_generated_code(tmp_path: Path) -> None:
