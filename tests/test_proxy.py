@@ -321,6 +321,25 @@ async def test_replay_to_another_plugin_server_with_and_without_edits() -> None:
         assert ids == [1, 2, 3, 4]
 
 
+async def test_an_event_is_replayed_as_captured_to_the_plugin_server() -> None:
+    async with (
+        plugin_server(header_plugin) as plugin,
+        inspector_with(upstream=plugin.target) as (_inspector, client, http),
+    ):
+        payload = load_event("event-auth-failure.json").payload
+        await client.event(payload)
+        assert plugin.events == [payload]
+        again = await http.post("/api/captures/1/replay", json={})
+        assert again.status_code == 201, again.text
+        replayed = again.json()
+        assert replayed["capture"]["kind"] == "event" and replayed["capture"]["replay_of"] == 1
+        assert replayed["capture"]["upstream_status"] == "OK" and replayed["changes_vs_original"] is None
+        assert plugin.events == [payload, payload], "the plugin server got the event again, byte for byte"
+        edited = await http.post("/api/captures/1/replay", json={"object": {"payload": "{}"}})
+        assert edited.status_code == 400 and "replayed as captured" in edited.json()["detail"]
+        assert len(plugin.events) == 2
+
+
 async def test_replay_needs_a_target_in_echo_mode(client: Client, http: httpx.AsyncClient) -> None:
     await client.dispatch(load_object("pre.json"))
     refused = await http.post("/api/captures/1/replay", json={})

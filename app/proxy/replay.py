@@ -14,12 +14,12 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from app.capture.inflate import Outcome, inflate, is_gzip
-from app.capture.record import Capture, Recorder, summarize_object
+from app.capture.record import Capture, Recorder, summarize_event, summarize_object
 from app.proxy.rules import Rules
 from app.proxy.targets import ReplayTargets, TargetRefused
 from app.proxy.upstream import UpstreamPool
 from app.redaction.redact import REDACTED, Redactor
-from app.tyk.protocol import Object
+from app.tyk.protocol import Event, Object
 
 REPLAY_DEADLINE_SECONDS = 10.0
 """A replay has no gateway call whose deadline it could pass on, so it keeps one of its own."""
@@ -154,13 +154,21 @@ class Replayer:
         edited: dict[str, Any] | None = None,
         redactor: Redactor | None = None,
     ) -> Capture:
-        """Send the original's Object (or `edited`, protobuf JSON) and record the result, linked to the original.
+        """Send the original's Object (or `edited`, protobuf JSON), or its Event as captured, and record the result,
+        linked to the original.
 
         `edited` comes from a view redacted by `redactor`: the values it hid are restored first.
         """
-        if original.kind != "dispatch":
-            raise ReplayError("only Dispatch captures can be replayed")
         target = self.target_for(original, to)
+        if original.kind == "event":
+            if edited is not None:
+                raise ReplayError("an event is replayed as captured: the gateway fires it and ignores the reply")
+            capture = Capture(kind="event", request=original.request, reply=None, peer="replay", replay_of=original.id)
+            try:
+                summarize_event(capture, Event.FromString(original.request))
+            except Exception as exc:  # an undecodable original: replay its bytes anyway
+                capture.error = f"not a coprocess.Event: {exc}"
+            return await self._send(capture, target, "DispatchEvent")
         if edited is not None:
             # Restoring walks (and may inflate) every body of the edit: not on the loop the gateway's calls share.
             request = await asyncio.to_thread(edited_request, edited, original.request, redactor)
@@ -171,10 +179,14 @@ class Replayer:
             summarize_object(capture, Object.FromString(request))
         except Exception as exc:  # an undecodable original: replay its bytes anyway
             capture.error = f"not a coprocess.Object: {exc}"
+        return await self._send(capture, target, "Dispatch")
+
+    async def _send(self, capture: Capture, target: str, method: str) -> Capture:
+        """Call `method` of the plugin server at `target` with the capture's request; record the answer."""
         capture.upstream = target
         began = time.perf_counter()
         try:
-            capture.reply = await self._pool.call(target, "Dispatch", request, REPLAY_DEADLINE_SECONDS)
+            capture.reply = await self._pool.call(target, method, capture.request, REPLAY_DEADLINE_SECONDS)
             capture.upstream_status = "OK"
             capture.answered_by = "upstream"
         except grpc.aio.AioRpcError as exc:

@@ -184,8 +184,8 @@ async def replay_capture(context: Context, capture_id: int, body: ReplayRequest 
 
 def _against_original(original: Capture, result: Capture, redactor: Redactor) -> list[dict[str, Any]] | None:
     """How the new reply differs from the reply the original call got, both as shown (redacted)."""
-    if result.reply is None or original.reply is None:
-        return None
+    if result.reply is None or original.reply is None or result.kind != "dispatch":
+        return None  # an event's reply is empty: the gateway ignores it
     try:
         before, after = Object.FromString(original.reply), Object.FromString(result.reply)
     except DecodeError:
