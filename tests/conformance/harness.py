@@ -215,13 +215,22 @@ class Plugin(pb_grpc.DispatcherServicer):
 class InspectorProcess:
     """`main.py serve` as a user starts it, in front of the plugin (--upstream), redaction on (the default)."""
 
-    def __init__(self, plugin_port: int, tyk_version: str, log_path: Path, gateway_url: str | None = None) -> None:
+    def __init__(
+        self,
+        plugin_port: int,
+        tyk_version: str,
+        log_path: Path,
+        gateway_url: str | None = None,
+        options: list[str] | None = None,
+    ) -> None:
+        """`options`: more `serve` options, e.g. `--otel-endpoint URL`."""
         self.log_path = log_path
         self.log = log_path.open("w+b")
         command = [
             sys.executable, str(ROOT / "main.py"), "serve", "--grpc-address", "127.0.0.1:0", "--http-port", "0",
             "--upstream", f"127.0.0.1:{plugin_port}", "--tyk-version", tyk_version, "--capture-log", "off",
         ]  # fmt: skip
+        command += options or []
         environment = dict(os.environ)
         if gateway_url is not None:
             # The gateway's catalog (API names, hooks, /hello), its secret from the environment as a user would.
@@ -354,7 +363,8 @@ def oas_api(api_id: str, upstream_port: int) -> dict[str, Any]:
 
 class Gateway:
     """The Tyk Gateway binary with a generated tyk.conf; Classic API definitions from `apis` (files in app_path),
-    Tyk OAS ones from `oas` (created through the gateway's API, as its files need the gateway's own split)."""
+    Tyk OAS ones from `oas` (created through the gateway's API, as its files need the gateway's own split);
+    `conf` adds or replaces top-level tyk.conf settings (e.g. `opentelemetry`)."""
 
     def __init__(
         self,
@@ -365,6 +375,7 @@ class Gateway:
         apis: list[dict[str, Any]],
         oas: list[dict[str, Any]] | None = None,
         port: int | None = None,
+        conf: dict[str, Any] | None = None,
     ) -> None:
         assert binary.path is not None and binary.templates is not None
         self.port = port or free_port()
@@ -375,7 +386,7 @@ class Gateway:
         (directory / "middleware").mkdir(exist_ok=True)
         (directory / "policies").mkdir(exist_ok=True)
         (directory / "policies" / "policies.json").write_text("{}")
-        conf = {
+        settings = {
             "listen_address": "127.0.0.1",
             "listen_port": self.port,
             "secret": SECRET,
@@ -395,7 +406,8 @@ class Gateway:
             "pid_file_location": str(directory / "tyk.pid"),
             "log_level": "info",
         }
-        (directory / "tyk.conf").write_text(json.dumps(conf, indent=2))
+        settings.update(conf or {})
+        (directory / "tyk.conf").write_text(json.dumps(settings, indent=2))
         self.log_path = directory / "gateway.log"
         self.log = self.log_path.open("w+b")
         self.process = subprocess.Popen(
