@@ -14,39 +14,32 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ci_runs_lint_the_gateway_build_tests_and_conformance(tmp_path: Path) -> None:
-    # A `make` on PATH that records what it was asked to do, so the real script runs unchanged.
+def run_ci(tmp_path: Path, fails: tuple[str, ...] = ()) -> tuple[int, list[str]]:
+    """.ci/run with a `make` on PATH that records its targets and fails those in `fails`: (exit code, targets)."""
     log = tmp_path / "make.log"
     fake = tmp_path / "bin" / "make"
     fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    checks = " && ".join(f'[ "$1" != {target} ]' for target in fails) or "true"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n{checks}\n')
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run([str(ROOT / ".ci" / "run")], env=env, check=True, timeout=30)
-    assert log.read_text().split() == ["lint", "gateway", "conformance", "bench-smoke", "test"]
+    done = subprocess.run([str(ROOT / ".ci" / "run")], env=env, check=False, timeout=30, capture_output=True)
+    return done.returncode, log.read_text().split()
+
+
+def test_ci_runs_lint_the_gateway_build_tests_and_conformance(tmp_path: Path) -> None:
+    assert run_ci(tmp_path) == (0, ["lint", "gateway", "conformance", "bench-smoke", "test"])
 
 
 def test_ci_stops_when_lint_fails(tmp_path: Path) -> None:
-    log = tmp_path / "make.log"
-    fake = tmp_path / "bin" / "make"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n[ "$1" != lint ]\n')
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run([str(ROOT / ".ci" / "run")], env=env, check=False, timeout=30)
-    assert done.returncode != 0 and log.read_text().split() == ["lint"]
+    code, targets = run_ci(tmp_path, fails=("lint",))
+    assert code != 0 and targets == ["lint"]
 
 
 def test_ci_goes_on_when_the_gateway_cannot_be_built_and_stops_when_tests_fail(tmp_path: Path) -> None:
     """A module the Go proxy refuses fails `make gateway`; the gateway tests then skip with that reason."""
-    log = tmp_path / "make.log"
-    fake = tmp_path / "bin" / "make"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n[ "$1" != gateway ] && [ "$1" != test ]\n')
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run([str(ROOT / ".ci" / "run")], env=env, check=False, timeout=30, capture_output=True)
-    assert done.returncode != 0 and log.read_text().split() == ["lint", "gateway", "conformance", "bench-smoke", "test"]
+    code, targets = run_ci(tmp_path, fails=("gateway", "test"))
+    assert code != 0 and targets == ["lint", "gateway", "conformance", "bench-smoke", "test"]
 
 
 def test_make_clean_keeps_the_committed_generated_code(tmp_path: Path) -> None:
