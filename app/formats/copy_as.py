@@ -134,13 +134,14 @@ class _Variables:
         head = "# The inspector redacted these values: set each variable to the real one first.\n"
         return head + "\n".join(lines) + "\n"
 
-    def heredoc(self, text: str) -> str:
-        """Text for an unquoted here-document: $, ` and \\ taken literally, redacted values as variables."""
+    def heredoc(self, text: str, what: str = "body value") -> str:
+        """Text for an unquoted here-document: $, ` and \\ taken literally, redacted values as variables
+        (each described as "the KEY <what>")."""
         pieces = text.split(REDACTED)
         out = [_heredoc_escape(pieces[0])]
         for before, piece in itertools.pairwise(pieces):
             key = _key_before(before)
-            out.append("${" + self.name(key, f"the {key} body value" if key else "a redacted body value") + ":?}")
+            out.append("${" + self.name(key, f"the {key} {what}" if key else f"a redacted {what}") + ":?}")
             out.append(_heredoc_escape(piece))
         return "".join(out)
 
@@ -223,13 +224,8 @@ def _json_heredoc(message: dict[str, Any]) -> tuple[str, str, str]:
     if REDACTED not in text:
         return "", "'JSON'", text
     secrets = _Variables()
-    pieces = text.split(REDACTED)
-    out = [_heredoc_escape(pieces[0])]
-    for before, piece in itertools.pairwise(pieces):
-        key = _key_before(before)
-        out.append("${" + secrets.name(key, f"the {key} value" if key else "a redacted value") + ":?}")
-        out.append(_heredoc_escape(piece))
-    return secrets.comment(), "JSON", "".join(out)
+    body = secrets.heredoc(text, "value")
+    return secrets.comment(), "JSON", body
 
 
 def pytest_test(sent: dict[str, Any], reply: dict[str, Any], capture_id: int, target: str, about: str) -> str:

@@ -58,6 +58,17 @@ def iso_time(epoch_us: int) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def epoch_us(text: str) -> int:
+    """Microseconds since the epoch from an ISO 8601 time (UTC when it names no zone), one `iso_time` can
+    print again; OverflowError when it cannot, ValueError when it is no ISO 8601 time."""
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    moment = (parsed - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    iso_time(moment)  # what every export and detail will do with it
+    return moment
+
+
 def message_to_json(message: Message) -> dict[str, Any]:
     """Protobuf JSON, camelCase, as MessageToJson prints it and json_format.Parse reads it."""
     return json_format.MessageToDict(message)

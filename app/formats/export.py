@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -16,13 +15,12 @@ from typing import Any
 from google.protobuf import json_format
 
 from app.capture.record import Capture, Kind, summarize_event, summarize_object
-from app.formats.document import NO_REDACTION, RECORD_FIELDS, capture_record, iso_time, json_text
+from app.formats.document import NO_REDACTION, RECORD_FIELDS, capture_record, epoch_us, iso_time, json_text
 from app.redaction.redact import Redactor
 from app.tyk.protocol import Event, EventReply, Object
 
 __all__ = ["ImportFormatError", "capture_record", "export_chunks", "parse_document"]
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 FORMAT = "tyk-inspector-export"
 VERSION = 1
 
@@ -346,17 +344,11 @@ def _field(record: dict[str, Any], name: str, expected: type) -> Any:
 
 def _timestamp_us(text: str) -> int:
     try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return epoch_us(text)
     except ValueError:
         raise ImportFormatError(f'"received_at" is not an ISO 8601 time: {text!r}') from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    try:
-        epoch_us = (parsed - EPOCH) // dt.timedelta(microseconds=1)
-        iso_time(epoch_us)  # what every export and detail will do with it
     except OverflowError:
         raise ImportFormatError(f'"received_at" is out of range: {text!r}') from None
-    return epoch_us
 
 
 def _metadata(value: Any) -> tuple[tuple[str, str], ...]:

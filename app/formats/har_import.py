@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.capture.record import Capture, summarize_object
+from app.formats.document import epoch_us
 from app.formats.export import ImportFormatError
 from app.tyk.protocol import Object
 from protogen import coprocess_common_pb2 as common
@@ -154,12 +155,11 @@ def _time_us(value: Any) -> int:
     if not isinstance(value, str) or not value:
         return int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
     try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return epoch_us(value)
     except ValueError:
         raise ValueError(f"startedDateTime {value[:40]!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp() * 1_000_000)
+    except OverflowError:
+        raise ValueError(f"startedDateTime {value[:40]!r} is out of range") from None
 
 
 def _duration_ns(value: Any) -> int:
